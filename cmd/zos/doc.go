@@ -1,0 +1,10 @@
+// Command zos is the one binary of the project: a cobra root command with one
+// subcommand per service or tool.
+//
+// Owns: flag parsing and the wiring of each service from its package. No
+// logic lives here: a command turns flags into a config, calls the package's
+// constructor and runs it.
+//
+// May import: every package of the module.
+// Must never be imported by: anything (it is package main).
+package main
