@@ -109,6 +109,21 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 	}
 }
 
+// Next returns the next request if one is complete in the buffer, without
+// reading from the stream; ok is false when the buffer holds no complete
+// request. A server answers its buffered batch when ok turns false.
+func (r *Reader) Next() (args [][]byte, ok bool, err error) {
+	args, n, err := r.parseCommand(r.buf[r.r:r.w])
+	if err != nil || n == 0 {
+		return nil, false, err
+	}
+	r.r += n
+	if r.r == r.w {
+		r.r, r.w = 0, 0
+	}
+	return args, true, nil
+}
+
 // parseCommand parses one complete command from b. It returns n == 0 when b
 // holds only part of a command, having set r.need to a lower bound of the
 // bytes required.

@@ -69,8 +69,14 @@ func TestPipelineAndBuffered(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := NewReader(&in)
+	if _, ok, err := r.Next(); ok || err != nil {
+		t.Fatalf("Next on an empty buffer: %v %v", ok, err)
+	}
 	for i := 0; i < 100; i++ {
-		args, err := r.ReadCommand()
+		args, ok, err := r.Next()
+		if !ok && err == nil {
+			args, err = r.ReadCommand()
+		}
 		if err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}

@@ -246,6 +246,7 @@ func (ns *Namespace) close() error {
 	ns.commitMu.Lock()
 	ns.mu.Lock()
 	ns.closed = true
+	ns.closedFlag.Store(true)
 	ns.mu.Unlock()
 	ns.commitMu.Unlock()
 	if cerr := ns.closeFiles(); err == nil {

@@ -62,31 +62,32 @@ type Namespace struct {
 	dataDir string
 	log     *slog.Logger
 
-	mu       sync.RWMutex
-	mode     Mode
-	desc     descriptor
-	side     sideFile
-	keys     map[string]loc // user mode only
-	seqmap   []seqFile      // seq mode only
-	nextID   uint64         // entries ever appended (seq ids)
-	firstID  uint32         // lowest index file id present
-	curID    uint32
-	dataEnd  int64 // logical end of the current data file, pending included
-	idxEnd   int64
-	dataPrev uint32
-	idxPrev  uint32
-	idxSizes map[uint32]int64  // logical size of each index file
-	lastIdx  map[uint32]uint32 // offset of the last entry of each index file
-	entries  int64
-	payload  int64
-	pend     batch
-	inflight *batch
-	seq      uint64
-	dirty    map[uint32]bool
-	broken   error
-	closed   bool
-	lastTS   uint32 // last write timestamp, for replication lag
-	writes   atomic.Uint64
+	mu         sync.RWMutex
+	mode       Mode
+	desc       descriptor
+	side       sideFile
+	keys       map[string]loc // user mode only
+	seqmap     []seqFile      // seq mode only
+	nextID     uint64         // entries ever appended (seq ids)
+	firstID    uint32         // lowest index file id present
+	curID      uint32
+	dataEnd    int64 // logical end of the current data file, pending included
+	idxEnd     int64
+	dataPrev   uint32
+	idxPrev    uint32
+	idxSizes   map[uint32]int64  // logical size of each index file
+	lastIdx    map[uint32]uint32 // offset of the last entry of each index file
+	entries    int64
+	payload    int64
+	pend       batch
+	inflight   *batch
+	seq        uint64
+	dirty      map[uint32]bool
+	broken     error
+	closed     bool
+	closedFlag atomic.Bool
+	lastTS     uint32 // last write timestamp, for replication lag
+	writes     atomic.Uint64
 
 	fileMu sync.Mutex
 	files  map[fileKey]*os.File
@@ -790,3 +791,6 @@ func (ns *Namespace) DirtyFiles(reset bool) []uint32 {
 	}
 	return ids
 }
+
+// Closed reports whether the namespace was closed or deleted.
+func (ns *Namespace) Closed() bool { return ns.closedFlag.Load() }
