@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zosgrid/zos/resp"
 	"github.com/zosgrid/zos/zdb"
 	"github.com/zosgrid/zos/zdb/server"
 )
@@ -25,6 +28,7 @@ func newZdbCmd() *cobra.Command {
 		protect, sync, verbose, compatPw, dualnet                     bool
 		synctime                                                      int
 		replicaOf, replicaAuth                                        string
+		compactAt                                                     float64
 	)
 	cmd := &cobra.Command{
 		Use:     "zdb",
@@ -87,7 +91,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			}
 			srv, err := server.New(db, server.Config{
 				Listen: listen, Port: port, Socket: socket, DualNet: dualnet,
-				Admin: admin, Protect: protect, Hook: hook, Logger: log,
+				Admin: admin, Protect: protect, Hook: hook, Logger: log, AutoCompact: compactAt,
 			})
 			if err != nil {
 				return err
@@ -136,7 +140,68 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.BoolVar(&compatPw, "compat-passwords", false, "keep namespace passwords in clear in 0-db's descriptor")
 	f.StringVar(&replicaOf, "replica-of", "", "follow the primary at HOST:PORT (this server becomes a read-only secondary)")
 	f.StringVar(&replicaAuth, "replica-auth", "", "admin password of the primary (or env ZDB_REPLICA_AUTH)")
-	cmd.AddCommand(newZdbCheckCmd())
+	f.Float64Var(&compactAt, "compact-threshold", 0.5, "compact a namespace automatically once this share of its data is dead (0 = never)")
+	cmd.AddCommand(newZdbCheckCmd(), newZdbCompactCmd())
+	return cmd
+}
+
+func newZdbCompactCmd() *cobra.Command {
+	var host, socket, ns string
+	var port int
+	cmd := &cobra.Command{
+		Use:   "compact [--namespace NS]",
+		Short: "Compact a namespace of a running zdb server online",
+		Long: `compact asks a running server to rewrite a namespace's older files keeping only the
+live keys and the history of live keys, then swap them in atomically. The namespace
+keeps serving reads and writes meanwhile; disk usage drops by the dead records.
+Cursors (SCAN, KEYCUR, HISTORY) handed out before a compaction may become invalid.
+Seq-mode namespaces cannot be compacted (their ids are file positions).
+
+The server also compacts on its own when --compact-threshold of a namespace is dead.
+The admin password is read from the ZDB_ADMIN environment variable when the server
+runs with --admin. This sends "COMPACT <namespace>" over the redis protocol.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			network, addr := "tcp", net.JoinHostPort(host, strconv.Itoa(port))
+			if socket != "" {
+				network, addr = "unix", socket
+			}
+			conn, err := net.DialTimeout(network, addr, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			r, w := resp.NewReader(conn), resp.NewWriter(conn)
+			if pw := os.Getenv("ZDB_ADMIN"); pw != "" {
+				w.Command([]byte("AUTH"), []byte(pw))
+			}
+			w.Command([]byte("COMPACT"), []byte(ns))
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "compacting namespace %s...\n", ns)
+			if os.Getenv("ZDB_ADMIN") != "" {
+				if v, err := r.ReadValue(); err != nil {
+					return err
+				} else if err := v.Err(); err != nil {
+					return fmt.Errorf("auth: %w", err)
+				}
+			}
+			v, err := r.ReadValue()
+			if err != nil {
+				return err
+			}
+			if err := v.Err(); err != nil {
+				return fmt.Errorf("compact %s: %w", ns, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(v.Str))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "server address")
+	cmd.Flags().IntVar(&port, "port", 9900, "server port")
+	cmd.Flags().StringVar(&socket, "socket", "", "server unix socket (instead of host and port)")
+	cmd.Flags().StringVar(&ns, "namespace", zdb.DefaultNamespace, "namespace to compact")
 	return cmd
 }
 

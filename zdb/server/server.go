@@ -39,7 +39,10 @@ type Config struct {
 	// AutoCompact compacts a namespace on its own when at least this share
 	// of its data files is dead (0 disables it).
 	AutoCompact float64
-	Logger      *slog.Logger
+	// CompactInterval is how often the automatic threshold is checked
+	// (default one minute).
+	CompactInterval time.Duration
+	Logger          *slog.Logger
 }
 
 // Server serves the 0-db protocol over a zdb.DB.
@@ -83,6 +86,9 @@ type ReplicaStatus interface {
 
 // New returns a server for db. It does not listen yet.
 func New(db *zdb.DB, cfg Config) (*Server, error) {
+	if cfg.CompactInterval <= 0 {
+		cfg.CompactInterval = time.Minute
+	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1"
 	}
@@ -171,6 +177,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.Close()
 		return fmt.Errorf("zdb server: ready hook failed: %w", err)
 	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.cfg.AutoCompact > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.autoCompact(actx, s.cfg.CompactInterval)
+		}()
+	}
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		s.wg.Add(1)
@@ -184,6 +199,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	cancel()
 	s.Close()
 	s.hooks.run(context.Background(), false, "close")
 	s.hooks.wait()
