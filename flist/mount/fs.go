@@ -307,6 +307,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 		return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 	}
+	if len(blocks) > 1 && !m.opts.NoPassthrough {
+		if f, ok := m.opts.Cache.OpenWhole(blocks, in.Size); ok {
+			return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
+		}
+	}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
 

@@ -330,3 +330,34 @@ func TestMountExecVerify(t *testing.T) {
 		t.Fatal("ExecAllowed disagrees with the metadata")
 	}
 }
+
+func TestMountWholeFilePassthrough(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	data := flisttest.Random(13, 3*flist.BlockSize+77)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "multi"), data, 0o644) }, 0)
+	_, mp := fx.mount(t, mount.Options{ReadAhead: -1})
+	for i := range 2 { // first read: block by block; second: assembled file
+		if b, err := os.ReadFile(filepath.Join(mp, "multi")); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	whole, _ := filepath.Glob(filepath.Join(fx.cache.Dir(), "whole", "*"))
+	if len(whole) != 1 {
+		t.Fatalf("no assembled whole-file entry: %v", whole)
+	}
+	// Corrupt the assembled file; a restarted cache must not serve it.
+	os.Chmod(whole[0], 0o600)
+	os.WriteFile(whole[0], bytes.Repeat([]byte{1}, len(data)), 0o600)
+	c2, err := mount.NewCache(fx.cache.Dir(), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.cache = c2
+	_, mp2 := fx.mount(t, mount.Options{ReadAhead: -1})
+	if b, err := os.ReadFile(filepath.Join(mp2, "multi")); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("corrupt assembled file served: %v", err)
+	}
+	if c2.Stats().Corrupt != 1 {
+		t.Fatalf("corruption not detected: %+v", c2.Stats())
+	}
+}
