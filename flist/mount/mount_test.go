@@ -150,6 +150,7 @@ func TestMountLazyAndSingleflight(t *testing.T) {
 
 func TestMountReadAhead(t *testing.T) {
 	zostest.RequiresFUSE(t)
+	zostest.CheckLeaks(t) // read-ahead goroutines end with Unmount
 	big := flisttest.Random(6, 8*flist.BlockSize)
 	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "big"), big, 0o644) }, 0)
 	_, mp := fx.mount(t, mount.Options{ReadAhead: 3})
