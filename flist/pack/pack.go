@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"sort"
 	"sync"
@@ -46,14 +47,15 @@ type Stats struct {
 	NewBytes                                  int64 // encrypted bytes written
 }
 
-// DedupRatio is referenced blocks per new block written (1 when every block
-// was new; higher when the store or the tree already had them).
+// DedupRatio is referenced blocks per new block written: 1 when every block
+// was new, higher when the store or the tree already had them, +Inf when
+// nothing had to be written.
 func (s Stats) DedupRatio() float64 {
 	if s.NewBlocks == 0 {
 		if s.Blocks == 0 {
 			return 1
 		}
-		return float64(s.Blocks)
+		return math.Inf(1)
 	}
 	return float64(s.Blocks) / float64(s.NewBlocks)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,7 @@ func TestDirRoundTrip(t *testing.T) {
 
 	// Second pack of the same tree uploads nothing.
 	_, st2 := packDir(t, src, s)
-	if st2.NewBlocks != 0 || st2.DedupRatio() != 14 {
+	if st2.NewBlocks != 0 || !math.IsInf(st2.DedupRatio(), 1) {
 		t.Errorf("second pack: new blocks %d, ratio %v", st2.NewBlocks, st2.DedupRatio())
 	}
 }
