@@ -298,7 +298,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			}
 		}
 	}
-	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, cur: -1}
+	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, last: -1, ra: -1}
 	if len(blocks) == 1 && !m.opts.NoPassthrough {
 		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
 		if err != nil {
@@ -336,7 +336,9 @@ func (m *Mount) logBlockErr(path string, idx int, b flist.Block, err error) {
 	m.log.Error("block unavailable", "file", path, "block", idx, "id", b.ID.String(), "err", err)
 }
 
-// handle reads a regular file through the cache.
+// handle reads a regular file through the cache. Reads may run
+// concurrently (the kernel issues asynchronous reads); fetches happen
+// outside the lock.
 type handle struct {
 	m      *Mount
 	ino    uint64
@@ -344,12 +346,20 @@ type handle struct {
 	blocks []flist.Block
 	size   uint64
 
-	mu   sync.Mutex
-	cur  int      // index of the chunk held open in f
-	f    *os.File // open cache file of chunk cur
-	last int      // last chunk read, for sequential detection
-	ra   int      // highest chunk queued for read-ahead
+	mu    sync.Mutex
+	open  map[int]*chunkFile // a few recently used chunk files
+	order []int              // open chunks, oldest first
+	last  int                // last chunk read, for sequential detection
+	ra    int                // highest chunk queued for read-ahead
 }
+
+// chunkFile is an open cache file shared by concurrent reads.
+type chunkFile struct {
+	f    *os.File
+	refs int // readers using it, plus one while it is in handle.open
+}
+
+const openChunks = 2
 
 var (
 	_ fs.FileReader   = (*handle)(nil)
@@ -364,17 +374,17 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(uint64(off)+uint64(len(dest)), h.size)
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	n := 0
 	for pos := uint64(off); pos < end; {
 		idx := int(pos / flist.BlockSize)
-		if err := h.chunk(ctx, idx); err != nil {
+		cf, err := h.acquire(ctx, idx)
+		if err != nil {
 			return nil, syscall.EIO
 		}
 		within := int64(pos % flist.BlockSize)
 		want := min(end-pos, flist.BlockSize-uint64(within))
-		got, err := h.f.ReadAt(dest[n:n+int(want)], within)
+		got, err := cf.f.ReadAt(dest[n:n+int(want)], within)
+		h.release(cf)
 		if err != nil && !(errors.Is(err, io.EOF) && got == int(want)) {
 			h.m.log.Error("cache read failed", "file", h.path, "block", idx, "err", err)
 			return nil, syscall.EIO
@@ -386,26 +396,59 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		n += got
 		pos += uint64(got)
 	}
+	h.mu.Lock()
 	h.readAhead(int((end - 1) / flist.BlockSize))
+	h.mu.Unlock()
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-// chunk makes chunk idx the open one.
-func (h *handle) chunk(ctx context.Context, idx int) error {
-	if h.cur == idx && h.f != nil {
-		return nil
+// acquire returns chunk idx's open cache file, fetching it if needed.
+func (h *handle) acquire(ctx context.Context, idx int) (*chunkFile, error) {
+	h.mu.Lock()
+	if cf, ok := h.open[idx]; ok {
+		cf.refs++
+		h.mu.Unlock()
+		return cf, nil
 	}
-	if h.f != nil {
-		h.f.Close()
-		h.f = nil
-	}
+	h.mu.Unlock()
 	f, err := h.m.opts.Cache.Open(ctx, h.blocks[idx], h.m.opts.Store)
 	if err != nil {
 		h.m.logBlockErr(h.path, idx, h.blocks[idx], err)
-		return err
+		return nil, err
 	}
-	h.f, h.cur = f, idx
-	return nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cf, ok := h.open[idx]; ok { // another read won the race
+		f.Close()
+		cf.refs++
+		return cf, nil
+	}
+	if h.open == nil {
+		h.open = map[int]*chunkFile{}
+	}
+	cf := &chunkFile{f: f, refs: 2}
+	h.open[idx] = cf
+	h.order = append(h.order, idx)
+	for len(h.order) > openChunks {
+		old := h.order[0]
+		h.order = h.order[1:]
+		h.unref(h.open[old])
+		delete(h.open, old)
+	}
+	return cf, nil
+}
+
+func (h *handle) release(cf *chunkFile) {
+	h.mu.Lock()
+	h.unref(cf)
+	h.mu.Unlock()
+}
+
+func (h *handle) unref(cf *chunkFile) {
+	cf.refs--
+	if cf.refs == 0 {
+		cf.f.Close()
+	}
 }
 
 // readAhead queues the next blocks when reads look sequential.
@@ -440,10 +483,10 @@ func (h *handle) readAhead(idx int) {
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.f != nil {
-		h.f.Close()
-		h.f = nil
+	for _, idx := range h.order {
+		h.unref(h.open[idx])
 	}
+	h.open, h.order = nil, nil
 	return 0
 }
 
