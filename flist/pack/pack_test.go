@@ -208,3 +208,35 @@ func TestUnpackCorruptBlock(t *testing.T) {
 		t.Fatalf("unpack of a tampered block = %v; want ErrCorruptBlock", err)
 	}
 }
+
+// FuzzTar packs arbitrary tar streams: errors are fine, panics are not, and
+// a failed pack leaves no output file.
+func FuzzTar(f *testing.F) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "a/b", Typeflag: tar.TypeReg, Size: 3, Mode: 0o644})
+	tw.Write([]byte("abc"))
+	tw.WriteHeader(&tar.Header{Name: "a/c", Typeflag: tar.TypeLink, Linkname: "a/b"})
+	tw.WriteHeader(&tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "/x"})
+	tw.Close()
+	f.Add(buf.Bytes())
+	f.Add([]byte("garbage"))
+	s, _ := store.NewDir(f.TempDir())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := filepath.Join(t.TempDir(), "f.fl")
+		_, err := pack.Tar(context.Background(), bytes.NewReader(data), out, pack.Options{Store: s, Workers: 1})
+		if _, serr := os.Stat(out); err != nil && serr == nil {
+			t.Fatal("failed pack left an output file")
+		}
+		if err == nil {
+			fl, err := flist.Open(context.Background(), out)
+			if err != nil {
+				t.Fatalf("pack wrote an flist Open rejects: %v", err)
+			}
+			defer fl.Close()
+			if _, err := fl.Tree(context.Background()); err != nil {
+				t.Fatalf("pack wrote an inconsistent flist: %v", err)
+			}
+		}
+	})
+}
