@@ -353,3 +353,23 @@ func FuzzDecodeBlock(f *testing.F) {
 		}
 	})
 }
+
+func TestOddPath(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "we?ird#dir%20")
+	os.Mkdir(dir, 0o755)
+	p := filepath.Join(dir, "x?.fl")
+	w, err := flist.Create(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddInode(ctx, flist.Inode{Name: "/", Mode: syscall.S_IFDIR | 0o755})
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := flist.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
