@@ -15,6 +15,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/flist"
 )
@@ -144,11 +145,19 @@ func (m *Mount) Wait() {
 	m.bg.Wait()
 }
 
-// Unmount unmounts the filesystem and stops background work.
+// Unmount unmounts the filesystem and stops background work. If files are
+// still open (EBUSY) the mount is detached lazily: it disappears from the
+// mount table at once and the kernel lets go when the last file closes.
 func (m *Mount) Unmount() error {
 	m.once.Do(func() {
 		m.cancel()
 		m.err = m.server.Unmount()
+		if m.err != nil {
+			if derr := unix.Unmount(m.mountpoint, unix.MNT_DETACH); derr == nil {
+				m.log.Warn("mount busy, detached lazily", "err", m.err)
+				m.err = nil
+			}
+		}
 		m.bg.Wait()
 	})
 	return m.err

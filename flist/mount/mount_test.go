@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/zosgrid/zos/flist"
 	"github.com/zosgrid/zos/flist/flisttest"
@@ -164,7 +165,7 @@ func TestMountReadAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reading the start of block 0 queues blocks 1..3 in the background.
-	zostest.WaitFor(t, 10_000_000_000, func() error {
+	zostest.WaitFor(t, 10*time.Second, func() error {
 		if n := fx.store.gets.Load(); n < 4 {
 			return fmt.Errorf("%d blocks fetched", n)
 		}
@@ -361,4 +362,39 @@ func TestMountWholeFilePassthrough(t *testing.T) {
 	if c2.Stats().Corrupt != 1 {
 		t.Fatalf("corruption not detected: %+v", c2.Stats())
 	}
+}
+
+func TestMountUnmountBusy(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "f"), []byte("busy"), 0o644) }, 0)
+	ctx := context.Background()
+	f, _ := flist.Open(ctx, fx.fl)
+	mp := t.TempDir()
+	m, err := mount.New(ctx, f, mp, mount.Options{Cache: fx.cache, Store: fx.store})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.Open(filepath.Join(mp, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unmount(); err != nil {
+		t.Fatalf("unmount with an open file: %v", err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	if strings.Contains(string(mounts), " "+mp+" ") {
+		t.Fatal("still in the mount table after Unmount")
+	}
+	done := make(chan struct{})
+	go func() { m.Wait(); close(done) }()
+	open.Close()
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		select {
+		case <-done:
+			return nil
+		default:
+			return errors.New("server still running after the last file closed")
+		}
+	})
 }
