@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -239,4 +240,29 @@ func FuzzTar(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkPackDir packs a tree of many small files and a few big ones.
+func BenchmarkPackDir(b *testing.B) {
+	src := b.TempDir()
+	for i := range 2000 {
+		d := filepath.Join(src, fmt.Sprintf("d%02d", i%50))
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d", i)), flisttest.Random(uint64(i), 1000+i*10), 0o644)
+	}
+	os.WriteFile(filepath.Join(src, "big"), flisttest.Random(1, 20<<20), 0o644)
+	var total int64
+	filepath.Walk(src, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			total += info.Size()
+		}
+		return nil
+	})
+	b.SetBytes(total)
+	for b.Loop() {
+		s, _ := store.NewDir(b.TempDir())
+		if _, err := pack.Dir(context.Background(), src, filepath.Join(b.TempDir(), "x.fl"), pack.Options{Store: s}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
