@@ -4,6 +4,10 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# Pure-Go DNS and user lookups: the binary is linked statically (it also runs
+# as PID 1 inside containers without a C library), so it must not need glibc's
+# NSS modules at run time.
+export GOFLAGS := $(GOFLAGS) -tags=netgo,osusergo
 # The race detector runs on every package; drop it with `make test RACE=`.
 RACE ?= -race
 RUN_DIR ?= $(CURDIR)/.run
@@ -26,7 +30,7 @@ unit:
 	$(GO) test $(RACE) -count=1 -timeout 20m ./...
 
 e2e: build
-	ZOS_BIN=$(CURDIR)/bin/zos $(GO) test -tags e2e -count=1 -timeout 20m ./e2e/...
+	ZOS_BIN=$(CURDIR)/bin/zos $(GO) test -tags e2e,netgo,osusergo -count=1 -timeout 20m ./e2e/...
 
 test: deps vet unit e2e
 
