@@ -92,7 +92,8 @@ func (m *Manager) states() ([]state, error) {
 	var out []state
 	for _, e := range ents {
 		n := e.Name()
-		if !strings.HasSuffix(n, ".json") || n == "wall.json" {
+		// Network state files are <id>.json, with an 8-hex-digit id.
+		if id, ok := strings.CutSuffix(n, ".json"); !ok || len(id) != 8 || strings.Trim(id, "0123456789abcdef") != "" {
 			continue
 		}
 		var st state

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zosgrid/zos/key"
+	"github.com/zosgrid/zos/network/overlay"
+)
+
+// overlayInfo is what a running overlay publishes for the other commands.
+type overlayInfo struct {
+	Address   netip.Addr   `json:"address"`
+	Subnet    netip.Prefix `json:"subnet"`
+	PublicKey string       `json:"public_key"`
+	Listen    []string     `json:"listen"`
+}
+
+func overlayInfoPath(state string) string { return filepath.Join(state, "overlay.json") }
+
+func newOverlayCmd(f *networkFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "overlay",
+		Short: "The planetary overlay (embedded Yggdrasil) and workload overlay addresses",
+		Long: `The node joins the planetary IPv6 overlay with its ed25519 identity: its overlay
+address (200::/7) and a /64 routed to it derive from the node key. Workloads
+get addresses from that /64; their traffic crosses the overlay end-to-end
+encrypted. Run "overlay run" inside the node's host namespace.`,
+	}
+
+	var keyFile, tunName string
+	var listen, peers []string
+	run := &cobra.Command{
+		Use:   "run --key FILE [--listen URI]... [--peer URI]...",
+		Short: "Run the overlay node until SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := key.Load(keyFile)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			n, err := overlay.Start(overlay.Config{Key: k, HostNS: nsPath(f.hostNS), Listen: listen, Peers: peers, TunName: tunName, Logger: log})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			info := overlayInfo{Address: n.Address(), Subnet: n.Subnet(), PublicKey: n.PublicKey(), Listen: n.ListenAddrs()}
+			if err := os.MkdirAll(f.state, 0o700); err != nil {
+				return err
+			}
+			b, _ := json.Marshal(info)
+			if err := os.WriteFile(overlayInfoPath(f.state), b, 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(overlayInfoPath(f.state))
+			log.Info("overlay running", "address", info.Address, "subnet", info.Subnet, "listen", info.Listen)
+			fmt.Fprintf(cmd.OutOrStdout(), "overlay address %s subnet %s\n", info.Address, info.Subnet)
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	run.Flags().StringVar(&keyFile, "key", "", "node identity key file (zos key new)")
+	run.Flags().StringArrayVar(&listen, "listen", nil, "URI to accept peerings on, e.g. tcp://0.0.0.0:9943 (repeatable)")
+	run.Flags().StringArrayVar(&peers, "peer", nil, "peer URI, e.g. tcp://198.51.100.1:9943 (repeatable)")
+	run.Flags().StringVar(&tunName, "tun", overlay.DefaultTun, "overlay interface name")
+	run.MarkFlagRequired("key")
+
+	readInfo := func() (overlayInfo, error) {
+		var info overlayInfo
+		b, err := os.ReadFile(overlayInfoPath(f.state))
+		if err != nil {
+			return info, fmt.Errorf("overlay not running here (no %s): %w", overlayInfoPath(f.state), err)
+		}
+		return info, json.Unmarshal(b, &info)
+	}
+	var ifname string
+	attach := &cobra.Command{
+		Use:   "attach NETNS",
+		Short: "Give a workload namespace an overlay address from this node's /64 and print it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, err := readInfo()
+			if err != nil {
+				return err
+			}
+			m, err := f.manager(cmd)
+			if err != nil {
+				return err
+			}
+			a, err := m.AttachOverlay(cmd.Context(), info.Subnet, nsPath(args[0]), ifname)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), a.Addr())
+			return nil
+		},
+	}
+	attach.Flags().StringVar(&ifname, "ifname", "ygg0", "interface name inside the workload")
+	detach := &cobra.Command{
+		Use:   "detach NETNS",
+		Short: "Remove a workload's overlay address",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := f.manager(cmd)
+			if err != nil {
+				return err
+			}
+			return m.DetachOverlay(cmd.Context(), nsPath(args[0]))
+		},
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Print the running overlay's address, subnet and listeners (JSON)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info, err := readInfo()
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), info)
+		},
+	}
+	cmd.AddCommand(run, attach, detach, status)
+	return cmd
+}
