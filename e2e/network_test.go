@@ -484,3 +484,96 @@ func networkLeftovers(t *testing.T, n *networkNode) []string {
 	}
 	return left
 }
+
+// networkOverlay runs `zos network overlay run` inside node ns until the
+// test ends.
+func networkOverlay(t *testing.T, n *networkNode, args ...string) {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "node.key")
+	mustZos(t, "key", "new", "-o", keyFile)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.ns, zosBin(t), "network", "--state", n.state,
+		"overlay", "run", "--key", keyFile}, args...)...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(unix.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("overlay on %s:\n%s", n.name, logs.String())
+		}
+	})
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("overlay exited: %v\n%s", err, logs.String())
+		default:
+		}
+		_, err := os.Stat(filepath.Join(n.state, "overlay.json"))
+		return err
+	})
+}
+
+func TestNetworkOverlay(t *testing.T) {
+	zostest.RequiresNetns(t)
+	suffix := make([]byte, 3)
+	rand.Read(suffix)
+	w := &networkWorld{t: t, prefix: "zo" + hex.EncodeToString(suffix) + "-", dir: t.TempDir()}
+	inet := w.ns("inet")
+	networkIP(t, "-n", inet, "link", "add", "br0", "type", "bridge")
+	networkIP(t, "-n", inet, "link", "set", "br0", "up")
+	var nodes []*networkNode
+	for i, name := range []string{"a", "b"} {
+		n := &networkNode{name: name, ns: w.ns("node" + name), state: filepath.Join(w.dir, name)}
+		w.link(n.ns, "eth0", fmt.Sprintf("198.51.100.%d/24", i+1), inet, "p"+name, "")
+		networkIP(t, "-n", inet, "link", "set", "p"+name, "master", "br0")
+		nodes = append(nodes, n)
+	}
+	a, b := nodes[0], nodes[1]
+	// The wall on A lets the overlay peering port through, nothing else.
+	a.zos(t, "wall", "--outward", "eth0", "--tcp", "9943")
+	t.Cleanup(func() { zos(t, "network", "--host-ns", a.ns, "--state", a.state, "wall", "--remove") })
+	networkOverlay(t, a, "--listen", "tcp://198.51.100.1:9943")
+	networkOverlay(t, b, "--peer", "tcp://198.51.100.1:9943")
+
+	var infoA, infoB struct {
+		Address string `json:"address"`
+		Subnet  string `json:"subnet"`
+	}
+	json.Unmarshal([]byte(a.zos(t, "overlay", "status")), &infoA)
+	json.Unmarshal([]byte(b.zos(t, "overlay", "status")), &infoB)
+	if !strings.HasPrefix(infoA.Address, "2") || !strings.HasPrefix(infoA.Subnet, "3") || !strings.HasSuffix(infoA.Subnet, "/64") {
+		t.Fatalf("overlay address %s subnet %s not in 200::/7", infoA.Address, infoA.Subnet)
+	}
+	wa, wb := w.ns("wla"), w.ns("wlb")
+	addrA := strings.TrimSpace(a.zos(t, "overlay", "attach", wa))
+	addrB := strings.TrimSpace(b.zos(t, "overlay", "attach", wb))
+	t.Cleanup(func() {
+		zos(t, "network", "--host-ns", a.ns, "--state", a.state, "overlay", "detach", wa)
+		zos(t, "network", "--host-ns", b.ns, "--state", b.state, "overlay", "detach", wb)
+	})
+	if !strings.HasPrefix(addrB, strings.TrimSuffix(infoB.Subnet, "::/64")) {
+		t.Fatalf("workload address %s not in node subnet %s", addrB, infoB.Subnet)
+	}
+	networkEcho(t, wb, "["+addrB+"]:7000")
+	marker := "ZOS-OVERLAY-" + hex.EncodeToString(suffix)
+	stop := networkCapture(t, inet)
+	networkWaitEcho(t, wa, "tcp", "["+addrB+"]:7000", marker)
+	networkEcho(t, wa, "["+addrA+"]:7000")
+	networkWaitEcho(t, wb, "tcp", "["+addrA+"]:7000", marker)
+	if bytes.Contains(stop(), []byte(marker)) {
+		t.Fatal("overlay traffic crossed the internet bridge in plaintext")
+	}
+	networkEcho(t, a.ns, "198.51.100.1:7000")
+	networkBlocked(t, b.ns, "198.51.100.1:7000")
+}
