@@ -23,6 +23,7 @@ type testNode struct {
 // each with network "net1" applied and peered with the other.
 func twoNodes(t *testing.T) (prefix string, a, b *testNode) {
 	zostest.RequiresNetns(t)
+	zostest.CheckLeaks(t)
 	prefix = "zt" + randSuffix(t) + "-"
 	ctx := context.Background()
 	a, b = &testNode{}, &testNode{}

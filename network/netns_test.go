@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +47,10 @@ func testNS(t testing.TB, name string) string {
 
 // wire connects namespaces a and b with a veth pair named eth0 on both
 // sides, with addresses aa and ba.
-func wire(t testing.TB, a, b string, aa, ba netip.Prefix) {
+func wire(t testing.TB, a, b string, aa, ba netip.Prefix) { wireNamed(t, a, "eth0", b, "eth0", aa, ba) }
+
+// wireNamed is wire with interface names an (in a) and bn (in b).
+func wireNamed(t testing.TB, a, an, b, bn string, aa, ba netip.Prefix) {
 	t.Helper()
 	ha, err := openNS(a)
 	if err != nil {
@@ -58,14 +62,14 @@ func wire(t testing.TB, a, b string, aa, ba netip.Prefix) {
 		t.Fatal(err)
 	}
 	defer hb.Close()
-	la, err := ensureVeth(ha.h, "eth0", "eth0", int(hb.ns))
+	la, err := ensureVeth(ha.h, an, bn, int(hb.ns))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := up(ha.h, la, aa); err != nil {
 		t.Fatal(err)
 	}
-	lb, err := hb.h.LinkByName("eth0")
+	lb, err := hb.h.LinkByName(bn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +86,19 @@ func echoServer(t testing.TB, ns, addr string) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close() // the peer may be unreachable by now
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	go func() {
 		defer close(done)
 		for {
@@ -90,7 +106,11 @@ func echoServer(t testing.TB, ns, addr string) {
 			if err != nil {
 				return
 			}
-			go func() { io.Copy(c, c); c.Close() }()
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); io.Copy(c, c); c.Close() }()
 		}
 	}()
 }

@@ -156,3 +156,6 @@ func Run(ctx context.Context, cfg DeviceConfig) error {
 		return errors.New("wg: device stopped")
 	}
 }
+
+// Socket is the path of the device's UAPI socket.
+func (d *Device) Socket() string { return d.cfg.Socket }
