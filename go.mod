@@ -28,6 +28,7 @@ require (
 	github.com/mdlayher/socket v0.5.0 // indirect
 	github.com/quic-go/quic-go v0.60.0 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
+	github.com/wlynxg/anet v0.0.5 // indirect
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/sync v0.21.0 // indirect
 	golang.org/x/text v0.38.0 // indirect

@@ -533,18 +533,31 @@ func TestNetworkOverlay(t *testing.T) {
 	networkIP(t, "-n", inet, "link", "add", "br0", "type", "bridge")
 	networkIP(t, "-n", inet, "link", "set", "br0", "up")
 	var nodes []*networkNode
-	for i, name := range []string{"a", "b"} {
+	for i, name := range []string{"a", "b", "c"} {
 		n := &networkNode{name: name, ns: w.ns("node" + name), state: filepath.Join(w.dir, name)}
 		w.link(n.ns, "eth0", fmt.Sprintf("198.51.100.%d/24", i+1), inet, "p"+name, "")
 		networkIP(t, "-n", inet, "link", "set", "p"+name, "master", "br0")
 		nodes = append(nodes, n)
 	}
-	a, b := nodes[0], nodes[1]
-	// The wall on A lets the overlay peering port through, nothing else.
-	a.zos(t, "wall", "--outward", "eth0", "--tcp", "9943")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for _, n := range nodes {
+		// Link-local discovery needs the link-local address, usable once
+		// duplicate address detection is over.
+		zostest.WaitFor(t, 10*time.Second, func() error {
+			if out := networkIP(t, "-n", n.ns, "-6", "addr", "show", "dev", "eth0", "tentative"); strings.TrimSpace(out) != "" {
+				return fmt.Errorf("eth0 on %s still tentative", n.name)
+			}
+			return nil
+		})
+	}
+	// The wall on A lets the overlay peering ports through (configured and
+	// link-local discovery), nothing else.
+	a.zos(t, "wall", "--outward", "eth0", "--tcp", "9943,9945", "--udp", "9001")
 	t.Cleanup(func() { zos(t, "network", "--host-ns", a.ns, "--state", a.state, "wall", "--remove") })
-	networkOverlay(t, a, "--listen", "tcp://198.51.100.1:9943")
+	networkOverlay(t, a, "--listen", "tcp://198.51.100.1:9943", "--discover", "eth0", "--discover-port", "9945")
 	networkOverlay(t, b, "--peer", "tcp://198.51.100.1:9943")
+	// C has no configured peer: it finds A on the local link.
+	networkOverlay(t, c, "--discover", "eth0")
 
 	var infoA, infoB struct {
 		Address string `json:"address"`
@@ -576,4 +589,9 @@ func TestNetworkOverlay(t *testing.T) {
 	}
 	networkEcho(t, a.ns, "198.51.100.1:7000")
 	networkBlocked(t, b.ns, "198.51.100.1:7000")
+
+	wc := w.ns("wlc")
+	c.zos(t, "overlay", "attach", wc)
+	t.Cleanup(func() { zos(t, "network", "--host-ns", c.ns, "--state", c.state, "overlay", "detach", wc) })
+	networkWaitEcho(t, wc, "tcp", "["+addrB+"]:7000", "found by link-local discovery")
 }

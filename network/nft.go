@@ -205,10 +205,19 @@ func hostRules() []chainSpec {
 	}
 }
 
+// icmpv6 matches ICMPv6: IPv6 needs neighbour discovery to work at all,
+// and conntrack does not see those messages as part of a connection.
+func icmpv6() rule {
+	return rule{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+	}
+}
+
 // wallRules drop every new inbound connection on the outward interface
-// except the given UDP and TCP ports.
+// except the given UDP and TCP ports (and ICMPv6, which IPv6 needs).
 func wallRules(outward string, udp, tcp []uint16) []chainSpec {
-	in := []rule{join(iif(outward), ctEstablished(), accept)}
+	in := []rule{join(iif(outward), ctEstablished(), accept), join(iif(outward), icmpv6(), accept)}
 	for _, p := range udp {
 		in = append(in, join(iif(outward), dport(unix.IPPROTO_UDP, p), accept))
 	}

@@ -35,7 +35,8 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 	}
 
 	var keyFile, tunName string
-	var listen, peers []string
+	var listen, peers, discover []string
+	var discoverPort uint16
 	run := &cobra.Command{
 		Use:   "run --key FILE [--listen URI]... [--peer URI]...",
 		Short: "Run the overlay node until SIGTERM",
@@ -46,7 +47,8 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			n, err := overlay.Start(overlay.Config{Key: k, HostNS: nsPath(f.hostNS), Listen: listen, Peers: peers, TunName: tunName, Logger: log})
+			n, err := overlay.Start(overlay.Config{Key: k, HostNS: nsPath(f.hostNS), Listen: listen, Peers: peers,
+				Discover: discover, DiscoverPort: discoverPort, TunName: tunName, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -69,6 +71,8 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 	run.Flags().StringVar(&keyFile, "key", "", "node identity key file (zos key new)")
 	run.Flags().StringArrayVar(&listen, "listen", nil, "URI to accept peerings on, e.g. tcp://0.0.0.0:9943 (repeatable)")
 	run.Flags().StringArrayVar(&peers, "peer", nil, "peer URI, e.g. tcp://198.51.100.1:9943 (repeatable)")
+	run.Flags().StringArrayVar(&discover, "discover", nil, "find peers on the local link of interfaces matching this regexp, e.g. eth0 (repeatable)")
+	run.Flags().Uint16Var(&discoverPort, "discover-port", 0, "TCP port for link-local peerings (0 = any; open it in the wall)")
 	run.Flags().StringVar(&tunName, "tun", overlay.DefaultTun, "overlay interface name")
 	run.MarkFlagRequired("key")
 

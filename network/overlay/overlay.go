@@ -13,11 +13,13 @@ import (
 	"math/big"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"time"
 
 	"github.com/yggdrasil-network/yggdrasil-go/src/address"
 	"github.com/yggdrasil-network/yggdrasil-go/src/core"
 	"github.com/yggdrasil-network/yggdrasil-go/src/ipv6rwc"
+	"github.com/yggdrasil-network/yggdrasil-go/src/multicast"
 	"github.com/yggdrasil-network/yggdrasil-go/src/tun"
 
 	"github.com/zosgrid/zos/key"
@@ -40,6 +42,11 @@ type Config struct {
 	Listen []string
 	// Peers are URIs to peer with (tcp://, tls://, quic://, unix://).
 	Peers []string
+	// Discover lists regular expressions of interface names on which to find
+	// peers on the local link (multicast beacons to ff02::114, UDP 9001) and
+	// accept them on DiscoverPort (0 = any port).
+	Discover     []string
+	DiscoverPort uint16
 	// TunName defaults to DefaultTun; MTU to 65535.
 	TunName string
 	MTU     uint64
@@ -49,6 +56,7 @@ type Config struct {
 // Node is a running overlay node.
 type Node struct {
 	core      *core.Core
+	multicast *multicast.Multicast
 	tun       *tun.TunAdapter
 	listeners []*core.Listener
 }
@@ -86,6 +94,14 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var mopts []multicast.SetupOption
+	for _, d := range cfg.Discover {
+		re, err := regexp.Compile(d)
+		if err != nil {
+			return nil, fmt.Errorf("overlay: discover %q: %w", d, err)
+		}
+		mopts = append(mopts, multicast.MulticastInterface{Regex: re, Beacon: true, Listen: true, Port: cfg.DiscoverPort})
+	}
 	opts := []core.SetupOption{
 		// Never peer over the overlay itself.
 		core.PeerFilter(func(ip netIP) bool { return !Prefix.Contains(addrOf(ip)) }),
@@ -121,6 +137,12 @@ func Start(cfg Config) (*Node, error) {
 		n.tun = t
 		return nil
 	})
+	if err == nil && len(mopts) > 0 {
+		n.multicast, err = multicast.New(c, logger{log.With("component", "overlay-discovery")}, mopts...)
+		if err != nil {
+			err = fmt.Errorf("overlay: link-local discovery: %w", err)
+		}
+	}
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -173,6 +195,9 @@ func (n *Node) Peers() []Peer {
 
 // Close stops the node and removes its TUN.
 func (n *Node) Close() error {
+	if n.multicast != nil {
+		n.multicast.Stop()
+	}
 	if n.tun != nil {
 		n.tun.Stop()
 	}
