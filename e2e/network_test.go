@@ -330,6 +330,20 @@ func TestNetworkInternet(t *testing.T) {
 	// Applying again changes nothing.
 	a.apply(t, networkSpec(a, networkPeer(b, true), networkPeer(c, false)))
 
+	// Bad input: a clear error, and the applied network is untouched.
+	badSpec := networkSpec(a, networkPeer(b, true))
+	badSpec["subnet"] = "10.51.1.0/24"
+	bf := filepath.Join(t.TempDir(), "bad.json")
+	bj, _ := json.Marshal(badSpec)
+	os.WriteFile(bf, bj, 0o600)
+	_, errOut, code := zos(t, "network", "--host-ns", a.ns, "--prefix", a.ns+"-", "--state", a.state, "apply", "-f", bf)
+	if code == 0 || !strings.Contains(errOut, "outside ip_range") {
+		t.Fatalf("bad spec: exit %d, stderr %q", code, errOut)
+	}
+	if !strings.Contains(a.zos(t, "ls"), "10.50.1.0/24") {
+		t.Fatal("a refused spec changed the applied network")
+	}
+
 	wl := map[string]string{}
 	addr := map[string]string{}
 	for _, n := range []*networkNode{a, b, c} {

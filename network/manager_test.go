@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,6 +93,24 @@ func TestPrivateNetworkAcrossNodes(t *testing.T) {
 		t.Fatalf("status shows no handshake or traffic: %+v", st.Peers)
 	}
 	hs := st.Peers[0].LastHandshake
+
+	// A bad spec is refused and changes nothing.
+	bad := a.spec
+	bad.Subnet = netip.MustParsePrefix("10.21.1.0/24")
+	if err := a.m.Apply(ctx, bad); !errors.Is(err, ErrInvalidSpec) {
+		t.Fatalf("bad spec: got %v, want ErrInvalidSpec", err)
+	}
+	clash := Spec{Name: "clash", IPRange: netip.MustParsePrefix("10.40.0.0/16"), Subnet: netip.MustParsePrefix("10.40.1.0/24"),
+		WGPrivateKey: testKey(t), WGListenPort: a.spec.WGListenPort}
+	if err := a.m.Apply(ctx, clash); !errors.Is(err, ErrInvalidSpec) {
+		t.Fatalf("second network on a used port: got %v, want ErrInvalidSpec", err)
+	}
+	if err := echo(conn, "after refused specs"); err != nil {
+		t.Fatalf("refused spec disturbed the network: %v", err)
+	}
+	if ls, _ := a.m.List(ctx); len(ls) != 1 {
+		t.Fatalf("refused spec left a network behind: %+v", ls)
+	}
 
 	// A third node joins A's peer list: the flow to B is not disturbed.
 	kc := testKey(t)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,10 +17,12 @@ import (
 
 // overlayInfo is what a running overlay publishes for the other commands.
 type overlayInfo struct {
-	Address   netip.Addr   `json:"address"`
-	Subnet    netip.Prefix `json:"subnet"`
-	PublicKey string       `json:"public_key"`
-	Listen    []string     `json:"listen"`
+	Address   netip.Addr     `json:"address"`
+	Subnet    netip.Prefix   `json:"subnet"`
+	PublicKey string         `json:"public_key"`
+	Listen    []string       `json:"listen"`
+	Peers     []overlay.Peer `json:"peers"`
+	Updated   time.Time      `json:"updated"`
 }
 
 func overlayInfoPath(state string) string { return filepath.Join(state, "overlay.json") }
@@ -53,19 +56,39 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 				return err
 			}
 			defer n.Close()
-			info := overlayInfo{Address: n.Address(), Subnet: n.Subnet(), PublicKey: n.PublicKey(), Listen: n.ListenAddrs()}
 			if err := os.MkdirAll(f.state, 0o700); err != nil {
 				return err
 			}
-			b, _ := json.Marshal(info)
-			if err := os.WriteFile(overlayInfoPath(f.state), b, 0o600); err != nil {
+			// The other commands read what the overlay publishes here; it is
+			// refreshed so that status shows the current peers.
+			publish := func() error {
+				info := overlayInfo{Address: n.Address(), Subnet: n.Subnet(), PublicKey: n.PublicKey(),
+					Listen: n.ListenAddrs(), Peers: n.Peers(), Updated: time.Now().UTC()}
+				b, _ := json.Marshal(info)
+				tmp := overlayInfoPath(f.state) + ".tmp"
+				if err := os.WriteFile(tmp, b, 0o600); err != nil {
+					return err
+				}
+				return os.Rename(tmp, overlayInfoPath(f.state))
+			}
+			if err := publish(); err != nil {
 				return err
 			}
 			defer os.Remove(overlayInfoPath(f.state))
-			log.Info("overlay running", "address", info.Address, "subnet", info.Subnet, "listen", info.Listen)
-			fmt.Fprintf(cmd.OutOrStdout(), "overlay address %s subnet %s\n", info.Address, info.Subnet)
-			<-cmd.Context().Done()
-			return nil
+			log.Info("overlay running", "address", n.Address(), "subnet", n.Subnet(), "listen", n.ListenAddrs())
+			fmt.Fprintf(cmd.OutOrStdout(), "overlay address %s subnet %s\n", n.Address(), n.Subnet())
+			tick := time.NewTicker(5 * time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-tick.C:
+					if err := publish(); err != nil {
+						log.Warn("overlay state not written", "err", err)
+					}
+				}
+			}
 		},
 	}
 	run.Flags().StringVar(&keyFile, "key", "", "node identity key file (zos key new)")
@@ -121,7 +144,7 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 	}
 	status := &cobra.Command{
 		Use:   "status",
-		Short: "Print the running overlay's address, subnet and listeners (JSON)",
+		Short: "Print the running overlay's address, subnet, listeners and peers (JSON, refreshed every 5s)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info, err := readInfo()
