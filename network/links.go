@@ -95,6 +95,17 @@ func ensureVeth(h *netlink.Handle, name, peer string, peerNS int) (netlink.Link,
 	return l, nil
 }
 
+// setMTU sets a link's MTU if it differs.
+func setMTU(h *netlink.Handle, l netlink.Link, mtu int) error {
+	if mtu <= 0 || l.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := h.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("network: mtu %d on %s: %w", mtu, l.Attrs().Name, err)
+	}
+	return nil
+}
+
 // up sets an address (replacing none of the others) and brings the link up.
 func up(h *netlink.Handle, l netlink.Link, addr netip.Prefix) error {
 	if addr.IsValid() {

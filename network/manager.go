@@ -480,6 +480,11 @@ func (m *Manager) Attach(ctx context.Context, name, wlNS, ifname string) (netip.
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("network: bridge: %w", err)
 	}
+	// The workload's link carries no more than WireGuard does, so its TCP
+	// picks the right segment size from the start.
+	if err := setMTU(nr.h, hl, wg.DefaultMTU); err != nil {
+		return netip.Prefix{}, err
+	}
 	if err := nr.h.LinkSetMaster(hl, br); err != nil {
 		return netip.Prefix{}, fmt.Errorf("network: attach to bridge: %w", err)
 	}
@@ -492,6 +497,9 @@ func (m *Manager) Attach(ctx context.Context, name, wlNS, ifname string) (netip.
 	wll, err := wl.h.LinkByName(a.Interface)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("network: workload link: %w", err)
+	}
+	if err := setMTU(wl.h, wll, wg.DefaultMTU); err != nil {
+		return netip.Prefix{}, err
 	}
 	if err := up(wl.h, wll, a.Address); err != nil {
 		return netip.Prefix{}, err

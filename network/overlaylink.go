@@ -31,8 +31,9 @@ func (m *Manager) overlayStatePath() string {
 // node's overlay /64 (subnet): a veth on the host's overlay bridge, the
 // address <subnet>::N and a route to the overlay (200::/7) through the host.
 // The overlay node itself must run in the host namespace. Attaching again
-// returns the same address.
-func (m *Manager) AttachOverlay(ctx context.Context, subnet netip.Prefix, wlNS, ifname string) (netip.Prefix, error) {
+// returns the same address. mtu is the overlay interface's MTU (0 = 1500):
+// the workload's link matches it so large segments cross in one piece.
+func (m *Manager) AttachOverlay(ctx context.Context, subnet netip.Prefix, wlNS, ifname string, mtu int) (netip.Prefix, error) {
 	if !subnet.IsValid() || subnet.Bits() != 64 || !overlayRange.Contains(subnet.Addr()) || subnet.Masked() != subnet {
 		return netip.Prefix{}, fmt.Errorf("network: overlay subnet %s: want a /64 in %s", subnet, overlayRange)
 	}
@@ -88,6 +89,9 @@ func (m *Manager) AttachOverlay(ctx context.Context, subnet netip.Prefix, wlNS, 
 	if err != nil {
 		return netip.Prefix{}, err
 	}
+	if err := setMTU(host.h, hl, mtu); err != nil {
+		return netip.Prefix{}, err
+	}
 	if err := host.h.LinkSetMaster(hl, br); err != nil {
 		return netip.Prefix{}, fmt.Errorf("network: overlay bridge: %w", err)
 	}
@@ -97,6 +101,9 @@ func (m *Manager) AttachOverlay(ctx context.Context, subnet netip.Prefix, wlNS, 
 	wll, err := wl.h.LinkByName(a.Interface)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("network: workload overlay link: %w", err)
+	}
+	if err := setMTU(wl.h, wll, mtu); err != nil {
+		return netip.Prefix{}, err
 	}
 	if err := addr6(wl.h, wll, a.Address); err != nil {
 		return netip.Prefix{}, err

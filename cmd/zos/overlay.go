@@ -20,6 +20,7 @@ type overlayInfo struct {
 	Address   netip.Addr     `json:"address"`
 	Subnet    netip.Prefix   `json:"subnet"`
 	PublicKey string         `json:"public_key"`
+	MTU       int            `json:"mtu"`
 	Listen    []string       `json:"listen"`
 	Peers     []overlay.Peer `json:"peers"`
 	Updated   time.Time      `json:"updated"`
@@ -62,7 +63,7 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 			// The other commands read what the overlay publishes here; it is
 			// refreshed so that status shows the current peers.
 			publish := func() error {
-				info := overlayInfo{Address: n.Address(), Subnet: n.Subnet(), PublicKey: n.PublicKey(),
+				info := overlayInfo{Address: n.Address(), Subnet: n.Subnet(), PublicKey: n.PublicKey(), MTU: n.MTU(),
 					Listen: n.ListenAddrs(), Peers: n.Peers(), Updated: time.Now().UTC()}
 				b, _ := json.Marshal(info)
 				tmp := overlayInfoPath(f.state) + ".tmp"
@@ -121,7 +122,7 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 			if err != nil {
 				return err
 			}
-			a, err := m.AttachOverlay(cmd.Context(), info.Subnet, nsPath(args[0]), ifname)
+			a, err := m.AttachOverlay(cmd.Context(), info.Subnet, nsPath(args[0]), ifname, info.MTU)
 			if err != nil {
 				return err
 			}

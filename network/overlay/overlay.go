@@ -160,6 +160,9 @@ func (n *Node) Subnet() netip.Prefix {
 	return netip.PrefixFrom(addrOf(s.IP), ones)
 }
 
+// MTU is the overlay interface's MTU.
+func (n *Node) MTU() int { return int(n.tun.MTU()) }
+
 // PublicKey is the node's key, in hex as Yggdrasil shows it.
 func (n *Node) PublicKey() string { return hex.EncodeToString(n.core.PublicKey()) }
 

@@ -92,7 +92,7 @@ func TestWorkloadsAcrossOverlay(t *testing.T) {
 	}
 	var addrs [2]string
 	for i, nd := range nodes {
-		a, err := nd.m.AttachOverlay(ctx, nd.n.Subnet(), nd.wl, "")
+		a, err := nd.m.AttachOverlay(ctx, nd.n.Subnet(), nd.wl, "", nd.n.MTU())
 		if err != nil {
 			t.Fatal(err)
 		}
