@@ -16,6 +16,7 @@ const (
 	tableNet  = "zos"      // per-network namespace and DMZ: NAT and the diode
 	tableHost = "zos-dmz"  // host: NAT of the DMZ and no way from the DMZ to the host
 	tableWall = "zos-wall" // host: the network wall on the outward interface
+	tableYgg  = "zos-ygg"  // host: overlay workloads reach the overlay and nothing else
 )
 
 // rule is a list of expressions ending in a verdict.
@@ -228,5 +229,31 @@ func wallRules(outward string, udp, tcp []uint16) []chainSpec {
 	return []chainSpec{
 		filterChain("input", nftables.ChainHookInput, in...),
 		filterChain("forward", nftables.ChainHookForward, join(iif(outward), ctEstablished(), accept), join(iif(outward), drop)),
+	}
+}
+
+// daddrInOverlay matches IPv6 packets to 200::/7.
+func daddrInOverlay() rule {
+	return rule{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0xfe}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+	}
+}
+
+// overlayRules confine workloads on the overlay bridge: they may talk to
+// the overlay (forwarded to the overlay TUN) and answer, nothing else; in
+// particular nothing new reaches the host itself.
+func overlayRules() []chainSpec {
+	return []chainSpec{
+		filterChain("input", nftables.ChainHookInput,
+			join(iif(linkOverlayBridge), ctEstablished(), accept),
+			join(iif(linkOverlayBridge), icmpv6(), accept),
+			join(iif(linkOverlayBridge), drop)),
+		filterChain("forward", nftables.ChainHookForward,
+			join(iif(linkOverlayBridge), daddrInOverlay(), accept),
+			join(iif(linkOverlayBridge), drop)),
 	}
 }

@@ -82,6 +82,9 @@ func (m *Manager) AttachOverlay(ctx context.Context, subnet netip.Prefix, wlNS, 
 	if err := addr6(host.h, br, netip.PrefixFrom(subnet.Addr().Next(), 64)); err != nil {
 		return netip.Prefix{}, err
 	}
+	if err := writeTable(host.ns, tableYgg, overlayRules()); err != nil {
+		return netip.Prefix{}, err
+	}
 	if err := netnsx.SetSysctl(m.cfg.HostNS, "net/ipv6/conf/all/forwarding", "1"); err != nil {
 		return netip.Prefix{}, err
 	}
@@ -148,6 +151,9 @@ func (m *Manager) DetachOverlay(ctx context.Context, wlNS string) error {
 	atts = slices.Delete(atts, idx, idx+1)
 	if len(atts) == 0 {
 		if err := deleteLink(host.h, linkOverlayBridge); err != nil {
+			return err
+		}
+		if err := deleteTable(host.ns, tableYgg); err != nil {
 			return err
 		}
 		return removeFile(m.overlayStatePath())

@@ -133,6 +133,25 @@ func TestWorkloadsAcrossOverlay(t *testing.T) {
 		_, err = io.ReadFull(c, buf)
 		return err
 	})
+	// The overlay workload reaches neither its host nor anything but the overlay.
+	var hostLn net.Listener
+	if err := netnsx.Do(nodes[0].host, func() (err error) { hostLn, err = net.Listen("tcp", "[::]:7300"); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer hostLn.Close()
+	gw := nodes[0].n.Subnet().Addr().Next().String()
+	for _, target := range []string{"[" + gw + "]:7300", "[" + nodes[0].n.Address().String() + "]:7300"} {
+		err := netnsx.Do(nodes[0].wl, func() error {
+			c, err := net.DialTimeout("tcp", target, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			t.Errorf("overlay workload reached its host at %s", target)
+		}
+	}
 	if len(nodes[0].n.Peers()) != 1 || !nodes[0].n.Peers()[0].Up {
 		t.Errorf("peers: %+v", nodes[0].n.Peers())
 	}
