@@ -393,6 +393,12 @@ func TestNetworkInternet(t *testing.T) {
 	if !strings.Contains(a.zos(t, "ls"), "net1") {
 		t.Fatal("ls does not list net1")
 	}
+	acc := a.zos(t, "access-config", "net1", "--subnet", "10.50.200.0/24", "--endpoint", "198.51.100.1:51820")
+	for _, want := range []string{"[Interface]", "PrivateKey = ", "Endpoint = 198.51.100.1:51820", "AllowedIPs = 10.50.0.0/16", "PublicKey = " + a.pub} {
+		if !strings.Contains(acc, want) {
+			t.Errorf("access-config lacks %q:\n%s", want, acc)
+		}
+	}
 
 	// A long-lived flow B->C survives a peer joining and leaving B's list.
 	flow, err := networkDial(t, wl["b"], "tcp", addr["c"]+":7000", 5*time.Second)

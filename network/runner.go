@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zosgrid/zos/network/internal/netnsx"
 	"github.com/zosgrid/zos/network/wg"
 )
 
@@ -71,9 +72,9 @@ func (r *InProcess) Close() error {
 
 // Exec runs each device in a helper process that outlives the caller, so a
 // command such as `zos network apply` can exit while the network keeps
-// working. The helper is started as Path Args... --tun T --tun-ns P
-// --socket-ns P --socket S, writes its log next to the socket, and its pid
-// to socket+".pid".
+// working. The helper is started inside the socket namespace as
+// Path Args... --tun T --tun-ns P --socket S; its log goes next to the
+// socket, and its pid to socket+".pid".
 type Exec struct {
 	Path string
 	Args []string
@@ -81,7 +82,10 @@ type Exec struct {
 
 // StartDevice implements DeviceRunner.
 func (r Exec) StartDevice(ctx context.Context, cfg wg.DeviceConfig) error {
-	args := append(append([]string{}, r.Args...), "--tun", cfg.TunName, "--tun-ns", cfg.TunNS, "--socket-ns", cfg.SocketNS, "--socket", cfg.Socket)
+	// The helper is forked from a thread inside the socket namespace, so the
+	// whole process lives there: wireguard-go may rebind its UDP socket from
+	// any goroutine (after a link down/up), and it must land there too.
+	args := append(append([]string{}, r.Args...), "--tun", cfg.TunName, "--tun-ns", cfg.TunNS, "--socket", cfg.Socket)
 	logf, err := os.OpenFile(cfg.Socket+".log", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("network: device log: %w", err)
@@ -90,7 +94,7 @@ func (r Exec) StartDevice(ctx context.Context, cfg wg.DeviceConfig) error {
 	cmd := exec.Command(r.Path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if err := netnsx.Do(cfg.SocketNS, cmd.Start); err != nil {
 		return fmt.Errorf("network: start device helper: %w", err)
 	}
 	exited := make(chan error, 1)

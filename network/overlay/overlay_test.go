@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/key"
 	"github.com/zosgrid/zos/network"
@@ -159,5 +163,20 @@ func TestWorkloadsAcrossOverlay(t *testing.T) {
 		if err := nd.m.DetachOverlay(ctx, nd.wl); err != nil {
 			t.Fatal(err)
 		}
+		// Detaching the last workload leaves no bridge and no rules.
+		h, err := netns.GetFromPath(nd.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nl, _ := netlink.NewHandleAt(h)
+		if _, err := nl.LinkByName("br-ygg"); err == nil {
+			t.Error("overlay bridge left behind")
+		}
+		nl.Close()
+		c, _ := nftables.New(nftables.WithNetNSFd(int(h)))
+		if tables, _ := c.ListTables(); len(tables) != 0 {
+			t.Errorf("%d nftables tables left behind", len(tables))
+		}
+		h.Close()
 	}
 }

@@ -26,6 +26,9 @@ type DeviceConfig struct {
 	// TunNS is the namespace path the TUN is created in ("" = ours).
 	TunNS string
 	// SocketNS is the namespace path the UDP socket lives in ("" = ours).
+	// wireguard-go rebinds from its own goroutines when the TUN goes down
+	// and up again, and those run in the process's namespace: a process
+	// that must survive that should itself live in SocketNS.
 	SocketNS string
 	// Socket is the path of the UAPI Unix socket to serve.
 	Socket string
