@@ -106,8 +106,26 @@ func setMTU(h *netlink.Handle, l netlink.Link, mtu int) error {
 	return nil
 }
 
-// up sets an address (replacing none of the others) and brings the link up.
+// up sets the link's address and brings it up. An IPv4 address replaces
+// any other IPv4 address of the link (these links are ours alone), so a
+// changed spec leaves no stale address behind.
 func up(h *netlink.Handle, l netlink.Link, addr netip.Prefix) error {
+	if addr.IsValid() && addr.Addr().Is4() {
+		have, err := h.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return fmt.Errorf("network: addresses of %s: %w", l.Attrs().Name, err)
+		}
+		for _, a := range have {
+			ones, _ := a.Mask.Size()
+			ip, _ := netip.AddrFromSlice(a.IP)
+			if netip.PrefixFrom(ip.Unmap(), ones) == addr {
+				continue
+			}
+			if err := h.AddrDel(l, &a); err != nil {
+				return fmt.Errorf("network: remove %s from %s: %w", a.IPNet, l.Attrs().Name, err)
+			}
+		}
+	}
 	if addr.IsValid() {
 		if err := h.AddrReplace(l, &netlink.Addr{IPNet: ipnet(addr)}); err != nil {
 			return fmt.Errorf("network: address %s on %s: %w", addr, l.Attrs().Name, err)

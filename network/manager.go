@@ -120,19 +120,33 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) error {
 	if !fresh && st.Spec.Subnet != spec.Subnet && len(st.Attachments) > 0 {
 		return fmt.Errorf("%w: subnet changes from %s to %s while workloads are attached; detach them first", ErrInvalidSpec, st.Spec.Subnet, spec.Subnet)
 	}
+	others, err := m.states()
+	if err != nil {
+		return err
+	}
+	for _, o := range others {
+		if o.Spec.Name != spec.Name && o.Spec.WGListenPort == spec.WGListenPort {
+			return fmt.Errorf("%w: wireguard_listen_port %d is used by network %s", ErrInvalidSpec, spec.WGListenPort, o.Spec.Name)
+		}
+	}
 	if fresh {
-		others, err := m.states()
-		if err != nil {
-			return err
-		}
-		for _, o := range others {
-			if o.Spec.WGListenPort == spec.WGListenPort {
-				return fmt.Errorf("%w: wireguard_listen_port %d is used by network %s", ErrInvalidSpec, spec.WGListenPort, o.Spec.Name)
-			}
-		}
 		st.Public = allocPublic(id, others)
 	}
 	st.Spec = spec
+	err = m.apply(ctx, st)
+	if err != nil && fresh {
+		// A network that never came up leaves nothing behind.
+		if rerr := m.remove(ctx, spec.Name); rerr != nil {
+			m.log.Warn("cleanup after failed apply", "network", spec.Name, "err", rerr)
+		}
+	}
+	return err
+}
+
+// apply does the work of Apply with the lock held.
+func (m *Manager) apply(ctx context.Context, st state) error {
+	spec := st.Spec
+	id := ID(spec.Name)
 	log := m.log.With("network", spec.Name, "id", id)
 
 	host, err := openNS(m.cfg.HostNS)
@@ -311,6 +325,11 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		return err
 	}
 	defer unlock()
+	return m.remove(ctx, name)
+}
+
+// remove does the work of Remove with the lock held.
+func (m *Manager) remove(ctx context.Context, name string) error {
 	st, err := m.load(name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err

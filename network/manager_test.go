@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -104,6 +105,21 @@ func TestPrivateNetworkAcrossNodes(t *testing.T) {
 		WGPrivateKey: testKey(t), WGListenPort: a.spec.WGListenPort}
 	if err := a.m.Apply(ctx, clash); !errors.Is(err, ErrInvalidSpec) {
 		t.Fatalf("second network on a used port: got %v, want ErrInvalidSpec", err)
+	}
+	// A network whose port is taken on the host fails to come up and leaves
+	// nothing behind.
+	var busy net.PacketConn
+	if err := netnsx.Do(a.host, func() (err error) { busy, err = net.ListenPacket("udp", ":51950"); return }); err != nil {
+		t.Fatal(err)
+	}
+	failing := Spec{Name: "failing", IPRange: netip.MustParsePrefix("10.41.0.0/16"), Subnet: netip.MustParsePrefix("10.41.1.0/24"),
+		WGPrivateKey: testKey(t), WGListenPort: 51950}
+	if err := a.m.Apply(ctx, failing); err == nil {
+		t.Fatal("apply on a taken port succeeded")
+	}
+	busy.Close()
+	if netnsx.Exists(a.m.Namespace("failing")) {
+		t.Error("failed apply left its namespace")
 	}
 	if err := echo(conn, "after refused specs"); err != nil {
 		t.Fatalf("refused spec disturbed the network: %v", err)
