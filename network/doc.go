@@ -19,8 +19,16 @@
 //	n-<id>:   bridge "br0" <subnet>.1/24, wireguard TUN "wg0" 100.64.a.b/16,
 //	          veth "public" 100.127.x.y/16 on br-ndmz (default route),
 //	          masquerade out of public, drops new inbound from public
+//	host ns:  bridge "br-ygg" <overlay /64>::1 for workloads' overlay
+//	          addresses; they may only reach the overlay (table zos-ygg)
 //
-// May import: network/wg, key, the standard library, netlink, netns, nftables.
+// Workloads attach with a veth whose MTU matches the tunnel (1420 for
+// WireGuard, the overlay TUN's for the overlay). The state cache under
+// Config.StateDir holds <id>.json per network (0600: it has the private key),
+// the device sockets, wall.json and overlay-attachments.json.
+//
+// May import: network/wg, network/internal/netnsx, the standard library,
+// netlink, netns, nftables.
 // Must never be imported by: grid, provision (it declares its own interface),
 // or any shared package.
 package network

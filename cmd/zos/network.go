@@ -194,8 +194,12 @@ func newNetworkStatusCmd(f *networkFlags) *cobra.Command {
 				if !p.LastHandshake.IsZero() {
 					hs = time.Since(p.LastHandshake).Round(time.Second).String() + " ago"
 				}
-				fmt.Fprintf(out, "  peer %s\n    endpoint %v, allowed %v\n    handshake %s, rx %d B, tx %d B\n",
-					p.PublicKey, p.Endpoint, p.AllowedIPs, hs, p.RxBytes, p.TxBytes)
+				ep := "none yet (the peer dials in)"
+				if p.Endpoint.IsValid() {
+					ep = p.Endpoint.String()
+				}
+				fmt.Fprintf(out, "  peer %s\n    endpoint %s, allowed %v\n    handshake %s, rx %d B, tx %d B\n",
+					p.PublicKey, ep, p.AllowedIPs, hs, p.RxBytes, p.TxBytes)
 			}
 			for _, a := range st.Attachments {
 				fmt.Fprintf(out, "  workload %s: %s %s\n", a.Netns, a.Interface, a.Address)

@@ -5,6 +5,7 @@
 // without disturbing unchanged ones, read handshakes and byte counters).
 // WireGuard keys are their own types here; private keys cannot be printed.
 //
-// May import: the standard library, golang.zx2c4.com/wireguard, netns.
+// May import: network/internal/netnsx, the standard library,
+// golang.zx2c4.com/wireguard, golang.org/x/crypto.
 // Must never be imported by: shared packages (grid, resp, flist).
 package wg
