@@ -208,6 +208,9 @@ func (m *Manager) apply(ctx context.Context, st state) error {
 	if err := netnsx.SetSysctl(nsPath, "net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
+	if err := netnsx.NoBridgeFilter(nsPath); err != nil {
+		return err
+	}
 	if err := writeTable(nr.ns, tableNet, netRules()); err != nil {
 		return err
 	}
@@ -304,6 +307,9 @@ func (m *Manager) ensureDMZ(host nsh) (nsh, error) {
 		if err := netnsx.SetSysctl(p, "net/ipv4/ip_forward", "1"); err != nil {
 			return fail(err)
 		}
+	}
+	if err := netnsx.NoBridgeFilter(dmzPath); err != nil {
+		return fail(err)
 	}
 	if err := writeTable(dmz.ns, tableNet, dmzRules()); err != nil {
 		return fail(err)

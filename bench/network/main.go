@@ -27,6 +27,7 @@ var (
 	seconds = flag.Int("t", 10, "seconds per iperf3 run")
 	rtts    = flag.Int("rtt", 2000, "request/response round trips per latency measurement")
 	keep    = flag.Bool("keep", false, "leave the namespaces for inspection (debugging)")
+	rounds  = flag.Int("rounds", 3, "interleaved rounds over all paths")
 )
 
 type bench struct {
@@ -195,59 +196,87 @@ func (b *bench) run() error {
 	must(run("ip", "-n", nb, "link", "set", "eth0", "up"))
 	wa, wb := b.ns("wla"), b.ns("wlb")
 
-	var results []result
-	measure := func(path, peer, client, server, addr string) error {
-		fmt.Fprintf(os.Stderr, "measuring %s...\n", path)
-		r, err := b.measure(client, server, addr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+	type path struct {
+		name, peer, client, server, addr string
+		port                             int
+		gbps                             []float64
+		rtt                              []time.Duration
+	}
+	var paths []*path
+	add := func(name, peer, client, server, addr string) error {
+		p := &path{name: name, peer: peer, client: client, server: server, addr: addr}
+		var err error
+		if p.port, err = b.iperfServer(client, server, addr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		r.path, r.peer = path, peer
-		results = append(results, r)
+		paths = append(paths, p)
 		return nil
 	}
-	if err := measure("raw veth (node to node)", "", na, nb, "10.99.0.2"); err != nil {
+	if err := add("raw veth (node to node)", "", na, nb, "10.99.0.2"); err != nil {
 		return err
 	}
-
 	// Standalone wireguard-go between the node namespaces.
 	if err := b.standaloneWG(wgBin, na, nb); err != nil {
 		return err
 	}
-	if err := measure("wireguard-go standalone", "", na, nb, "10.98.0.2"); err != nil {
+	if err := add("wireguard-go standalone", "", na, nb, "10.98.0.2"); err != nil {
 		return err
 	}
-
 	// The zos private network between workloads.
 	wbAddr, err := b.zosNetwork(na, nb, wa, wb)
 	if err != nil {
 		return err
 	}
-	if err := measure("zos private network (workload to workload)", "wireguard-go standalone", wa, wb, wbAddr); err != nil {
+	if err := add("zos private network (workload to workload)", "wireguard-go standalone", wa, wb, wbAddr); err != nil {
 		return err
 	}
-
-	// Standalone yggdrasil between the node namespaces.
-	yggAddr, err := b.standaloneYgg(yggBin, na, nb)
+	// Standalone yggdrasil between its own pair of namespaces, wired the same
+	// way: two overlays in one namespace would fight over the 200::/7 route.
+	ya, yb := b.ns("ygga"), b.ns("yggb")
+	must(run("ip", "-n", ya, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", yb))
+	must(run("ip", "-n", ya, "addr", "add", "10.99.0.1/24", "dev", "eth0"))
+	must(run("ip", "-n", yb, "addr", "add", "10.99.0.2/24", "dev", "eth0"))
+	must(run("ip", "-n", ya, "link", "set", "eth0", "up"))
+	must(run("ip", "-n", yb, "link", "set", "eth0", "up"))
+	yggAddr, err := b.standaloneYgg(yggBin, ya, yb)
 	if err != nil {
 		return err
 	}
-	if err := measure("yggdrasil standalone", "", na, nb, yggAddr); err != nil {
+	if err := add("yggdrasil standalone", "", ya, yb, yggAddr); err != nil {
 		return err
 	}
-	b.stopYgg()
-
 	// The zos overlay between workloads.
 	ovAddr, err := b.zosOverlay(na, nb, wa, wb)
 	if err != nil {
 		return err
 	}
-	if err := measure("zos overlay (workload to workload)", "yggdrasil standalone", wa, wb, ovAddr); err != nil {
+	if err := add("zos overlay (workload to workload)", "yggdrasil standalone", wa, wb, ovAddr); err != nil {
 		return err
 	}
 
+	// Rounds interleave the paths, so a load change on a shared machine
+	// hits all of them alike; each figure is the median over the rounds.
+	for round := 0; round < *rounds; round++ {
+		for _, p := range paths {
+			fmt.Fprintf(os.Stderr, "round %d: %s\n", round+1, p.name)
+			g, err := iperf(p.client, p.addr, p.port)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			r, err := latency(p.client, p.server, hostPort(p.addr))
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			p.gbps, p.rtt = append(p.gbps, g), append(p.rtt, r)
+			fmt.Fprintf(os.Stderr, "  %.2f Gbit/s, RTT %v\n", g, r)
+		}
+	}
+	var results []result
+	for _, p := range paths {
+		results = append(results, result{path: p.name, peer: p.peer, gbps: median(p.gbps), rttMed: median(p.rtt)})
+	}
 	raw := results[0]
-	fmt.Printf("### network: TCP between two namespaces (iperf3 -t %d, single stream; RTT = median of %d 1-byte round trips)\n\n", *seconds, *rtts)
+	fmt.Printf("### network: TCP between two namespaces (iperf3 -t %d, single stream; RTT = median of %d 1-byte round trips; median of %d interleaved rounds)\n\n", *seconds, *rtts, *rounds)
 	fmt.Println("| path | Gbit/s | RTT µs | × raw veth | × standalone peer |")
 	fmt.Println("| --- | --- | --- | --- | --- |")
 	for _, r := range results {
@@ -316,32 +345,45 @@ func (b *bench) buildYggdrasil() (string, error) {
 	return out, nil
 }
 
-// measure runs iperf3 from client to an iperf3 server in server, and a
-// latency loop against an echo server there.
-func (b *bench) measure(client, server, addr string) (result, error) {
+func hostPort(addr string) string {
+	if strings.Contains(addr, ":") {
+		return "[" + addr + "]"
+	}
+	return addr
+}
+
+func median[T float64 | time.Duration](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// iperfServer starts iperf3 in server and waits until client reaches it at
+// addr (handshakes and overlay paths settle on the way).
+func (b *bench) iperfServer(client, server, addr string) (int, error) {
 	port := 5201 + len(b.cleanup)
 	if _, err := b.start("ip", "netns", "exec", server, "iperf3", "-s", "-p", fmt.Sprint(port)); err != nil {
-		return result{}, err
+		return 0, err
 	}
-	host := addr
-	if strings.Contains(addr, ":") {
-		host = "[" + addr + "]"
-	}
-	// Wait for the path (handshakes, overlay routes) and the server.
 	if err := waitFor(60*time.Second, func() error {
 		return inNS(client, func() error {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", host, port), 2*time.Second)
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", hostPort(addr), port), 2*time.Second)
 			if err == nil {
 				c.Close()
 			}
 			return err
 		})
 	}); err != nil {
-		return result{}, fmt.Errorf("path to %s not ready: %w", addr, err)
+		return 0, fmt.Errorf("path to %s not ready: %w", addr, err)
 	}
+	return port, nil
+}
+
+// iperf runs one iperf3 client and returns the received Gbit/s.
+func iperf(client, addr string, port int) (float64, error) {
 	var out string
 	var err error
-	// iperf3 -s may still be finishing the probe connection; retry once.
+	// iperf3 -s may still be finishing the previous test; retry a little.
 	for i := 0; i < 3; i++ {
 		out, err = run("ip", "netns", "exec", client, "iperf3", "-c", addr, "-p", fmt.Sprint(port), "-t", fmt.Sprint(*seconds), "-J")
 		if err == nil {
@@ -350,7 +392,7 @@ func (b *bench) measure(client, server, addr string) (result, error) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	if err != nil {
-		return result{}, err
+		return 0, err
 	}
 	var j struct {
 		End struct {
@@ -360,13 +402,12 @@ func (b *bench) measure(client, server, addr string) (result, error) {
 		} `json:"end"`
 	}
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
-		return result{}, fmt.Errorf("iperf3 output: %w", err)
+		return 0, fmt.Errorf("iperf3 output: %w", err)
 	}
-	rtt, err := latency(client, server, host)
-	if err != nil {
-		return result{}, err
+	if j.End.SumReceived.BitsPerSecond == 0 {
+		return 0, fmt.Errorf("iperf3 moved no data: %.300s", out)
 	}
-	return result{gbps: j.End.SumReceived.BitsPerSecond / 1e9, rttMed: rtt}, nil
+	return j.End.SumReceived.BitsPerSecond / 1e9, nil
 }
 
 // latency measures the median TCP request/response round trip.
@@ -474,8 +515,6 @@ func (b *bench) zosNetwork(na, nb, wa, wb string) (string, error) {
 	return strings.Split(strings.TrimSpace(out), "/")[0], nil
 }
 
-var yggStops []*exec.Cmd
-
 func (b *bench) standaloneYgg(bin, na, nb string) (string, error) {
 	var addrB string
 	for i, n := range []string{na, nb} {
@@ -491,11 +530,9 @@ func (b *bench) standaloneYgg(bin, na, nb string) (string, error) {
 		f := filepath.Join(b.dir, fmt.Sprintf("ygg%d.json", i))
 		j, _ := json.Marshal(cfg)
 		os.WriteFile(f, j, 0o600)
-		cmd, err := b.start("ip", "netns", "exec", n, bin, "-useconffile", f)
-		if err != nil {
+		if _, err := b.start("ip", "netns", "exec", n, bin, "-useconffile", f); err != nil {
 			return "", err
 		}
-		yggStops = append(yggStops, cmd)
 		if i == 1 {
 			out, err := run(bin, "-useconffile", f, "-address")
 			if err != nil {
@@ -505,13 +542,6 @@ func (b *bench) standaloneYgg(bin, na, nb string) (string, error) {
 		}
 	}
 	return addrB, nil
-}
-
-// stopYgg stops the standalone daemons so they do not compete for CPU.
-func (b *bench) stopYgg() {
-	for _, c := range yggStops {
-		c.Process.Signal(os.Interrupt)
-	}
 }
 
 func (b *bench) zosOverlay(na, nb, wa, wb string) (string, error) {
