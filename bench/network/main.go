@@ -216,10 +216,14 @@ func (b *bench) run() error {
 		return err
 	}
 	// Standalone wireguard-go between the node namespaces.
-	if err := b.standaloneWG(wgBin, na, nb); err != nil {
+	wsa, wsb := b.ns("wsa"), b.ns("wsb")
+	if err := b.standaloneWG(wgBin, na, nb, wsa, wsb); err != nil {
 		return err
 	}
 	if err := add("wireguard-go standalone", "", na, nb, "10.98.0.2"); err != nil {
+		return err
+	}
+	if err := add("wireguard-go standalone, routed workloads", "", wsa, wsb, "10.95.2.2"); err != nil {
 		return err
 	}
 	// The zos private network between workloads.
@@ -228,6 +232,9 @@ func (b *bench) run() error {
 		return err
 	}
 	if err := add("zos private network (workload to workload)", "wireguard-go standalone", wa, wb, wbAddr); err != nil {
+		return err
+	}
+	if err := add("zos private network, again (vs routed workloads)", "wireguard-go standalone, routed workloads", wa, wb, wbAddr); err != nil {
 		return err
 	}
 	// Standalone yggdrasil between its own pair of namespaces, wired the same
@@ -447,7 +454,10 @@ func latency(client, server, host string) (time.Duration, error) {
 	return d[len(d)/2], nil
 }
 
-func (b *bench) standaloneWG(bin, na, nb string) error {
+// standaloneWG runs wireguard-go between na and nb (10.98.0.1/.2) and, for
+// a like-for-like comparison with zos, routes a workload namespace behind
+// each (wsa 10.95.1.2, wsb 10.95.2.2) through the tunnel.
+func (b *bench) standaloneWG(bin, na, nb, wsa, wsb string) error {
 	ka, _ := wg.GeneratePrivateKey()
 	kb, _ := wg.GeneratePrivateKey()
 	for i, n := range []string{na, nb} {
@@ -464,13 +474,31 @@ func (b *bench) standaloneWG(bin, na, nb string) error {
 			self, other, peerIP = kb, ka, "10.99.0.1"
 		}
 		if err := (wg.Client{Socket: sock}).Configure(contextTODO(), wg.Config{PrivateKey: self, ListenPort: 51830,
-			Peers: []wg.Peer{{PublicKey: other.Public(), Endpoint: mustAddrPort(peerIP + ":51830"), AllowedIPs: []netipPrefix{mustPrefix(fmt.Sprintf("10.98.0.%d/32", 2-i))}}}}); err != nil {
+			Peers: []wg.Peer{{PublicKey: other.Public(), Endpoint: mustAddrPort(peerIP + ":51830"),
+				AllowedIPs: []netipPrefix{mustPrefix(fmt.Sprintf("10.98.0.%d/32", 2-i)), mustPrefix(fmt.Sprintf("10.95.%d.0/24", 2-i))}}}}); err != nil {
 			return err
 		}
 		if _, err := run("ip", "-n", n, "addr", "add", fmt.Sprintf("10.98.0.%d/24", i+1), "dev", name); err != nil {
 			return err
 		}
 		if _, err := run("ip", "-n", n, "link", "set", name, "up"); err != nil {
+			return err
+		}
+		ws := []string{wsa, wsb}[i]
+		for _, c := range [][]string{
+			{"-n", n, "link", "add", "wsl", "mtu", "1420", "type", "veth", "peer", "name", "eth0", "netns", ws},
+			{"-n", ws, "link", "set", "eth0", "mtu", "1420", "up"},
+			{"-n", n, "link", "set", "wsl", "up"},
+			{"-n", n, "addr", "add", fmt.Sprintf("10.95.%d.1/24", i+1), "dev", "wsl"},
+			{"-n", ws, "addr", "add", fmt.Sprintf("10.95.%d.2/24", i+1), "dev", "eth0"},
+			{"-n", ws, "route", "add", "default", "via", fmt.Sprintf("10.95.%d.1", i+1)},
+			{"-n", n, "route", "add", fmt.Sprintf("10.95.%d.0/24", 2-i), "dev", name},
+		} {
+			if _, err := run("ip", c...); err != nil {
+				return err
+			}
+		}
+		if _, err := run("ip", "netns", "exec", n, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"); err != nil {
 			return err
 		}
 	}
