@@ -7,32 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/flist/mount"
 )
-
-// parseSize reads "512M", "10G", "4096" (bytes; K, M, G, T are powers of 1024).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
-	mult := int64(1)
-	if n := len(s); n > 0 {
-		if i := strings.IndexByte("KMGT", s[n-1]); i >= 0 {
-			mult = 1 << (10 * (i + 1))
-			s = s[:n-1]
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("bad size %q (want e.g. 512M, 10G)", s)
-	}
-	return v * mult, nil
-}
 
 func defaultCacheDir() string {
 	if os.Geteuid() == 0 {
@@ -81,7 +61,7 @@ run only executables of the signed metadata, each fully fetched and verified fir
 				return err
 			}
 			defer r.Close()
-			cache, err := mount.NewCache(cacheDir, size, logger)
+			cache, err := mount.NewCache(cacheDir, int64(size), logger)
 			if err != nil {
 				return err
 			}

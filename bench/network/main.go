@@ -1,0 +1,606 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/zosgrid/zos/network/wg"
+)
+
+var (
+	seconds = flag.Int("t", 10, "seconds per iperf3 run")
+	rtts    = flag.Int("rtt", 2000, "request/response round trips per latency measurement")
+	keep    = flag.Bool("keep", false, "leave the namespaces for inspection (debugging)")
+	rounds  = flag.Int("rounds", 3, "interleaved rounds over all paths")
+)
+
+type bench struct {
+	prefix  string
+	dir     string
+	zos     string
+	cleanup []func()
+}
+
+func main() {
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fail(errors.New("needs root (namespaces, TUN, nftables)"))
+	}
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		fail(errors.New("needs iperf3 (make deps installs it)"))
+	}
+	b := &bench{prefix: "zb" + randHex(3) + "-"}
+	var err error
+	if b.dir, err = os.MkdirTemp("", "zos-bench-network-"); err != nil {
+		fail(err)
+	}
+	defer b.close()
+	if err := b.run(); err != nil {
+		b.close()
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench/network:", err)
+	os.Exit(1)
+}
+
+func (b *bench) close() {
+	if *keep {
+		return
+	}
+	for i := len(b.cleanup) - 1; i >= 0; i-- {
+		b.cleanup[i]()
+	}
+	b.cleanup = nil
+	os.RemoveAll(b.dir)
+}
+
+func randHex(n int) string {
+	x := make([]byte, n)
+	rand.Read(x)
+	return hex.EncodeToString(x)
+}
+
+func run(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func must(out string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// start runs a long-lived process and stops it at cleanup.
+func (b *bench) start(name string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(name, args...)
+	logf, err := os.Create(filepath.Join(b.dir, fmt.Sprintf("proc-%d.log", len(b.cleanup))))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	b.cleanup = append(b.cleanup, func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
+	return cmd, nil
+}
+
+func (b *bench) ns(name string) string {
+	full := b.prefix + name
+	must(run("ip", "netns", "add", full))
+	b.cleanup = append(b.cleanup, func() { run("ip", "netns", "del", full) })
+	must(run("ip", "-n", full, "link", "set", "lo", "up"))
+	return full
+}
+
+// inNS runs fn on a thread inside the named namespace.
+func inNS(name string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return fn()
+}
+
+// waitFor polls cond for up to d.
+func waitFor(d time.Duration, cond func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type result struct {
+	path   string
+	gbps   float64
+	rttMed time.Duration
+	peer   string // the standalone path this one is compared with
+}
+
+func (b *bench) run() error {
+	b.zos = os.Getenv("ZOS_BIN")
+	if b.zos == "" {
+		b.zos = filepath.Join(b.dir, "zos")
+		fmt.Fprintln(os.Stderr, "building zos...")
+		if _, err := run("go", "build", "-o", b.zos, "./cmd/zos"); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(os.Stderr, "building standalone wireguard-go and yggdrasil from the required module versions...")
+	wgBin, err := b.install("golang.zx2c4.com/wireguard", "golang.zx2c4.com/wireguard", "wireguard")
+	if err != nil {
+		return err
+	}
+	yggBin, err := b.buildYggdrasil()
+	if err != nil {
+		return err
+	}
+
+	// Two nodes on one veth.
+	na, nb := b.ns("nodea"), b.ns("nodeb")
+	must(run("ip", "-n", na, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", nb))
+	must(run("ip", "-n", na, "addr", "add", "10.99.0.1/24", "dev", "eth0"))
+	must(run("ip", "-n", nb, "addr", "add", "10.99.0.2/24", "dev", "eth0"))
+	must(run("ip", "-n", na, "link", "set", "eth0", "up"))
+	must(run("ip", "-n", nb, "link", "set", "eth0", "up"))
+	wa, wb := b.ns("wla"), b.ns("wlb")
+
+	type path struct {
+		name, peer, client, server, addr string
+		port                             int
+		gbps                             []float64
+		rtt                              []time.Duration
+	}
+	var paths []*path
+	add := func(name, peer, client, server, addr string) error {
+		p := &path{name: name, peer: peer, client: client, server: server, addr: addr}
+		var err error
+		if p.port, err = b.iperfServer(client, server, addr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		paths = append(paths, p)
+		return nil
+	}
+	if err := add("raw veth (node to node)", "", na, nb, "10.99.0.2"); err != nil {
+		return err
+	}
+	// Standalone wireguard-go between the node namespaces.
+	wsa, wsb := b.ns("wsa"), b.ns("wsb")
+	if err := b.standaloneWG(wgBin, na, nb, wsa, wsb); err != nil {
+		return err
+	}
+	if err := add("wireguard-go standalone", "", na, nb, "10.98.0.2"); err != nil {
+		return err
+	}
+	if err := add("wireguard-go standalone, routed workloads", "", wsa, wsb, "10.95.2.2"); err != nil {
+		return err
+	}
+	// The zos private network between workloads.
+	wbAddr, err := b.zosNetwork(na, nb, wa, wb)
+	if err != nil {
+		return err
+	}
+	if err := add("zos private network (workload to workload)", "wireguard-go standalone", wa, wb, wbAddr); err != nil {
+		return err
+	}
+	if err := add("zos private network, again (vs routed workloads)", "wireguard-go standalone, routed workloads", wa, wb, wbAddr); err != nil {
+		return err
+	}
+	// Standalone yggdrasil between its own pair of namespaces, wired the same
+	// way: two overlays in one namespace would fight over the 200::/7 route.
+	ya, yb := b.ns("ygga"), b.ns("yggb")
+	must(run("ip", "-n", ya, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", yb))
+	must(run("ip", "-n", ya, "addr", "add", "10.99.0.1/24", "dev", "eth0"))
+	must(run("ip", "-n", yb, "addr", "add", "10.99.0.2/24", "dev", "eth0"))
+	must(run("ip", "-n", ya, "link", "set", "eth0", "up"))
+	must(run("ip", "-n", yb, "link", "set", "eth0", "up"))
+	yggAddr, err := b.standaloneYgg(yggBin, ya, yb)
+	if err != nil {
+		return err
+	}
+	if err := add("yggdrasil standalone", "", ya, yb, yggAddr); err != nil {
+		return err
+	}
+	// The zos overlay between workloads.
+	ovAddr, err := b.zosOverlay(na, nb, wa, wb)
+	if err != nil {
+		return err
+	}
+	if err := add("zos overlay (workload to workload)", "yggdrasil standalone", wa, wb, ovAddr); err != nil {
+		return err
+	}
+
+	// Rounds interleave the paths, so a load change on a shared machine
+	// hits all of them alike; each figure is the median over the rounds.
+	for round := 0; round < *rounds; round++ {
+		for _, p := range paths {
+			fmt.Fprintf(os.Stderr, "round %d: %s\n", round+1, p.name)
+			g, err := iperf(p.client, p.addr, p.port)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			r, err := latency(p.client, p.server, hostPort(p.addr))
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			p.gbps, p.rtt = append(p.gbps, g), append(p.rtt, r)
+			fmt.Fprintf(os.Stderr, "  %.2f Gbit/s, RTT %v\n", g, r)
+		}
+	}
+	var results []result
+	for _, p := range paths {
+		results = append(results, result{path: p.name, peer: p.peer, gbps: median(p.gbps), rttMed: median(p.rtt)})
+	}
+	raw := results[0]
+	fmt.Printf("### network: TCP between two namespaces (iperf3 -t %d, single stream; RTT = median of %d 1-byte round trips; median of %d interleaved rounds)\n\n", *seconds, *rtts, *rounds)
+	fmt.Println("| path | Gbit/s | RTT µs | × raw veth | × standalone peer |")
+	fmt.Println("| --- | --- | --- | --- | --- |")
+	for _, r := range results {
+		peer := "—"
+		if r.peer != "" {
+			i := slices.IndexFunc(results, func(x result) bool { return x.path == r.peer })
+			peer = fmt.Sprintf("%.2f (RTT %.2f)", r.gbps/results[i].gbps, float64(results[i].rttMed)/float64(r.rttMed))
+		}
+		fmt.Printf("| %s | %.2f | %.0f | %.3f | %s |\n", r.path, r.gbps, float64(r.rttMed)/1e3, r.gbps/raw.gbps, peer)
+	}
+	fmt.Println("\nRTT ratio > 1 means zos is faster. Both ends and the load generator share this machine's CPUs.")
+	return nil
+}
+
+// install builds pkg at the version of module mod that this repository
+// requires, into the bench directory.
+func (b *bench) install(mod, pkg, bin string) (string, error) {
+	v, err := run("go", "list", "-m", "-f", "{{.Version}}", mod)
+	if err != nil {
+		return "", err
+	}
+	gobin := filepath.Join(b.dir, "bin")
+	cmd := exec.Command("go", "install", pkg+"@"+strings.TrimSpace(v))
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s: %w: %s", pkg, err, out)
+	}
+	return filepath.Join(gobin, bin), nil
+}
+
+// buildYggdrasil builds the yggdrasil daemon at the version this repository
+// requires, in a throwaway module. The module proxy refuses suah.dev/protect
+// (OpenBSD pledge, a no-op on Linux), so that one import is replaced by a
+// generated no-op package; everything else is the daemon's own code.
+func (b *bench) buildYggdrasil() (string, error) {
+	v, err := run("go", "list", "-m", "-f", "{{.Version}}", "github.com/yggdrasil-network/yggdrasil-go")
+	if err != nil {
+		return "", err
+	}
+	mod := filepath.Join(b.dir, "yggbuild")
+	files := map[string]string{
+		"go.mod": "module yggbench\n\ngo 1.25\n\nrequire github.com/yggdrasil-network/yggdrasil-go " + strings.TrimSpace(v) +
+			"\n\nreplace suah.dev/protect => ./protect\n",
+		"tools.go":           "//go:build tools\n\npackage tools\n\nimport _ \"github.com/yggdrasil-network/yggdrasil-go/cmd/yggdrasil\"\n",
+		"protect/go.mod":     "module suah.dev/protect\n\ngo 1.20\n",
+		"protect/protect.go": "package protect\n\nfunc Pledge(string) error { return nil }\n\nfunc Unveil(string, string) error { return nil }\n\nfunc UnveilBlock() error { return nil }\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(mod, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return "", err
+		}
+	}
+	out := filepath.Join(b.dir, "bin", "yggdrasil")
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", out, "github.com/yggdrasil-network/yggdrasil-go/cmd/yggdrasil"}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = mod
+		cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false", "GOWORK=off")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("build yggdrasil (go %s): %w: %s", strings.Join(args, " "), err, o)
+		}
+	}
+	return out, nil
+}
+
+func hostPort(addr string) string {
+	if strings.Contains(addr, ":") {
+		return "[" + addr + "]"
+	}
+	return addr
+}
+
+func median[T float64 | time.Duration](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// iperfServer starts iperf3 in server and waits until client reaches it at
+// addr (handshakes and overlay paths settle on the way).
+func (b *bench) iperfServer(client, server, addr string) (int, error) {
+	port := 5201 + len(b.cleanup)
+	if _, err := b.start("ip", "netns", "exec", server, "iperf3", "-s", "-p", fmt.Sprint(port)); err != nil {
+		return 0, err
+	}
+	if err := waitFor(60*time.Second, func() error {
+		return inNS(client, func() error {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", hostPort(addr), port), 2*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}); err != nil {
+		return 0, fmt.Errorf("path to %s not ready: %w", addr, err)
+	}
+	return port, nil
+}
+
+// iperf runs one iperf3 client and returns the received Gbit/s.
+func iperf(client, addr string, port int) (float64, error) {
+	var out string
+	var err error
+	// iperf3 -s may still be finishing the previous test; retry a little.
+	for i := 0; i < 3; i++ {
+		out, err = run("ip", "netns", "exec", client, "iperf3", "-c", addr, "-p", fmt.Sprint(port), "-t", fmt.Sprint(*seconds), "-J")
+		if err == nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil {
+		return 0, err
+	}
+	var j struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	if j.End.SumReceived.BitsPerSecond == 0 {
+		return 0, fmt.Errorf("iperf3 moved no data: %.300s", out)
+	}
+	return j.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+// latency measures the median TCP request/response round trip.
+func latency(client, server, host string) (time.Duration, error) {
+	var ln net.Listener
+	if err := inNS(server, func() (err error) { ln, err = net.Listen("tcp", host+":0"); return }); err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c)
+		c.Close()
+	}()
+	var c net.Conn
+	if err := inNS(client, func() (err error) { c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second); return }); err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetNoDelay(true)
+	d := make([]time.Duration, *rtts)
+	buf := []byte{1}
+	for i := range d {
+		t0 := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return 0, err
+		}
+		d[i] = time.Since(t0)
+	}
+	slices.Sort(d)
+	return d[len(d)/2], nil
+}
+
+// standaloneWG runs wireguard-go between na and nb (10.98.0.1/.2) and, for
+// a like-for-like comparison with zos, routes a workload namespace behind
+// each (wsa 10.95.1.2, wsb 10.95.2.2) through the tunnel.
+func (b *bench) standaloneWG(bin, na, nb, wsa, wsb string) error {
+	ka, _ := wg.GeneratePrivateKey()
+	kb, _ := wg.GeneratePrivateKey()
+	for i, n := range []string{na, nb} {
+		name := fmt.Sprintf("wgs%d%s", i, b.prefix[2:6])
+		if _, err := b.start("ip", "netns", "exec", n, bin, "-f", name); err != nil {
+			return err
+		}
+		sock := "/var/run/wireguard/" + name + ".sock"
+		if err := waitFor(10*time.Second, func() error { _, err := os.Stat(sock); return err }); err != nil {
+			return fmt.Errorf("wireguard-go did not start: %w", err)
+		}
+		self, other, peerIP := ka, kb, "10.99.0.2"
+		if i == 1 {
+			self, other, peerIP = kb, ka, "10.99.0.1"
+		}
+		if err := (wg.Client{Socket: sock}).Configure(contextTODO(), wg.Config{PrivateKey: self, ListenPort: 51830,
+			Peers: []wg.Peer{{PublicKey: other.Public(), Endpoint: mustAddrPort(peerIP + ":51830"),
+				AllowedIPs: []netipPrefix{mustPrefix(fmt.Sprintf("10.98.0.%d/32", 2-i)), mustPrefix(fmt.Sprintf("10.95.%d.0/24", 2-i))}}}}); err != nil {
+			return err
+		}
+		if _, err := run("ip", "-n", n, "addr", "add", fmt.Sprintf("10.98.0.%d/24", i+1), "dev", name); err != nil {
+			return err
+		}
+		if _, err := run("ip", "-n", n, "link", "set", name, "up"); err != nil {
+			return err
+		}
+		ws := []string{wsa, wsb}[i]
+		for _, c := range [][]string{
+			{"-n", n, "link", "add", "wsl", "mtu", "1420", "type", "veth", "peer", "name", "eth0", "netns", ws},
+			{"-n", ws, "link", "set", "eth0", "mtu", "1420", "up"},
+			{"-n", n, "link", "set", "wsl", "up"},
+			{"-n", n, "addr", "add", fmt.Sprintf("10.95.%d.1/24", i+1), "dev", "wsl"},
+			{"-n", ws, "addr", "add", fmt.Sprintf("10.95.%d.2/24", i+1), "dev", "eth0"},
+			{"-n", ws, "route", "add", "default", "via", fmt.Sprintf("10.95.%d.1", i+1)},
+			{"-n", n, "route", "add", fmt.Sprintf("10.95.%d.0/24", 2-i), "dev", name},
+		} {
+			if _, err := run("ip", c...); err != nil {
+				return err
+			}
+		}
+		if _, err := run("ip", "netns", "exec", n, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) zosCmd(node string, args ...string) (string, error) {
+	state := filepath.Join(b.dir, node)
+	return run(b.zos, append([]string{"network", "--host-ns", node, "--prefix", node + "-", "--state", state}, args...)...)
+}
+
+func (b *bench) zosNetwork(na, nb, wa, wb string) (string, error) {
+	ka, _ := wg.GeneratePrivateKey()
+	kb, _ := wg.GeneratePrivateKey()
+	spec := func(self, other wg.PrivateKey, sub, peerSub, ep string) string {
+		kt, _ := self.MarshalText()
+		s, _ := json.Marshal(map[string]any{"name": "bench", "ip_range": "10.97.0.0/16", "subnet": sub,
+			"wireguard_private_key": string(kt), "wireguard_listen_port": 51840,
+			"peers": []any{map[string]any{"subnet": peerSub, "wireguard_public_key": other.Public().String(),
+				"allowed_ips": []string{peerSub}, "endpoint": ep}}})
+		return string(s)
+	}
+	specs := map[string]string{
+		na: spec(ka, kb, "10.97.1.0/24", "10.97.2.0/24", "10.99.0.2:51840"),
+		nb: spec(kb, ka, "10.97.2.0/24", "10.97.1.0/24", "10.99.0.1:51840"),
+	}
+	for _, n := range []string{na, nb} {
+		f := filepath.Join(b.dir, n+".json")
+		os.WriteFile(f, []byte(specs[n]), 0o600)
+		if _, err := b.zosCmd(n, "apply", "-f", f); err != nil {
+			return "", err
+		}
+		b.cleanup = append(b.cleanup, func() { b.zosCmd(n, "rm", "bench") })
+	}
+	if _, err := b.zosCmd(na, "attach", "bench", wa); err != nil {
+		return "", err
+	}
+	out, err := b.zosCmd(nb, "attach", "bench", wb)
+	if err != nil {
+		return "", err
+	}
+	return strings.Split(strings.TrimSpace(out), "/")[0], nil
+}
+
+func (b *bench) standaloneYgg(bin, na, nb string) (string, error) {
+	var addrB string
+	for i, n := range []string{na, nb} {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		cfg := map[string]any{"PrivateKey": hex.EncodeToString(priv), "Peers": []string{}, "Listen": []string{},
+			"AdminListen": "none", "MulticastInterfaces": []any{}, "IfName": "yggs" + fmt.Sprint(i), "IfMTU": 65535,
+			"NodeInfoPrivacy": true}
+		if i == 0 {
+			cfg["Listen"] = []string{"tcp://10.99.0.1:9950"}
+		} else {
+			cfg["Peers"] = []string{"tcp://10.99.0.1:9950"}
+		}
+		f := filepath.Join(b.dir, fmt.Sprintf("ygg%d.json", i))
+		j, _ := json.Marshal(cfg)
+		os.WriteFile(f, j, 0o600)
+		if _, err := b.start("ip", "netns", "exec", n, bin, "-useconffile", f); err != nil {
+			return "", err
+		}
+		if i == 1 {
+			out, err := run(bin, "-useconffile", f, "-address")
+			if err != nil {
+				return "", err
+			}
+			addrB = strings.TrimSpace(out)
+		}
+	}
+	return addrB, nil
+}
+
+func (b *bench) zosOverlay(na, nb, wa, wb string) (string, error) {
+	for i, n := range []string{na, nb} {
+		keyFile := filepath.Join(b.dir, n+".key")
+		if _, err := run(b.zos, "key", "new", "-o", keyFile); err != nil {
+			return "", err
+		}
+		args := []string{"netns", "exec", n, b.zos, "network", "--state", filepath.Join(b.dir, n), "overlay", "run", "--key", keyFile}
+		if i == 0 {
+			args = append(args, "--listen", "tcp://10.99.0.1:9943")
+		} else {
+			args = append(args, "--peer", "tcp://10.99.0.1:9943")
+		}
+		if _, err := b.start("ip", args...); err != nil {
+			return "", err
+		}
+		if err := waitFor(20*time.Second, func() error {
+			_, err := os.Stat(filepath.Join(b.dir, n, "overlay.json"))
+			return err
+		}); err != nil {
+			return "", fmt.Errorf("zos overlay did not start: %w", err)
+		}
+	}
+	if _, err := b.zosCmd(na, "overlay", "attach", wa); err != nil {
+		return "", err
+	}
+	out, err := b.zosCmd(nb, "overlay", "attach", wb)
+	if err != nil {
+		return "", err
+	}
+	b.cleanup = append(b.cleanup, func() { b.zosCmd(na, "overlay", "detach", wa); b.zosCmd(nb, "overlay", "detach", wb) })
+	return strings.TrimSpace(out), nil
+}
