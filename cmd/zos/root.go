@@ -30,6 +30,7 @@ Run "zos COMMAND --help" for the flags of each command.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newKeyCmd(),
+		newZdbCmd(),
 	)
 	return root
 }
