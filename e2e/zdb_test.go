@@ -343,26 +343,44 @@ type zdbWriter struct {
 	pending string            // key of the request in flight when the server died
 	pendVal []byte            // its value (nil for a delete)
 	seq     int
+	seqMode bool     // sequential namespace: SET "" allocates an id
+	ids     []string // ids this writer was given
 }
 
 func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, acks *atomic.Int64, target int64, kill chan struct{}) {
 	for {
 		w.seq++
-		key := fmt.Sprintf("w%d-k%02d", w.id, rng.IntN(40))
+		var key string
+		if w.seqMode {
+			// Allocate a new id, or update one of this writer's ids.
+			if len(w.ids) > 0 && rng.IntN(3) == 0 {
+				key = w.ids[rng.IntN(len(w.ids))]
+			}
+		} else {
+			key = fmt.Sprintf("w%d-k%02d", w.id, rng.IntN(40))
+		}
 		old, exists := w.acked[key]
+		var reply string
 		var err error
-		if exists && old != nil && rng.IntN(10) == 0 {
+		if !w.seqMode && exists && old != nil && rng.IntN(10) == 0 {
 			w.pending, w.pendVal = key, nil
 			err = c.Do(ctx, "DEL", key).Err()
 		} else {
-			// A value that names its key and version, of a random length.
-			v := []byte(fmt.Sprintf("%s#%d#", key, w.seq))
+			// A value that names its writer and version, of a random length.
+			v := []byte(fmt.Sprintf("w%d#%x#%d#", w.id, key, w.seq))
 			v = append(v, bytes.Repeat([]byte{byte('a' + w.seq%26)}, rng.IntN(2000))...)
 			w.pending, w.pendVal = key, v
-			err = c.Do(ctx, "SET", key, v).Err()
+			reply, err = c.Do(ctx, "SET", key, v).Text()
 		}
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return // the server is gone: this request is neither acked nor lost
+		}
+		if key == "" { // a new sequential id: the reply names it
+			if len(reply) != 8 {
+				panic(fmt.Sprintf("seq SET replied %x, not an 8-byte id", reply))
+			}
+			key = reply
+			w.ids = append(w.ids, key)
 		}
 		w.acked[key] = w.pendVal
 		w.pending, w.pendVal = "", nil
@@ -376,7 +394,15 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 // while four clients write concurrently, restarts it, and requires every
 // acknowledged write (and delete) to read back intact and `zos zdb check` to
 // pass. The request in flight when the server died may have landed or not.
+// It runs in user mode, in user mode with data files rotating every 512 KiB
+// (so crashes also hit rotations), and in sequential mode.
 func TestZdbCrashLoop(t *testing.T) {
+	t.Run("user", func(t *testing.T) { zdbCrashLoop(t, false, "--sync") })
+	t.Run("rotating", func(t *testing.T) { zdbCrashLoop(t, false, "--sync", "--datasize", "524288") })
+	t.Run("seq", func(t *testing.T) { zdbCrashLoop(t, true, "--sync", "--mode", "seq") })
+}
+
+func zdbCrashLoop(t *testing.T, seqMode bool, flags ...string) {
 	data, index := zdbDirs(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -385,14 +411,14 @@ func TestZdbCrashLoop(t *testing.T) {
 	const writers = 4
 	ws := make([]*zdbWriter, writers)
 	for i := range ws {
-		ws[i] = &zdbWriter{id: i, acked: map[string][]byte{}}
+		ws[i] = &zdbWriter{id: i, acked: map[string][]byte{}, seqMode: seqMode}
 	}
-	budget := time.Now().Add(40 * time.Second)
+	budget := time.Now().Add(18 * time.Second)
 	iterations := 0
-	for ; iterations < 30 && time.Now().Before(budget); iterations++ {
-		s := zdbStart(t, data, index, "--sync")
+	for ; iterations < 25 && time.Now().Before(budget); iterations++ {
+		s := zdbStart(t, data, index, flags...)
 		// Everything acknowledged before this crash must still be there.
-		zdbVerifyWriters(ctx, t, s, ws, "after restart")
+		zdbVerifyWriters(ctx, t, s, ws, fmt.Sprintf("after crash %d", iterations))
 
 		var acks atomic.Int64
 		target := int64(20 + rng.IntN(300))
@@ -418,7 +444,7 @@ func TestZdbCrashLoop(t *testing.T) {
 		stopWriters()
 		wg.Wait()
 	}
-	s := zdbStart(t, data, index, "--sync")
+	s := zdbStart(t, data, index, flags...)
 	zdbVerifyWriters(ctx, t, s, ws, "after the last crash")
 	zdbTerm(t, s)
 	if out, code := zdbCheck(t, data, index); code != 0 {
@@ -428,7 +454,11 @@ func TestZdbCrashLoop(t *testing.T) {
 	for _, w := range ws {
 		total += len(w.acked)
 	}
-	t.Logf("%d SIGKILLs survived, %d keys verified after each", iterations, total)
+	files, _ := filepath.Glob(filepath.Join(data, "default", "d*"))
+	t.Logf("%d SIGKILLs survived, %d keys verified after each, %d data files", iterations, total, len(files))
+	if strings.Contains(strings.Join(flags, " "), "--datasize") && len(files) < 2 {
+		t.Fatalf("the rotating variant wrote only %d data file(s)", len(files))
+	}
 	if iterations < 3 {
 		t.Fatalf("only %d crash iterations ran within the time budget", iterations)
 	}
@@ -466,8 +496,8 @@ func zdbVerifyWriters(ctx context.Context, t *testing.T, s *zdbServer, ws []*zdb
 				t.Fatalf("%s: in-flight key %s holds %q: neither the acknowledged nor the in-flight value",
 					when, w.pending, zdbShort(got))
 			}
-			w.pending, w.pendVal = "", nil
 		}
+		w.pending, w.pendVal = "", nil // an id allocation in flight is simply forgotten
 	}
 	c.Close()
 }
@@ -628,6 +658,61 @@ func zdbTornCheckAndStart(ctx context.Context, t *testing.T, data, index, dfile 
 	zdbMustGet(ctx, t, c2, "after-repair", []byte("fine"))
 	for k, v := range want {
 		zdbMustGet(ctx, t, c2, k, v)
+	}
+}
+
+// TestZdbCorruptValueNeverServed flips one byte inside an early value while
+// the server is stopped. The server must not serve those bytes (GET fails,
+// CHECK says 0), every other key, before and after it, stays readable, and
+// `zos zdb check` reports the damage.
+func TestZdbCorruptValueNeverServed(t *testing.T) {
+	data, index := zdbDirs(t)
+	s := zdbStart(t, data, index)
+	ctx := context.Background()
+	c := zdbClient(t, "tcp", s.addr)
+	want := map[string][]byte{}
+	for i := 0; i < 20; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		v := bytes.Repeat([]byte{byte('a' + i)}, 500)
+		if err := c.Do(ctx, "SET", k, v).Err(); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = v
+	}
+	c.Close()
+	zdbTerm(t, s)
+
+	// Record 5 (keys and values all of the same size) starts at
+	// 28 + 5*(18+3+500); flip a byte in the middle of its value.
+	dfile := zdbLastFile(t, filepath.Join(data, "default"), "d")
+	b, err := os.ReadFile(dfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 28 + 5*(18+3+500) + 18 + 3 + 250
+	if b[off] != 'a'+5 {
+		t.Fatalf("unexpected layout: byte %d is %q, want %q", off, b[off], 'a'+5)
+	}
+	b[off] ^= 0x20
+	if err := os.WriteFile(dfile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := zdbCheck(t, data, index); code == 0 {
+		t.Errorf("zos zdb check passed a data file with a corrupt value:\n%s", out)
+	}
+
+	s2 := zdbStart(t, data, index)
+	c2 := zdbClient(t, "tcp", s2.addr)
+	if got, err := c2.Get(ctx, "k05").Bytes(); err == nil {
+		t.Fatalf("GET of the corrupt value succeeded: %q", zdbShort(got))
+	}
+	if ok, err := c2.Do(ctx, "CHECK", "k05").Int64(); err == nil && ok != 0 {
+		t.Fatalf("CHECK of the corrupt value = %d, want 0", ok)
+	}
+	for k, v := range want {
+		if k != "k05" {
+			zdbMustGet(ctx, t, c2, k, v)
+		}
 	}
 }
 
