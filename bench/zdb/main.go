@@ -342,6 +342,7 @@ func load(ctx context.Context, s *server, n, size, conns int) error {
 // memResult is one line of the memory and start-up table.
 type memResult struct {
 	server     string
+	rssEmpty   int64
 	load       time.Duration
 	rssLoaded  int64
 	startup    time.Duration
@@ -358,6 +359,9 @@ func memoryRun(ctx context.Context, cfg config, k kind) (memResult, error) {
 		return m, err
 	}
 	defer s.close()
+	if m.rssEmpty, err = s.rss(); err != nil {
+		return m, err
+	}
 	began := time.Now()
 	if err := load(ctx, s, cfg.keys, 64, 8); err != nil {
 		return m, fmt.Errorf("%s: load: %w", k.name, err)
@@ -434,16 +438,18 @@ func ratioColumns(names []string) [][2]string {
 
 func printMemory(w io.Writer, cfg config, mem []memResult) {
 	fmt.Fprintf(w, "\n### zdb memory and start-up with %d keys (16 B keys, 64 B values)\n\n", cfg.keys)
-	fmt.Fprintln(w, "| server | load | RSS loaded | RSS per key | start-up to PONG | RSS after restart | DBSIZE after restart |")
-	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(w, "| server | RSS empty | load | RSS loaded | RSS per key (loaded - empty) | start-up to PONG | RSS after restart | DBSIZE after restart |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
+	perKey := func(m memResult) float64 { return float64(m.rssLoaded-m.rssEmpty) / float64(cfg.keys) }
 	for _, m := range mem {
-		fmt.Fprintf(w, "| %s | %v | %s | %d B | %v | %s | %d |\n", m.server, m.load.Round(time.Millisecond),
-			mib(m.rssLoaded), m.rssLoaded/int64(cfg.keys), m.startup.Round(time.Millisecond), mib(m.rssStarted), m.dbsize)
+		fmt.Fprintf(w, "| %s | %s | %v | %s | %.0f B | %v | %s | %d |\n", m.server, mib(m.rssEmpty),
+			m.load.Round(time.Millisecond), mib(m.rssLoaded), perKey(m), m.startup.Round(time.Millisecond),
+			mib(m.rssStarted), m.dbsize)
 	}
-	if len(mem) == 2 && mem[1].rssLoaded > 0 && mem[1].startup > 0 && mem[1].rssStarted > 0 {
+	if len(mem) == 2 && mem[1].rssLoaded > 0 && mem[1].startup > 0 && mem[1].rssStarted > 0 && perKey(mem[1]) > 0 {
 		a, b := mem[0], mem[1]
-		fmt.Fprintf(w, "| %s/%s | %.2f | %.2f | | %.2f | %.2f | |\n", a.server, b.server,
-			a.load.Seconds()/b.load.Seconds(), float64(a.rssLoaded)/float64(b.rssLoaded),
+		fmt.Fprintf(w, "| %s/%s | | %.2f | %.2f | %.2f | %.2f | %.2f | |\n", a.server, b.server,
+			a.load.Seconds()/b.load.Seconds(), float64(a.rssLoaded)/float64(b.rssLoaded), perKey(a)/perKey(b),
 			a.startup.Seconds()/b.startup.Seconds(), float64(a.rssStarted)/float64(b.rssStarted))
 	}
 }
