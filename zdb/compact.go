@@ -408,6 +408,9 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 	if err := writeFileAtomic(marker, []byte(strings.Join(ids, "\n"))); err != nil {
 		return err
 	}
+	if err := ns.bumpGeneration(); err != nil {
+		return err
+	}
 	ns.closeFiles()
 	if err := finishSwap(ns.dataDir, ns.idxDir, w.written); err != nil {
 		return err

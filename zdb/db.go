@@ -291,6 +291,9 @@ func (ns *Namespace) Flush() error {
 	ns.dataPrev, ns.idxPrev = 0, 0
 	ns.seq++
 	ns.committed.Store(ns.seq)
+	if err := ns.bumpGeneration(); err != nil {
+		return err
+	}
 	if err := ns.initFresh(); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/zosgrid/zos/resp"
 	"github.com/zosgrid/zos/zdb"
+	"github.com/zosgrid/zos/zdb/replica"
 	"github.com/zosgrid/zos/zdb/server"
 )
 
@@ -92,6 +93,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			srv, err := server.New(db, server.Config{
 				Listen: listen, Port: port, Socket: socket, DualNet: dualnet,
 				Admin: admin, Protect: protect, Hook: hook, Logger: log, AutoCompact: compactAt,
+				ReadOnly: replicaOf != "",
 			})
 			if err != nil {
 				return err
@@ -105,9 +107,8 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if replicaOf != "" {
-				if err := startReplica(ctx, db, srv, replicaOf, replicaAuth, log); err != nil {
-					return err
-				}
+				done := startReplica(ctx, db, srv, replicaOf, replicaAuth, log)
+				defer func() { stop(); <-done }()
 			}
 			var addrs []string
 			for _, a := range srv.Addrs() {
@@ -243,7 +244,18 @@ Exit status 0 means consistent; 1 prints every problem found.`,
 	return cmd
 }
 
-// startReplica is replaced when replication lands.
-func startReplica(ctx context.Context, db *zdb.DB, srv *server.Server, primary, auth string, log *slog.Logger) error {
-	return errors.New("--replica-of: replication is not available in this build")
+// startReplica follows the primary in the background until ctx ends; the
+// returned channel closes when the follower has stopped.
+func startReplica(ctx context.Context, db *zdb.DB, srv *server.Server, primary, auth string, log *slog.Logger) <-chan struct{} {
+	if auth == "" {
+		auth = os.Getenv("ZDB_REPLICA_AUTH")
+	}
+	f := replica.New(db, replica.Config{Primary: primary, Password: auth, Logger: log})
+	srv.SetReplicaStatus(f)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx)
+	}()
+	return done
 }

@@ -34,6 +34,8 @@ type Config struct {
 	// Protect makes the default namespace read-only unless selected with
 	// the admin password.
 	Protect bool
+	// ReadOnly refuses every write from clients (a replica).
+	ReadOnly bool
 	// Hook is an executable run on events (ready, close, namespace-*).
 	Hook string
 	// AutoCompact compacts a namespace on its own when at least this share
@@ -325,6 +327,10 @@ func (s *Server) exec(c *client, args [][]byte) (keep bool) {
 		return true
 	}
 	s.stats.cmds.Add(1)
+	if cmd.write && s.cfg.ReadOnly {
+		c.w.Error("Namespace is in read-only mode")
+		return true
+	}
 	keep = cmd.fn(s, c, args)
 	if s.nwait.Load() > 0 {
 		s.notifyWaiters(c, cmd.name)
