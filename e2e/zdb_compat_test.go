@@ -23,7 +23,7 @@ func TestZdbServes0dbFixtures(t *testing.T) {
 	root := t.TempDir()
 	zdbCopyDir(t, filepath.Join("..", "zdb", "testdata", "0db"), root)
 	data, index := filepath.Join(root, "data"), filepath.Join(root, "index")
-	s := zdbStart(t, data, index, "--admin", "fixtureadmin")
+	s := zdbServe(t, data, index, "--admin", "fixtureadmin")
 	ctx := context.Background()
 	c := zdbClient(t, "tcp", s.addr)
 	zdbMustGet(ctx, t, c, "alpha", []byte("three"))

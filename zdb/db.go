@@ -286,11 +286,14 @@ func (ns *Namespace) Flush() error {
 	mode := ns.mode
 	ns.keys = map[string]loc{}
 	ns.seqmap = nil
-	ns.nextID, ns.entries, ns.payload = 0, 0, 0
+	ns.nextID, ns.entries, ns.payload, ns.keyBytes = 0, 0, 0, 0
 	ns.idxSizes, ns.lastIdx = map[uint32]int64{}, map[uint32]uint32{}
 	ns.dataPrev, ns.idxPrev = 0, 0
 	ns.seq++
 	ns.committed.Store(ns.seq)
+	if err := ns.bumpGeneration(); err != nil {
+		return err
+	}
 	if err := ns.initFresh(); err != nil {
 		return err
 	}

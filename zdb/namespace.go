@@ -78,6 +78,7 @@ type Namespace struct {
 	idxSizes   map[uint32]int64  // logical size of each index file
 	lastIdx    map[uint32]uint32 // offset of the last entry of each index file
 	entries    int64
+	keyBytes   int64 // sum of live key lengths
 	payload    int64
 	pend       batch
 	inflight   *batch
@@ -91,6 +92,10 @@ type Namespace struct {
 
 	fileMu sync.Mutex
 	files  map[fileKey]*os.File
+
+	compactMu sync.Mutex // one compaction at a time
+	// compactHook, when set by tests, runs between the copy and the swap.
+	compactHook func()
 
 	commitMu  sync.Mutex
 	committed atomic.Uint64
@@ -376,6 +381,7 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 		ns.payload -= int64(old.length)
 	} else {
 		ns.entries++
+		ns.keyBytes += int64(len(key))
 	}
 	ns.payload += int64(len(value))
 	ns.keys[string(key)] = loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
@@ -464,6 +470,7 @@ func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32) (SetResult, error
 		e := entry{Length: uint32(len(value)), Timestamp: ts, CRC: crc, Key: id}
 		ns.appendRecord(id, value, 0, crc, ts, &e)
 		ns.entries++
+		ns.keyBytes += SeqKeySize
 		ns.payload += int64(len(value))
 		return ns.queued(id, ts), nil
 	}
@@ -624,6 +631,7 @@ func (ns *Namespace) Delete(key []byte, ts uint32) (uint64, error) {
 		delete(ns.keys, string(key))
 	}
 	ns.entries--
+	ns.keyBytes -= int64(len(key))
 	ns.payload -= int64(l.length)
 	return ns.queued(key, ts).Seq, nil
 }
@@ -741,6 +749,8 @@ func (ns *Namespace) CommitAll() error {
 type Stats struct {
 	Entries     int64  // live keys
 	Payload     int64  // live payload bytes
+	LiveBytes   int64  // data bytes the live versions need (records with keys)
+	Files       int    // data files
 	DataSize    int64  // bytes in data files
 	IndexSize   int64  // bytes in index files
 	CurrentFile uint32 // active data/index file id
@@ -755,7 +765,8 @@ type Stats struct {
 func (ns *Namespace) Stats() Stats {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
-	st := Stats{Entries: ns.entries, Payload: ns.payload, CurrentFile: ns.curID, DataOffset: ns.dataEnd,
+	st := Stats{Entries: ns.entries, Payload: ns.payload, Files: int(ns.curID-ns.firstID) + 1,
+		LiveBytes: ns.payload + ns.keyBytes + ns.entries*dataRecordSize, CurrentFile: ns.curID, DataOffset: ns.dataEnd,
 		NextID: ns.nextID, LastWrite: ns.lastTS, Writes: ns.writes.Load()}
 	for _, s := range ns.idxSizes {
 		st.IndexSize += s

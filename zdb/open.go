@@ -123,6 +123,9 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 	if ns.side, err = loadSide(ns.idxDir); err != nil {
 		return nil, err
 	}
+	if err := recoverCompaction(ns); err != nil {
+		return nil, err
+	}
 	if err := ns.replay(); err != nil {
 		ns.closeFiles()
 		return nil, err
@@ -181,8 +184,9 @@ func (ns *Namespace) replay() error {
 	}
 	if ns.mode == ModeUser {
 		ns.entries = int64(len(ns.keys))
-		for _, l := range ns.keys {
+		for k, l := range ns.keys {
 			ns.payload += int64(l.length)
+			ns.keyBytes += int64(len(k))
 		}
 	}
 	return nil
@@ -194,6 +198,7 @@ func (ns *Namespace) replayEntry(id, off uint32, e *entry) {
 		// Only entries whose key names their own position are live.
 		if !e.deleted() && len(e.Key) == SeqKeySize && le.Uint64(e.Key) == ns.nextID-1 {
 			ns.entries++
+			ns.keyBytes += SeqKeySize
 			ns.payload += int64(e.Length)
 		}
 		return

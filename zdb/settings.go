@@ -26,6 +26,9 @@ type sideFile struct {
 	Freeze       bool   `json:"freeze,omitempty"`
 	PasswordSalt []byte `json:"password_salt,omitempty"`
 	PasswordHash []byte `json:"password_hash,omitempty"`
+	// Generation counts FLUSH and compaction swaps: replication positions
+	// from an older generation are void.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 func loadSide(dir string) (sideFile, error) {

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zosgrid/zos/resp"
 	"github.com/zosgrid/zos/zdb"
+	"github.com/zosgrid/zos/zdb/replica"
 	"github.com/zosgrid/zos/zdb/server"
 )
 
@@ -25,6 +29,7 @@ func newZdbCmd() *cobra.Command {
 		protect, sync, verbose, compatPw, dualnet                     bool
 		synctime                                                      int
 		replicaOf, replicaAuth                                        string
+		compactAt                                                     float64
 	)
 	cmd := &cobra.Command{
 		Use:     "zdb",
@@ -87,7 +92,8 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			}
 			srv, err := server.New(db, server.Config{
 				Listen: listen, Port: port, Socket: socket, DualNet: dualnet,
-				Admin: admin, Protect: protect, Hook: hook, Logger: log,
+				Admin: admin, Protect: protect, Hook: hook, Logger: log, AutoCompact: compactAt,
+				ReadOnly: replicaOf != "",
 			})
 			if err != nil {
 				return err
@@ -101,9 +107,8 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if replicaOf != "" {
-				if err := startReplica(ctx, db, srv, replicaOf, replicaAuth, log); err != nil {
-					return err
-				}
+				done := startReplica(ctx, db, srv, replicaOf, replicaAuth, log)
+				defer func() { stop(); <-done }()
 			}
 			var addrs []string
 			for _, a := range srv.Addrs() {
@@ -136,7 +141,68 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.BoolVar(&compatPw, "compat-passwords", false, "keep namespace passwords in clear in 0-db's descriptor")
 	f.StringVar(&replicaOf, "replica-of", "", "follow the primary at HOST:PORT (this server becomes a read-only secondary)")
 	f.StringVar(&replicaAuth, "replica-auth", "", "admin password of the primary (or env ZDB_REPLICA_AUTH)")
-	cmd.AddCommand(newZdbCheckCmd())
+	f.Float64Var(&compactAt, "compact-threshold", 0.5, "compact a namespace automatically once this share of its data is dead (0 = never)")
+	cmd.AddCommand(newZdbCheckCmd(), newZdbCompactCmd())
+	return cmd
+}
+
+func newZdbCompactCmd() *cobra.Command {
+	var host, socket, ns string
+	var port int
+	cmd := &cobra.Command{
+		Use:   "compact [--namespace NS]",
+		Short: "Compact a namespace of a running zdb server online",
+		Long: `compact asks a running server to rewrite a namespace's older files keeping only the
+live keys and the history of live keys, then swap them in atomically. The namespace
+keeps serving reads and writes meanwhile; disk usage drops by the dead records.
+Cursors (SCAN, KEYCUR, HISTORY) handed out before a compaction may become invalid.
+Seq-mode namespaces cannot be compacted (their ids are file positions).
+
+The server also compacts on its own when --compact-threshold of a namespace is dead.
+The admin password is read from the ZDB_ADMIN environment variable when the server
+runs with --admin. This sends "COMPACT <namespace>" over the redis protocol.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			network, addr := "tcp", net.JoinHostPort(host, strconv.Itoa(port))
+			if socket != "" {
+				network, addr = "unix", socket
+			}
+			conn, err := net.DialTimeout(network, addr, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			r, w := resp.NewReader(conn), resp.NewWriter(conn)
+			if pw := os.Getenv("ZDB_ADMIN"); pw != "" {
+				w.Command([]byte("AUTH"), []byte(pw))
+			}
+			w.Command([]byte("COMPACT"), []byte(ns))
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "compacting namespace %s...\n", ns)
+			if os.Getenv("ZDB_ADMIN") != "" {
+				if v, err := r.ReadValue(); err != nil {
+					return err
+				} else if err := v.Err(); err != nil {
+					return fmt.Errorf("auth: %w", err)
+				}
+			}
+			v, err := r.ReadValue()
+			if err != nil {
+				return err
+			}
+			if err := v.Err(); err != nil {
+				return fmt.Errorf("compact %s: %w", ns, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(v.Str))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "server address")
+	cmd.Flags().IntVar(&port, "port", 9900, "server port")
+	cmd.Flags().StringVar(&socket, "socket", "", "server unix socket (instead of host and port)")
+	cmd.Flags().StringVar(&ns, "namespace", zdb.DefaultNamespace, "namespace to compact")
 	return cmd
 }
 
@@ -178,7 +244,18 @@ Exit status 0 means consistent; 1 prints every problem found.`,
 	return cmd
 }
 
-// startReplica is replaced when replication lands.
-func startReplica(ctx context.Context, db *zdb.DB, srv *server.Server, primary, auth string, log *slog.Logger) error {
-	return errors.New("--replica-of: replication is not available in this build")
+// startReplica follows the primary in the background until ctx ends; the
+// returned channel closes when the follower has stopped.
+func startReplica(ctx context.Context, db *zdb.DB, srv *server.Server, primary, auth string, log *slog.Logger) <-chan struct{} {
+	if auth == "" {
+		auth = os.Getenv("ZDB_REPLICA_AUTH")
+	}
+	f := replica.New(db, replica.Config{Primary: primary, Password: auth, Logger: log})
+	srv.SetReplicaStatus(f)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx)
+	}()
+	return done
 }

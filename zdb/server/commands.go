@@ -62,6 +62,7 @@ func commandTable() []command {
 		{name: "RELOAD", fn: cmdReload},
 		{name: "FLUSH", fn: cmdFlush, write: true},
 		{name: "COMPACT", fn: cmdCompact},
+		{name: "REPLICATE", fn: cmdReplicate},
 	}
 }
 

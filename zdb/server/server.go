@@ -34,12 +34,17 @@ type Config struct {
 	// Protect makes the default namespace read-only unless selected with
 	// the admin password.
 	Protect bool
+	// ReadOnly refuses every write from clients (a replica).
+	ReadOnly bool
 	// Hook is an executable run on events (ready, close, namespace-*).
 	Hook string
 	// AutoCompact compacts a namespace on its own when at least this share
 	// of its data files is dead (0 disables it).
 	AutoCompact float64
-	Logger      *slog.Logger
+	// CompactInterval is how often the automatic threshold is checked
+	// (default one minute).
+	CompactInterval time.Duration
+	Logger          *slog.Logger
 }
 
 // Server serves the 0-db protocol over a zdb.DB.
@@ -83,6 +88,9 @@ type ReplicaStatus interface {
 
 // New returns a server for db. It does not listen yet.
 func New(db *zdb.DB, cfg Config) (*Server, error) {
+	if cfg.CompactInterval <= 0 {
+		cfg.CompactInterval = time.Minute
+	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1"
 	}
@@ -171,6 +179,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.Close()
 		return fmt.Errorf("zdb server: ready hook failed: %w", err)
 	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.cfg.AutoCompact > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.autoCompact(actx, s.cfg.CompactInterval)
+		}()
+	}
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		s.wg.Add(1)
@@ -184,6 +201,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	cancel()
 	s.Close()
 	s.hooks.run(context.Background(), false, "close")
 	s.hooks.wait()
@@ -309,6 +327,10 @@ func (s *Server) exec(c *client, args [][]byte) (keep bool) {
 		return true
 	}
 	s.stats.cmds.Add(1)
+	if cmd.write && s.cfg.ReadOnly {
+		c.w.Error("Namespace is in read-only mode")
+		return true
+	}
 	keep = cmd.fn(s, c, args)
 	if s.nwait.Load() > 0 {
 		s.notifyWaiters(c, cmd.name)

@@ -502,3 +502,32 @@ func TestCommandTableOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestCompactCommandAndThreshold(t *testing.T) {
+	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix, DataSize: 2048},
+		Config{AutoCompact: 0.5, CompactInterval: 20 * time.Millisecond})
+	c := ts.conn(t)
+	val := strings.Repeat("v", 200)
+	for i := 0; i < 40; i++ {
+		do(c, "SET", fmt.Sprintf("k%d", i), val)
+	}
+	for i := 0; i < 40; i++ {
+		do(c, "DEL", fmt.Sprintf("k%d", i))
+	}
+	do(c, "SET", "live", "x")
+	ns, _ := ts.db.Namespace("default")
+	// The automatic threshold compacts the namespace on its own.
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if r := ns.DeadRatio(); r > 0.5 {
+			return fmt.Errorf("dead ratio still %.2f", r)
+		}
+		return nil
+	})
+	expect(t, do(c, "GET", "live"), "x")
+	r, err := do(c, "COMPACT").Text()
+	if err != nil || !strings.HasPrefix(r, "OK files=") {
+		t.Fatalf("compact: %q %v", r, err)
+	}
+	expect(t, do(c, "COMPACT", "nope"), "ERR Namespace not found")
+	expect(t, do(c, "GET", "live"), "x")
+}
