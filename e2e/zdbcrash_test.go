@@ -397,12 +397,24 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 // It runs in user mode, in user mode with data files rotating every 512 KiB
 // (so crashes also hit rotations), and in sequential mode.
 func TestZdbCrashLoop(t *testing.T) {
-	t.Run("user", func(t *testing.T) { zdbCrashLoop(t, false, "--sync") })
-	t.Run("rotating", func(t *testing.T) { zdbCrashLoop(t, false, "--sync", "--datasize", "524288") })
-	t.Run("seq", func(t *testing.T) { zdbCrashLoop(t, true, "--sync", "--mode", "seq") })
+	t.Run("user", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{}, "--sync") })
+	t.Run("rotating", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{}, "--sync", "--datasize", "524288") })
+	t.Run("seq", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{seq: true}, "--sync", "--mode", "seq") })
+	// A fifth client runs COMPACT over and over, so kills also land inside
+	// online compactions and their file swaps.
+	t.Run("compacting", func(t *testing.T) {
+		zdbCrashLoop(t, zdbCrashOpts{compact: true}, "--sync", "--datasize", "524288")
+	})
 }
 
-func zdbCrashLoop(t *testing.T, seqMode bool, flags ...string) {
+// zdbCrashOpts selects a crash-loop variant.
+type zdbCrashOpts struct {
+	seq     bool // sequential mode: writers allocate ids
+	compact bool // run COMPACT concurrently with the writers
+}
+
+func zdbCrashLoop(t *testing.T, opts zdbCrashOpts, flags ...string) {
+	seqMode := opts.seq
 	data, index := zdbDirs(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -413,9 +425,10 @@ func zdbCrashLoop(t *testing.T, seqMode bool, flags ...string) {
 	for i := range ws {
 		ws[i] = &zdbWriter{id: i, acked: map[string][]byte{}, seqMode: seqMode}
 	}
-	budget := time.Now().Add(18 * time.Second)
+	budget := time.Now().Add(14 * time.Second)
 	iterations := 0
-	for ; iterations < 25 && time.Now().Before(budget); iterations++ {
+	var compactions atomic.Int64
+	for ; iterations < 20 && time.Now().Before(budget); iterations++ {
 		s := zdbServe(t, data, index, flags...)
 		// Everything acknowledged before this crash must still be there.
 		zdbVerifyWriters(ctx, t, s, ws, fmt.Sprintf("after crash %d", iterations))
@@ -432,6 +445,25 @@ func zdbCrashLoop(t *testing.T, seqMode bool, flags ...string) {
 			go func() {
 				defer wg.Done()
 				w.run(wctx, c, wrng, &acks, target, kill)
+			}()
+		}
+		if opts.compact {
+			c := zdbClient(t, "tcp", s.addr)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for wctx.Err() == nil {
+					err := c.Do(wctx, "COMPACT").Err()
+					var reply redis.Error
+					switch {
+					case err == nil:
+						compactions.Add(1)
+					case errors.As(err, &reply):
+						// refused (for instance nothing to compact): try again
+					default:
+						return // the server is gone
+					}
+				}
 			}()
 		}
 		select {
@@ -455,7 +487,11 @@ func zdbCrashLoop(t *testing.T, seqMode bool, flags ...string) {
 		total += len(w.acked)
 	}
 	files, _ := filepath.Glob(filepath.Join(data, "default", "d*"))
-	t.Logf("%d SIGKILLs survived, %d keys verified after each, %d data files", iterations, total, len(files))
+	t.Logf("%d SIGKILLs survived, %d keys verified after each, %d data files, %d compactions completed",
+		iterations, total, len(files), compactions.Load())
+	if opts.compact && compactions.Load() == 0 {
+		t.Fatal("no COMPACT completed: the compacting variant tested nothing")
+	}
 	if strings.Contains(strings.Join(flags, " "), "--datasize") && len(files) < 2 {
 		t.Fatalf("the rotating variant wrote only %d data file(s)", len(files))
 	}
