@@ -783,7 +783,7 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 		t.Skip("ZDB_REFERENCE is not set: set it to a 0-db binary (threefoldtech/0-db zdbd) to check that 0-db opens directories zos wrote")
 	}
 	data, index := zdbDirs(t)
-	s := zdbServe(t, data, index, "--compat-passwords")
+	s := zdbServe(t, data, index, "--compat-passwords", "--datasize", "524288")
 	ctx := context.Background()
 	c := zdbClient(t, "tcp", s.addr)
 	do := func(args ...any) {
@@ -813,6 +813,21 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 	do("NSSET", "secret", "public", "0")
 	do("SELECT", "secret", "pw")
 	do("SET", "hidden", "treasure")
+	// Rotated files, overwrites and deletes, then an online compaction.
+	big := func(b byte) string { return strings.Repeat(string([]byte{b}), 60000) }
+	do("SELECT", "default")
+	do("NSNEW", "rotated")
+	do("SELECT", "rotated")
+	for i := 0; i < 20; i++ {
+		do("SET", fmt.Sprintf("big-%02d", i), big(byte('a'+i)))
+	}
+	for i := 0; i < 10; i++ {
+		do("SET", fmt.Sprintf("big-%02d", i), big(byte('A'+i)))
+	}
+	for i := 15; i < 20; i++ {
+		do("DEL", fmt.Sprintf("big-%02d", i))
+	}
+	do("COMPACT")
 	c.Close()
 	zdbTerm(t, s)
 
@@ -872,4 +887,32 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 		t.Fatalf("0-db SELECT secret with the password kept by --compat-passwords: %v", err)
 	}
 	zdbMustGet(ctx, t, r, "hidden", []byte("treasure"))
+
+	r2 := zdbClient(t, "tcp", addr)
+	if err := r2.Do(ctx, "SELECT", "rotated").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		k := fmt.Sprintf("big-%02d", i)
+		switch {
+		case i < 10:
+			zdbMustGet(ctx, t, r2, k, []byte(big(byte('A'+i))))
+		case i < 15:
+			zdbMustGet(ctx, t, r2, k, []byte(big(byte('a'+i))))
+		default:
+			zdbMustMiss(ctx, t, r2, k)
+		}
+		if i < 15 {
+			if ok, err := r2.Do(ctx, "CHECK", k).Int64(); err != nil || ok != 1 {
+				t.Fatalf("0-db CHECK %s after compaction = %d, %v", k, ok, err)
+			}
+		}
+	}
+	if n, err := r2.Do(ctx, "DBSIZE").Int64(); err != nil || n != 15 {
+		t.Fatalf("0-db DBSIZE of the compacted namespace = %d, %v; want 15", n, err)
+	}
+	if err := r2.Do(ctx, "SET", "after", "0-db wrote this").Err(); err != nil {
+		t.Fatalf("0-db SET into a directory zos compacted: %v", err)
+	}
+	zdbMustGet(ctx, t, r2, "after", []byte("0-db wrote this"))
 }
