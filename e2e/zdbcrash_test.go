@@ -614,12 +614,11 @@ func zdbSize(t *testing.T, path string) int64 {
 	return fi.Size()
 }
 
-// TestZdbTornTail damages the tail of the data file while the server is
-// stopped: garbage appended, the last data record or the last index entry
-// cut in half. `zos zdb
-// check` reports it without touching the file; on start the tail is
-// truncated and reported, every earlier key is intact, the damaged record is
-// never served, and new writes work and survive a restart.
+// TestZdbTornTail damages the tail of the files while the server is stopped:
+// garbage appended to the data file, the last data record or the last index
+// entry cut in half. `zos zdb check` reports it without touching the file; on
+// start the tail is truncated and reported, every earlier key is intact, the
+// damaged record is never served, and new writes work and survive a restart.
 func TestZdbTornTail(t *testing.T) {
 	ctx := context.Background()
 	t.Run("garbage appended", func(t *testing.T) {
