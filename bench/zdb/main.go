@@ -232,6 +232,13 @@ func benchServer(ctx context.Context, cfg config, benchBin string, k kind, size 
 		return fmt.Errorf("%s: preload: %w", k.name, err)
 	}
 	progress("  preloaded %d keys in %v", cfg.n, time.Since(began).Round(time.Millisecond))
+	// Every GET below must be a hit: make sure the keys are all there.
+	c := s.client()
+	have, err := c.Do(ctx, "DBSIZE").Int64()
+	c.Close()
+	if err != nil || have < int64(cfg.n) {
+		return fmt.Errorf("%s: after preloading %d keys DBSIZE = %d, %v", k.name, cfg.n, have, err)
+	}
 	for _, rw := range rows {
 		rw.size = size
 		keyspace := 2000000000
