@@ -90,7 +90,7 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 		idxDir:   filepath.Join(db.opts.IndexDir, name),
 		dataDir:  filepath.Join(db.opts.DataDir, name),
 		log:      db.log.With("ns", name),
-		keys:     map[string]loc{},
+		keys:     newKeyIndex(),
 		idxSizes: map[uint32]int64{},
 		lastIdx:  map[uint32]uint32{},
 		dirty:    map[uint32]bool{},
@@ -183,11 +183,11 @@ func (ns *Namespace) replay() error {
 		ns.idxEnd = size
 	}
 	if ns.mode == ModeUser {
-		ns.entries = int64(len(ns.keys))
-		for k, l := range ns.keys {
+		ns.entries = int64(ns.keys.len())
+		ns.keys.each(func(k []byte, l loc) {
 			ns.payload += int64(l.length)
 			ns.keyBytes += int64(len(k))
-		}
+		})
 	}
 	return nil
 }
@@ -205,11 +205,11 @@ func (ns *Namespace) replayEntry(id, off uint32, e *entry) {
 	}
 	ns.nextID++
 	if e.deleted() {
-		delete(ns.keys, string(e.Key))
+		ns.keys.del(e.Key)
 		return
 	}
-	ns.keys[string(e.Key)] = loc{file: id, idxOff: off, dataID: e.DataID, dataOff: e.Offset,
-		length: e.Length, crc: e.CRC, ts: e.Timestamp}
+	ns.keys.put(e.Key, loc{file: id, idxOff: off, dataID: e.DataID, dataOff: e.Offset,
+		length: e.Length, crc: e.CRC, ts: e.Timestamp})
 }
 
 // initFresh writes the first index and data files of an empty namespace.
