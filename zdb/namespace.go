@@ -82,6 +82,7 @@ type Namespace struct {
 	payload    int64
 	pend       batch
 	inflight   *batch
+	spare      []*segment // recycled segment buffers
 	seq        uint64
 	dirty      map[uint32]bool
 	broken     error
@@ -220,7 +221,14 @@ func (ns *Namespace) curSegment() *segment {
 	if n := len(ns.pend.segs); n > 0 && ns.pend.segs[n-1].id == ns.curID {
 		return ns.pend.segs[n-1]
 	}
-	s := &segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd}
+	var s *segment
+	if n := len(ns.spare); n > 0 {
+		s = ns.spare[n-1]
+		ns.spare = ns.spare[:n-1]
+		*s = segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd, data: s.data[:0], idx: s.idx[:0]}
+	} else {
+		s = &segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd}
+	}
 	ns.pend.segs = append(ns.pend.segs, s)
 	return s
 }
@@ -663,6 +671,12 @@ func (ns *Namespace) Commit(seq uint64) error {
 
 	ns.mu.Lock()
 	ns.inflight = nil
+	for _, s := range b.segs {
+		// Keep buffers of a usual size for the next batches.
+		if cap(s.data) <= 4<<20 && cap(s.idx) <= 1<<20 && len(ns.spare) < 4 {
+			ns.spare = append(ns.spare, s)
+		}
+	}
 	if err != nil {
 		ns.broken = err
 		ns.log.Error("zdb write failed, namespace is now read-only", "err", err)
