@@ -284,7 +284,7 @@ func (ns *Namespace) Flush() error {
 		}
 	}
 	mode := ns.mode
-	ns.keys = map[string]loc{}
+	ns.keys = newKeyIndex()
 	ns.seqmap = nil
 	ns.nextID, ns.entries, ns.payload, ns.keyBytes = 0, 0, 0, 0
 	ns.idxSizes, ns.lastIdx = map[uint32]int64{}, map[uint32]uint32{}

@@ -66,10 +66,10 @@ type Namespace struct {
 	mode       Mode
 	desc       descriptor
 	side       sideFile
-	keys       map[string]loc // user mode only
-	seqmap     []seqFile      // seq mode only
-	nextID     uint64         // entries ever appended (seq ids)
-	firstID    uint32         // lowest index file id present
+	keys       *keyIndex // user mode only
+	seqmap     []seqFile // seq mode only
+	nextID     uint64    // entries ever appended (seq ids)
+	firstID    uint32    // lowest index file id present
 	curID      uint32
 	dataEnd    int64 // logical end of the current data file, pending included
 	idxEnd     int64
@@ -82,6 +82,7 @@ type Namespace struct {
 	payload    int64
 	pend       batch
 	inflight   *batch
+	spare      []*segment // recycled segment buffers
 	seq        uint64
 	dirty      map[uint32]bool
 	broken     error
@@ -220,7 +221,14 @@ func (ns *Namespace) curSegment() *segment {
 	if n := len(ns.pend.segs); n > 0 && ns.pend.segs[n-1].id == ns.curID {
 		return ns.pend.segs[n-1]
 	}
-	s := &segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd}
+	var s *segment
+	if n := len(ns.spare); n > 0 {
+		s = ns.spare[n-1]
+		ns.spare = ns.spare[:n-1]
+		*s = segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd, data: s.data[:0], idx: s.idx[:0]}
+	} else {
+		s = &segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd}
+	}
 	ns.pend.segs = append(ns.pend.segs, s)
 	return s
 }
@@ -358,7 +366,7 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 	if len(key) > MaxKeySize {
 		return SetResult{}, ErrKeyTooLarge
 	}
-	old, exists := ns.keys[string(key)]
+	old, exists := ns.keys.get(key)
 	if err := ns.checkWrite(exists, old.length, len(value)); err != nil {
 		return SetResult{}, err
 	}
@@ -384,8 +392,8 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 		ns.keyBytes += int64(len(key))
 	}
 	ns.payload += int64(len(value))
-	ns.keys[string(key)] = loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
-		length: uint32(len(value)), crc: crc, ts: ts}
+	ns.keys.put(key, loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
+		length: uint32(len(value)), crc: crc, ts: ts})
 	return ns.queued(key, ts), nil
 }
 
@@ -549,7 +557,7 @@ func (ns *Namespace) lookup(key []byte) (loc, error) {
 	if len(key) > MaxKeySize {
 		return loc{}, ErrKeyTooLarge
 	}
-	l, ok := ns.keys[string(key)]
+	l, ok := ns.keys.get(key)
 	if !ok {
 		return loc{}, ErrNotFound
 	}
@@ -628,7 +636,7 @@ func (ns *Namespace) Delete(key []byte, ts uint32) (uint64, error) {
 	ns.appendRecord(key, nil, flagDeleted, 0, ts, nil)
 	ns.addPatch(l.file, int64(l.idxOff)+13, deletedFlag)
 	if ns.mode == ModeUser {
-		delete(ns.keys, string(key))
+		ns.keys.del(key)
 	}
 	ns.entries--
 	ns.keyBytes -= int64(len(key))
@@ -663,6 +671,12 @@ func (ns *Namespace) Commit(seq uint64) error {
 
 	ns.mu.Lock()
 	ns.inflight = nil
+	for _, s := range b.segs {
+		// Keep buffers of a usual size for the next batches.
+		if cap(s.data) <= 4<<20 && cap(s.idx) <= 1<<20 && len(ns.spare) < 4 {
+			ns.spare = append(ns.spare, s)
+		}
+	}
 	if err != nil {
 		ns.broken = err
 		ns.log.Error("zdb write failed, namespace is now read-only", "err", err)
@@ -778,12 +792,7 @@ func (ns *Namespace) Stats() Stats {
 	}
 	st.DataSize += ns.dataEnd
 	if ns.mode == ModeUser {
-		// Swiss-table slot (16 B string header + 28 B loc) at 7/8 load,
-		// plus the key bytes rounded to an 8-byte allocation class.
-		for k := range ns.keys {
-			st.IndexRAM += int64((len(k) + 7) &^ 7)
-		}
-		st.IndexRAM += int64(len(ns.keys)) * (16 + 28) * 8 / 7
+		st.IndexRAM = ns.keys.memory()
 	}
 	return st
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,7 +87,11 @@ func expect(t *testing.T, cmd redis.Cmder, want string) {
 		got = fmt.Sprint(cmd.Err())
 	}
 	if got != want {
-		t.Fatalf("%v: got %s, want %s", cmd.Args(), got, want)
+		a := fmt.Sprint(cmd.Args())
+		if len(a) > 200 {
+			a = a[:200] + "..."
+		}
+		t.Fatalf("%s: got %s, want %s", a, got, want)
 	}
 }
 
@@ -530,4 +535,64 @@ func TestCompactCommandAndThreshold(t *testing.T) {
 	}
 	expect(t, do(c, "COMPACT", "nope"), "ERR Namespace not found")
 	expect(t, do(c, "GET", "live"), "x")
+}
+
+func TestHooks(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "hook.log")
+	hook := filepath.Join(dir, "hook.sh")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix}, Config{Hook: hook})
+	c := ts.conn(t)
+	expect(t, do(c, "NSNEW", "h"), "OK")
+	zostest.WaitFor(t, 5*time.Second, func() error {
+		b, _ := os.ReadFile(logf)
+		if !strings.Contains(string(b), "ready ") || !strings.Contains(string(b), "namespace-created ") {
+			return fmt.Errorf("hook log: %q", b)
+		}
+		return nil
+	})
+	hooks, err := do(c, "HOOKS").Slice()
+	if err != nil || len(hooks) < 2 {
+		t.Fatalf("HOOKS: %v %v", hooks, err)
+	}
+}
+
+func TestReadyHookFailureStopsStart(t *testing.T) {
+	zostest.CheckLeaks(t)
+	dir := t.TempDir()
+	db, _ := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "d"), IndexDir: filepath.Join(dir, "i")})
+	defer db.Close()
+	srv, _ := New(db, Config{Hook: "/bin/false"})
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(context.Background()); err == nil {
+		t.Fatal("a failing ready hook must abort start-up")
+	}
+}
+
+func TestValueLimits(t *testing.T) {
+	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix}, Config{})
+	c := ts.client(t)
+	big := strings.Repeat("x", zdb.MaxValueSize)
+	expect(t, do(c, "SET", "big", big), "big")
+	if v, err := do(c, "GET", "big").Text(); err != nil || len(v) != zdb.MaxValueSize {
+		t.Fatalf("8 MiB value: %d %v", len(v), err)
+	}
+	// Over the limit: the header alone is refused (the server closes the
+	// connection, so send no payload the client would block on).
+	conn, _ := rawConn(t, ts.addr)
+	conn.Write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8388609\r\n"))
+	if line, _ := bufio.NewReader(conn).ReadString('\n'); line != "-Argument too long\r\n" {
+		t.Fatalf("oversized value: %q", line)
+	}
+	args := make([]any, 1025)
+	args[0] = "MGET"
+	for i := 1; i < len(args); i++ {
+		args[i] = "k"
+	}
+	expect(t, do(c, args...), "ERR Too many arguments")
 }

@@ -1,0 +1,39 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/zosgrid/zos/resp"
+	"github.com/zosgrid/zos/zdb"
+)
+
+// BenchmarkSetPipelined measures server-side cost of pipelined 64-byte SETs
+// over loopback (16 per batch). Not a pass/fail test.
+func BenchmarkSetPipelined(b *testing.B) {
+	dir := b.TempDir()
+	db, _ := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "d"), IndexDir: filepath.Join(dir, "i"), Mode: zdb.ModeMix})
+	defer db.Close()
+	srv, _ := New(db, Config{})
+	srv.Listen()
+	go srv.Serve(b.Context())
+	conn, _ := net.Dial("tcp", srv.Addrs()[0].String())
+	defer conn.Close()
+	r, w := resp.NewReader(conn), resp.NewWriter(conn)
+	val := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 16 {
+		for j := 0; j < 16; j++ {
+			w.Command([]byte("SET"), []byte(fmt.Sprintf("key:%012d", i+j)), val)
+		}
+		w.Flush()
+		for j := 0; j < 16; j++ {
+			if _, err := r.ReadValue(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
