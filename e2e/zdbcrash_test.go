@@ -56,7 +56,13 @@ func zdbDirs(t *testing.T) (data, index string) {
 // directories (plus extra flags) and waits until it accepts connections.
 func zdbServe(t *testing.T, data, index string, extra ...string) *zdbServer {
 	t.Helper()
-	port := freePort(t)
+	return zdbServeOn(t, freePort(t), data, index, extra...)
+}
+
+// zdbServeOn is zdbServe on a given port (a primary restarted where its
+// replica expects it).
+func zdbServeOn(t *testing.T, port int, data, index string, extra ...string) *zdbServer {
+	t.Helper()
 	args := append([]string{"zdb", "--listen", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--data", data, "--index", index}, extra...)
 	s := startZos(t, args...)
@@ -931,4 +937,140 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 		t.Fatalf("0-db SET into a directory zos compacted: %v", err)
 	}
 	zdbMustGet(ctx, t, r2, "after", []byte("0-db wrote this"))
+}
+
+// TestZdbReplicaCrashLoop runs a --sync primary and a replica following it
+// (`--replica-of`) as real processes, kills the primary, the replica or both
+// with SIGKILL at random moments while two clients write, restarts what was
+// killed (the primary on the same port), and finally requires the primary to
+// hold every acknowledged write and the replica to converge to the
+// primary's content. (TestZdbReplicaCompactCrashLoop, in zdbbugs_test.go,
+// adds compactions on the primary.)
+func TestZdbReplicaCrashLoop(t *testing.T) { zdbReplicaCrashLoop(t, false) }
+
+// zdbReplicaCrashLoop is the replica crash loop; with compact set an admin
+// client runs COMPACT on the primary over and over, so the replica follows
+// files that are rewritten under it.
+func zdbReplicaCrashLoop(t *testing.T, compact bool) {
+	root := t.TempDir()
+	pdata, pindex := filepath.Join(root, "p", "data"), filepath.Join(root, "p", "index")
+	sdata, sindex := filepath.Join(root, "s", "data"), filepath.Join(root, "s", "index")
+	zdbRequireCommand(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0x5ec))
+	ctx := context.Background()
+	pport := freePort(t)
+	paddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(pport))
+	primary := func() *zdbServer {
+		return zdbServeOn(t, pport, pdata, pindex, "--sync", "--admin", "pw", "--datasize", "524288")
+	}
+	replica := func() *zdbServer {
+		return zdbServe(t, sdata, sindex, "--replica-of", paddr, "--replica-auth", "pw")
+	}
+	ws := []*zdbWriter{{id: 0, acked: map[string][]byte{}}, {id: 1, acked: map[string][]byte{}}}
+	p, r := primary(), replica()
+	budget := time.Now().Add(12 * time.Second)
+	iterations, killedP, killedR := 0, 0, 0
+	var compactions atomic.Int64
+	for ; iterations < 15 && time.Now().Before(budget); iterations++ {
+		zdbVerifyWriters(ctx, t, p, ws, fmt.Sprintf("primary after crash %d", iterations))
+		var acks atomic.Int64
+		target := int64(20 + rng.IntN(200))
+		wctx, stopWriters := context.WithCancel(ctx)
+		kill := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, w := range ws {
+			c := zdbClient(t, "tcp", p.addr)
+			wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(w.id)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.run(wctx, c, wrng, &acks, target, kill)
+			}()
+		}
+		if compact {
+			admin := redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 2, DisableIdentity: true,
+				Password: "pw", MaxRetries: -1, PoolSize: 1})
+			t.Cleanup(func() { admin.Close() })
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for wctx.Err() == nil {
+					err := admin.Do(wctx, "COMPACT").Err()
+					var reply redis.Error
+					switch {
+					case err == nil:
+						compactions.Add(1)
+					case errors.As(err, &reply):
+					default:
+						return
+					}
+				}
+			}()
+		}
+		select {
+		case <-kill:
+		case <-time.After(30 * time.Second):
+			stopWriters()
+			t.Fatalf("iteration %d: only %d of %d writes acknowledged in 30s", iterations, acks.Load(), target)
+		}
+		victim := rng.IntN(3) // 0 primary, 1 replica, 2 both
+		t.Logf("iteration %d: %d writes acknowledged, %d compactions so far, killing %s",
+			iterations, acks.Load(), compactions.Load(), []string{"the primary", "the replica", "both"}[victim])
+		if victim != 1 {
+			zdbKill(t, p)
+			killedP++
+		}
+		if victim != 0 {
+			zdbKill(t, r)
+			killedR++
+		}
+		stopWriters()
+		wg.Wait()
+		if victim != 1 {
+			p = primary()
+		}
+		if victim != 0 {
+			r = replica()
+		}
+	}
+	zdbVerifyWriters(ctx, t, p, ws, "primary after the last crash")
+
+	// The replica converges to exactly the primary's content.
+	pc, rc := zdbClient(t, "tcp", p.addr), zdbClient(t, "tcp", r.addr)
+	var keys []string
+	for _, w := range ws {
+		for k := range w.acked {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	zostest.WaitFor(t, 30*time.Second, func() error {
+		pn, err1 := pc.Do(ctx, "DBSIZE").Int64()
+		rn, err2 := rc.Do(ctx, "DBSIZE").Int64()
+		if err1 != nil || err2 != nil || pn != rn {
+			return fmt.Errorf("DBSIZE primary %d (%v), replica %d (%v)", pn, err1, rn, err2)
+		}
+		for _, k := range keys {
+			pv, perr := pc.Get(ctx, k).Bytes()
+			rv, rerr := rc.Get(ctx, k).Bytes()
+			if (perr == nil) != (rerr == nil) || !bytes.Equal(pv, rv) {
+				return fmt.Errorf("key %s: primary %q (%v), replica %q (%v)", k, zdbShort(pv), perr, zdbShort(rv), rerr)
+			}
+		}
+		return nil
+	})
+	zdbTerm(t, r)
+	zdbTerm(t, p)
+	for _, d := range [][2]string{{pdata, pindex}, {sdata, sindex}} {
+		if out, code := zdbCheck(t, d[0], d[1]); code != 0 {
+			t.Fatalf("zos zdb check %s: exit %d\n%s", d[0], code, out)
+		}
+	}
+	t.Logf("%d iterations: primary killed %d times, replica %d times, %d compactions; %d keys converged",
+		iterations, killedP, killedR, compactions.Load(), len(keys))
+	if compact && compactions.Load() == 0 {
+		t.Fatal("no COMPACT completed: the compacting variant tested nothing")
+	}
 }

@@ -1,7 +1,7 @@
-//go:build zdbcompat
+//go:build zdbbugs
 
-// Built only with the zdbcompat tag until the engine reads 0-db's files
-// correctly; `go test -tags zdbcompat ./zdb/` shows the two bugs found with
+// Built only with the zdbbugs tag until the engine reads 0-db's files
+// correctly; `go test -tags zdbbugs ./zdb/` shows the two bugs found with
 // these fixtures:
 //   - CRC: 0-db's CRC32C starts at 0 and has no final XOR (libzdb/crc32.c,
 //     software and SSE4.2 paths alike); zdb.CRC uses the standard Castagnoli
