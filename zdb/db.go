@@ -210,6 +210,7 @@ func (db *DB) Reload(name string) (*Namespace, error) {
 		return nil, err
 	}
 	db.ns[name] = ns
+	old.successor.Store(ns)
 	return ns, nil
 }
 

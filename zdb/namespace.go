@@ -88,6 +88,7 @@ type Namespace struct {
 	broken     error
 	closed     bool
 	closedFlag atomic.Bool
+	successor  atomic.Pointer[Namespace]
 	lastTS     uint32 // last write timestamp, for replication lag
 	writes     atomic.Uint64
 
@@ -814,3 +815,13 @@ func (ns *Namespace) DirtyFiles(reset bool) []uint32 {
 
 // Closed reports whether the namespace was closed or deleted.
 func (ns *Namespace) Closed() bool { return ns.closedFlag.Load() }
+
+// Successor returns the namespace that replaced this one on RELOAD, or nil.
+func (ns *Namespace) Successor() *Namespace { return ns.successor.Load() }
+
+// Entries returns the number of live keys.
+func (ns *Namespace) Entries() int64 {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.entries
+}

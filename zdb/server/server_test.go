@@ -365,8 +365,11 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("after NSJUMP: %s", info)
 	}
 	expect(t, do(c, "GET", "k"), "hello")
+	other := ts.conn(t)
+	expect(t, do(other, "PING"), "PONG")
 	expect(t, do(c, "RELOAD", "default"), "OK")
 	expect(t, do(c, "GET", "k2"), "v")
+	expect(t, do(other, "GET", "k2"), "v") // other clients follow the reload
 	expect(t, do(c, "HOOKS"), "[]")
 }
 
