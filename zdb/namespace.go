@@ -83,6 +83,7 @@ type Namespace struct {
 	pend       batch
 	inflight   *batch
 	spare      []*segment // recycled segment buffers
+	cacheGen   uint64     // this namespace's key space in db.cache
 	seq        uint64
 	dirty      map[uint32]bool
 	broken     error
@@ -395,6 +396,7 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 	ns.payload += int64(len(value))
 	ns.keys.put(key, loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
 		length: uint32(len(value)), crc: crc, ts: ts})
+	ns.db.cache.put(ns.cacheGen, ns.curID, dataOff, value)
 	return ns.queued(key, ts), nil
 }
 
@@ -582,6 +584,10 @@ func (ns *Namespace) Stat(key []byte) (Meta, error) {
 // Get appends the value of key to dst. The value is checked against its
 // CRC32C; a mismatch returns ErrCorrupt, never the bytes.
 func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
+	return ns.get(dst, key, true)
+}
+
+func (ns *Namespace) get(dst, key []byte, useCache bool) ([]byte, Meta, error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if err := ns.readable(); err != nil {
@@ -594,6 +600,12 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 	if l.length > MaxValueSize {
 		return dst, Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
 	}
+	meta := Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}
+	if useCache {
+		if out, ok := ns.db.cache.get(dst, ns.cacheGen, l.dataID, l.dataOff); ok {
+			return out, meta, nil
+		}
+	}
 	n := len(dst)
 	dst = append(dst, make([]byte, l.length)...)
 	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), dst[n:]); err != nil {
@@ -603,12 +615,15 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 		ns.log.Error("zdb value failed its CRC check", "file", l.dataID, "offset", l.dataOff)
 		return dst[:n], Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
 	}
-	return dst, Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}, nil
+	if useCache {
+		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, dst[n:])
+	}
+	return dst, meta, nil
 }
 
 // Check re-reads a key's value and verifies its CRC32C.
 func (ns *Namespace) Check(key []byte) (bool, error) {
-	_, _, err := ns.Get(nil, key)
+	_, _, err := ns.get(nil, key, false)
 	if errors.Is(err, ErrCorrupt) {
 		return false, nil
 	}
