@@ -295,7 +295,10 @@ func (ns *Namespace) readable() error {
 // It returns the entry's index offset.
 func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32, e *entry) (dataOff, idxOff uint32) {
 	need := int64(dataRecordSize + len(key) + len(value))
-	if ns.dataEnd+need > ns.db.opts.DataSize && ns.dataEnd > dataHeaderSize {
+	// Rotate before the data file passes DataSize, or before index offsets
+	// (u32) would overflow with tiny values.
+	if (ns.dataEnd+need > ns.db.opts.DataSize && ns.dataEnd > dataHeaderSize) ||
+		ns.idxEnd+int64(2*(indexEntrySize+MaxKeySize)) > int64(^uint32(0)) {
 		ns.jump()
 	}
 	s := ns.curSegment()
