@@ -414,6 +414,7 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 		return err
 	}
 	ns.closeFiles()
+	ns.cacheGen = ns.db.cacheGen.Add(1)
 	if err := finishSwap(ns.dataDir, ns.idxDir, w.written); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,8 +39,11 @@ type Options struct {
 	// (0-db can then open the directory with its passwords) instead of a
 	// salted hash in the zos side file.
 	CompatPasswords bool
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// CacheSize is the RAM shared by all namespaces for recently written
+	// and read values (default 64 MiB; negative disables it).
+	CacheSize int64
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // DB is a set of namespaces under one data and one index directory.
@@ -52,6 +56,9 @@ type DB struct {
 
 	repairsMu sync.Mutex
 	repairs   []Repair
+
+	cache    *valueCache
+	cacheGen atomic.Uint64
 }
 
 // Open opens (creating if needed) the data and index directories and every
@@ -66,6 +73,9 @@ func Open(opts Options) (*DB, error) {
 	if opts.DataSize > int64(^uint32(0)) {
 		return nil, fmt.Errorf("zdb: datasize %d exceeds the 4 GiB file offset limit", opts.DataSize)
 	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 64 << 20
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -73,7 +83,8 @@ func Open(opts Options) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	db := &DB{opts: opts, log: log.With("component", "zdb"), ns: map[string]*Namespace{}}
+	db := &DB{opts: opts, log: log.With("component", "zdb"), ns: map[string]*Namespace{},
+		cache: newValueCache(opts.CacheSize)}
 	for _, d := range []string{opts.DataDir, opts.IndexDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("zdb: %w", err)
@@ -210,6 +221,7 @@ func (db *DB) Reload(name string) (*Namespace, error) {
 		return nil, err
 	}
 	db.ns[name] = ns
+	old.successor.Store(ns)
 	return ns, nil
 }
 
@@ -284,6 +296,7 @@ func (ns *Namespace) Flush() error {
 		}
 	}
 	mode := ns.mode
+	ns.cacheGen = ns.db.cacheGen.Add(1)
 	ns.keys = newKeyIndex()
 	ns.seqmap = nil
 	ns.nextID, ns.entries, ns.payload, ns.keyBytes = 0, 0, 0, 0

@@ -83,11 +83,13 @@ type Namespace struct {
 	pend       batch
 	inflight   *batch
 	spare      []*segment // recycled segment buffers
+	cacheGen   uint64     // this namespace's key space in db.cache
 	seq        uint64
 	dirty      map[uint32]bool
 	broken     error
 	closed     bool
 	closedFlag atomic.Bool
+	successor  atomic.Pointer[Namespace]
 	lastTS     uint32 // last write timestamp, for replication lag
 	writes     atomic.Uint64
 
@@ -293,7 +295,10 @@ func (ns *Namespace) readable() error {
 // It returns the entry's index offset.
 func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32, e *entry) (dataOff, idxOff uint32) {
 	need := int64(dataRecordSize + len(key) + len(value))
-	if ns.dataEnd+need > ns.db.opts.DataSize && ns.dataEnd > dataHeaderSize {
+	// Rotate before the data file passes DataSize, or before index offsets
+	// (u32) would overflow with tiny values.
+	if (ns.dataEnd+need > ns.db.opts.DataSize && ns.dataEnd > dataHeaderSize) ||
+		ns.idxEnd+int64(2*(indexEntrySize+MaxKeySize)) > int64(^uint32(0)) {
 		ns.jump()
 	}
 	s := ns.curSegment()
@@ -394,6 +399,7 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 	ns.payload += int64(len(value))
 	ns.keys.put(key, loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
 		length: uint32(len(value)), crc: crc, ts: ts})
+	ns.db.cache.put(ns.cacheGen, ns.curID, dataOff, value)
 	return ns.queued(key, ts), nil
 }
 
@@ -581,6 +587,10 @@ func (ns *Namespace) Stat(key []byte) (Meta, error) {
 // Get appends the value of key to dst. The value is checked against its
 // CRC32C; a mismatch returns ErrCorrupt, never the bytes.
 func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
+	return ns.get(dst, key, true)
+}
+
+func (ns *Namespace) get(dst, key []byte, useCache bool) ([]byte, Meta, error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if err := ns.readable(); err != nil {
@@ -593,6 +603,12 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 	if l.length > MaxValueSize {
 		return dst, Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
 	}
+	meta := Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}
+	if useCache {
+		if out, ok := ns.db.cache.get(dst, ns.cacheGen, l.dataID, l.dataOff); ok {
+			return out, meta, nil
+		}
+	}
 	n := len(dst)
 	dst = append(dst, make([]byte, l.length)...)
 	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), dst[n:]); err != nil {
@@ -602,12 +618,15 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 		ns.log.Error("zdb value failed its CRC check", "file", l.dataID, "offset", l.dataOff)
 		return dst[:n], Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
 	}
-	return dst, Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}, nil
+	if useCache {
+		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, dst[n:])
+	}
+	return dst, meta, nil
 }
 
 // Check re-reads a key's value and verifies its CRC32C.
 func (ns *Namespace) Check(key []byte) (bool, error) {
-	_, _, err := ns.Get(nil, key)
+	_, _, err := ns.get(nil, key, false)
 	if errors.Is(err, ErrCorrupt) {
 		return false, nil
 	}
@@ -814,3 +833,13 @@ func (ns *Namespace) DirtyFiles(reset bool) []uint32 {
 
 // Closed reports whether the namespace was closed or deleted.
 func (ns *Namespace) Closed() bool { return ns.closedFlag.Load() }
+
+// Successor returns the namespace that replaced this one on RELOAD, or nil.
+func (ns *Namespace) Successor() *Namespace { return ns.successor.Load() }
+
+// Entries returns the number of live keys.
+func (ns *Namespace) Entries() int64 {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.entries
+}

@@ -30,6 +30,7 @@ func newZdbCmd() *cobra.Command {
 		synctime                                                      int
 		replicaOf, replicaAuth                                        string
 		compactAt                                                     float64
+		cacheSize                                                     int64
 	)
 	cmd := &cobra.Command{
 		Use:     "zdb",
@@ -75,7 +76,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			db, err := zdb.Open(zdb.Options{
 				DataDir: dataDir, IndexDir: indexDir, Mode: m, DataSize: datasize,
 				Sync: sync, SyncTime: time.Duration(synctime) * time.Second,
-				CompatPasswords: compatPw, Logger: log,
+				CompatPasswords: compatPw, Logger: log, CacheSize: cacheSize,
 			})
 			if err != nil {
 				return err
@@ -141,6 +142,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.BoolVar(&compatPw, "compat-passwords", false, "keep namespace passwords in clear in 0-db's descriptor")
 	f.StringVar(&replicaOf, "replica-of", "", "follow the primary at HOST:PORT (this server becomes a read-only secondary)")
 	f.StringVar(&replicaAuth, "replica-auth", "", "admin password of the primary (or env ZDB_REPLICA_AUTH)")
+	f.Int64Var(&cacheSize, "cache", 64<<20, "bytes of RAM for recently written and read values, shared by all namespaces (-1 = none)")
 	f.Float64Var(&compactAt, "compact-threshold", 0.5, "compact a namespace automatically once this share of its data is dead (0 = never)")
 	cmd.AddCommand(newZdbCheckCmd(), newZdbCompactCmd())
 	return cmd

@@ -37,3 +37,39 @@ func BenchmarkSetPipelined(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGetPipelined measures pipelined 64-byte GETs of existing keys.
+func BenchmarkGetPipelined(b *testing.B) {
+	dir := b.TempDir()
+	db, _ := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "d"), IndexDir: filepath.Join(dir, "i"), Mode: zdb.ModeMix})
+	defer db.Close()
+	ns, _ := db.Namespace(zdb.DefaultNamespace)
+	val := make([]byte, 64)
+	for i := 0; i < 10000; i++ {
+		ns.Set([]byte(fmt.Sprintf("key:%012d", i)), val, 0)
+	}
+	ns.CommitAll()
+	srv, _ := New(db, Config{})
+	srv.Listen()
+	go srv.Serve(b.Context())
+	conn, _ := net.Dial("tcp", srv.Addrs()[0].String())
+	defer conn.Close()
+	r, w := resp.NewReader(conn), resp.NewWriter(conn)
+	keys := make([][]byte, 10000)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("key:%012d", i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 16 {
+		for j := 0; j < 16; j++ {
+			w.Command([]byte("GET"), keys[(i+j)%len(keys)])
+		}
+		w.Flush()
+		for j := 0; j < 16; j++ {
+			if _, err := r.ReadValue(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -508,7 +508,7 @@ func le32(b []byte) uint32 {
 }
 
 func cmdDbsize(s *Server, c *client, args [][]byte) bool {
-	c.w.Int(c.ns.Stats().Entries)
+	c.w.Int(c.ns.Entries())
 	return true
 }
 

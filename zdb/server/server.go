@@ -317,8 +317,15 @@ func (s *Server) exec(c *client, args [][]byte) (keep bool) {
 		}
 	}()
 	if c.ns.Closed() {
-		c.w.Error("Your active namespace is not available anymore (probably removed).")
-		return false
+		next := c.ns.Successor()
+		for next != nil && next.Closed() {
+			next = next.Successor()
+		}
+		if next == nil {
+			c.w.Error("Your active namespace is not available anymore (probably removed).")
+			return false
+		}
+		c.ns = next // reloaded: follow it
 	}
 	cmd := s.lookupCommand(args[0])
 	if cmd == nil {
