@@ -52,6 +52,7 @@ type config struct {
 	keys    int
 	sizes   []int
 	only    map[string]bool
+	zosArgs []string
 	memory  bool
 	tmp     string
 	timeout time.Duration
@@ -84,7 +85,7 @@ func main() {
 
 func run() error {
 	var cfg config
-	var sizes, servers string
+	var sizes, servers, zosFlags string
 	var quick bool
 	fs := flag.NewFlagSet("bench/zdb", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
@@ -93,6 +94,7 @@ func run() error {
 	fs.IntVar(&cfg.keys, "keys", 1000000, "keys loaded for the memory and start-up comparison")
 	fs.StringVar(&sizes, "sizes", "64,4096", "value sizes in bytes, comma separated")
 	fs.StringVar(&servers, "servers", "zos,redis,0-db", "servers to run, comma separated (zos, redis, 0-db)")
+	fs.StringVar(&zosFlags, "zos-flags", "", "extra flags for zos zdb, space separated (e.g. \"--cache -1\" to measure without the value cache)")
 	fs.BoolVar(&cfg.memory, "memory", true, "run the memory and start-up comparison")
 	fs.BoolVar(&quick, "quick", false, "short validation run: -n 20000 -runs 1 -keys 100000")
 	fs.StringVar(&cfg.tmp, "tmp", "", "parent directory of the servers' temporary directories (default $TMPDIR)")
@@ -116,12 +118,13 @@ func run() error {
 		}
 		cfg.sizes = append(cfg.sizes, v)
 	}
+	cfg.zosArgs = strings.Fields(zosFlags)
 	cfg.only = map[string]bool{}
 	for _, s := range strings.Split(servers, ",") {
 		cfg.only[strings.TrimSpace(s)] = true
 	}
 
-	kinds, err := serverKinds(cfg.only)
+	kinds, err := serverKinds(cfg.only, cfg.zosArgs)
 	if err != nil {
 		return err
 	}
@@ -164,14 +167,14 @@ func run() error {
 	return nil
 }
 
-func serverKinds(only map[string]bool) ([]kind, error) {
+func serverKinds(only map[string]bool, zosArgs []string) ([]kind, error) {
 	var ks []kind
 	if only["zos"] {
 		bin := envOr("ZOS_BIN", "bin/zos")
 		if _, err := os.Stat(bin); err != nil {
 			return nil, fmt.Errorf("zos binary %s: %w (run `make build` or set ZOS_BIN)", bin, err)
 		}
-		ks = append(ks, zosKind(absPath(bin)))
+		ks = append(ks, zosKind(absPath(bin), zosArgs))
 	}
 	if only["redis"] {
 		bin := envOr("REDIS_SERVER", "redis-server")
@@ -396,6 +399,9 @@ func memoryRun(ctx context.Context, cfg config, k kind) (memResult, error) {
 
 func printThroughput(w io.Writer, cfg config, kinds []kind, res results) {
 	fmt.Fprintf(w, "\n### zdb throughput (requests/s, median of %d, -n %d)\n\n", cfg.runs, cfg.n)
+	if len(cfg.zosArgs) > 0 {
+		fmt.Fprintf(w, "zos zdb ran with %s.\n\n", strings.Join(cfg.zosArgs, " "))
+	}
 	names := make([]string, len(kinds))
 	for i, k := range kinds {
 		names[i] = k.name
@@ -445,6 +451,9 @@ func ratioColumns(names []string) [][2]string {
 
 func printMemory(w io.Writer, cfg config, mem []memResult) {
 	fmt.Fprintf(w, "\n### zdb memory and start-up with %d keys (16 B keys, 64 B values)\n\n", cfg.keys)
+	if len(cfg.zosArgs) > 0 {
+		fmt.Fprintf(w, "zos zdb ran with %s.\n\n", strings.Join(cfg.zosArgs, " "))
+	}
 	fmt.Fprintln(w, "| server | RSS empty | load | RSS loaded | RSS per key (loaded - empty) | start-up to PONG | RSS after restart | DBSIZE after restart |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
 	perKey := func(m memResult) float64 { return float64(m.rssLoaded-m.rssEmpty) / float64(cfg.keys) }

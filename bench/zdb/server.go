@@ -24,10 +24,11 @@ type kind struct {
 	args func(dir string, port int) []string
 }
 
-func zosKind(bin string) kind {
+// zosKind runs `zos zdb`; extra flags (from -zos-flags) come last.
+func zosKind(bin string, extra []string) kind {
 	return kind{name: "zos zdb", bin: bin, args: func(dir string, port int) []string {
-		return []string{"zdb", "--listen", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--data", filepath.Join(dir, "data"), "--index", filepath.Join(dir, "index"), "--mode", "user"}
+		return append([]string{"zdb", "--listen", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--data", filepath.Join(dir, "data"), "--index", filepath.Join(dir, "index"), "--mode", "user"}, extra...)
 	}}
 }
 
