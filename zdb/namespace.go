@@ -245,7 +245,6 @@ func (ns *Namespace) jump() {
 	s.idx = appendIndexHeader(s.idx, ns.curID, ns.mode)
 	ns.dataEnd, ns.idxEnd = dataHeaderSize, indexHeaderSize
 	ns.idxSizes[ns.curID] = ns.idxEnd
-	ns.dirty[ns.curID] = true
 	if ns.mode == ModeSeq {
 		ns.seqmap = append(ns.seqmap, seqFile{first: ns.nextID, file: ns.curID})
 	}
@@ -319,7 +318,6 @@ func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32
 		ns.idxSizes[ns.curID] = ns.idxEnd
 		ns.nextID++
 	}
-	ns.dirty[ns.curID] = true
 	return dataOff, idxOff
 }
 
@@ -539,7 +537,6 @@ func (ns *Namespace) appendCopy(e *entry) (uint32, uint32) {
 	ns.lastIdx[ns.curID] = idxOff
 	ns.idxSizes[ns.curID] = ns.idxEnd
 	ns.nextID++
-	ns.dirty[ns.curID] = true
 	return e.Offset, idxOff
 }
 

@@ -451,7 +451,7 @@ func scan(c *client, args [][]byte, backward bool) bool {
 }
 
 func cmdKscan(s *Server, c *client, args [][]byte) bool {
-	c.w.Error("Command disabled in release code")
+	c.w.Error("Command disabled in release code, not yet available")
 	return true
 }
 

@@ -166,7 +166,7 @@ func TestBasicCommands(t *testing.T) {
 	expect(t, do(c, "SET", strings.Repeat("k", 256), "x"), "ERR Key too large")
 	expect(t, do(c, "SET", "a", "b", "c", "d"), "ERR Unexpected arguments")
 	expect(t, do(c, "STOP"), "ERR Unauthorized")
-	expect(t, do(c, "KSCAN", "a"), "ERR Command disabled in release code")
+	expect(t, do(c, "KSCAN", "a"), "ERR Command disabled in release code, not yet available")
 	expect(t, do(c, "*"), "ERR This is not a valid command")
 	tm, err := do(c, "TIME").Slice()
 	if err != nil || len(tm) != 2 {
@@ -363,6 +363,10 @@ func TestAdminCommands(t *testing.T) {
 	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix}, Config{})
 	c := ts.conn(t)
 	do(c, "SET", "k", "hello")
+	// Like 0-db, only in-place changes (overwrite, delete) make a file dirty.
+	expect(t, do(c, "INDEX", "DIRTY"), "[]")
+	do(c, "SET", "o", "1")
+	do(c, "SET", "o", "2")
 	expect(t, do(c, "INDEX", "DIRTY"), "[0]")
 	expect(t, do(c, "INDEX", "DIRTY", "RESET"), "OK")
 	expect(t, do(c, "INDEX", "DIRTY"), "[]")
