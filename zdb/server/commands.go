@@ -63,6 +63,7 @@ func commandTable() []command {
 		{name: "FLUSH", fn: cmdFlush, write: true},
 		{name: "COMPACT", fn: cmdCompact},
 		{name: "REPLICATE", fn: cmdReplicate},
+		{name: "NSACCESS", fn: cmdNsAccess},
 	}
 }
 
