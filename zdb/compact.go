@@ -147,6 +147,7 @@ func (ns *Namespace) Compact(ctx context.Context) (CompactResult, error) {
 		}
 		for _, off := range p.offs {
 			e, _, _ := decodeEntry(p.buf[off:])
+			e.fixDataID(ModeUser, id)
 			if !keep[pos{id, off}] {
 				res.EntriesDrops++
 				continue
@@ -447,7 +448,7 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 			return err
 		}
 		e, _, _ := decodeEntry(buf)
-		l.file, l.idxOff, l.dataID, l.dataOff = np.file, np.off, e.DataID, e.Offset
+		l.file, l.idxOff, l.dataID, l.dataOff = np.file, np.off, np.file, e.Offset
 		ns.keys.put(k, l)
 	}
 	for _, id := range w.written {

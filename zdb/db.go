@@ -59,6 +59,23 @@ type DB struct {
 
 	cache    *valueCache
 	cacheGen atomic.Uint64
+
+	io struct {
+		dataWritten, indexWritten, dataRead, indexRead, writeFailed, readFailed atomic.Uint64
+	}
+}
+
+// IOStats counts bytes moved to and from the files since Open.
+type IOStats struct {
+	DataWritten, IndexWritten, DataRead, IndexRead uint64
+	WriteFailed, ReadFailed                        uint64
+}
+
+// IOStats returns the DB's I/O counters.
+func (db *DB) IOStats() IOStats {
+	return IOStats{DataWritten: db.io.dataWritten.Load(), IndexWritten: db.io.indexWritten.Load(),
+		DataRead: db.io.dataRead.Load(), IndexRead: db.io.indexRead.Load(),
+		WriteFailed: db.io.writeFailed.Load(), ReadFailed: db.io.readFailed.Load()}
 }
 
 // Open opens (creating if needed) the data and index directories and every

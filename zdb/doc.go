@@ -10,7 +10,11 @@
 //	<index>/<ns>/iN              index file N (describes data file N)
 //	<data>/<ns>/dN               data file N
 //
-// All integers are little-endian, structures packed.
+// All integers are little-endian, structures packed. The checksum is 0-db's
+// CRC32C: Castagnoli polynomial, initial value 0, no final inversion (not
+// the standard CRC32C). In user mode the data file of an entry is the index
+// file's own id: 0-db writes 0 in the entry's data id for new keys and
+// ignores the field when loading (checked against a build of 0-db 2.0.7).
 //
 // Descriptor (15 bytes + name + password): u32 version=1 | u8 namelen |
 // u8 passlen | u64 maxsize | u8 flags (1 public, 2 worm, 4 extended).

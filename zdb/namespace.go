@@ -189,7 +189,13 @@ func (ns *Namespace) readAt(index bool, id uint32, off int64, dst []byte) error 
 			return err
 		}
 		n, err := f.ReadAt(dst, off)
+		if index {
+			ns.db.io.indexRead.Add(uint64(n))
+		} else {
+			ns.db.io.dataRead.Add(uint64(n))
+		}
 		if n < len(dst) {
+			ns.db.io.readFailed.Add(1)
 			if err == nil {
 				err = errors.New("short read")
 			}
@@ -245,7 +251,6 @@ func (ns *Namespace) jump() {
 	s.idx = appendIndexHeader(s.idx, ns.curID, ns.mode)
 	ns.dataEnd, ns.idxEnd = dataHeaderSize, indexHeaderSize
 	ns.idxSizes[ns.curID] = ns.idxEnd
-	ns.dirty[ns.curID] = true
 	if ns.mode == ModeSeq {
 		ns.seqmap = append(ns.seqmap, seqFile{first: ns.nextID, file: ns.curID})
 	}
@@ -319,7 +324,6 @@ func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32
 		ns.idxSizes[ns.curID] = ns.idxEnd
 		ns.nextID++
 	}
-	ns.dirty[ns.curID] = true
 	return dataOff, idxOff
 }
 
@@ -539,7 +543,6 @@ func (ns *Namespace) appendCopy(e *entry) (uint32, uint32) {
 	ns.lastIdx[ns.curID] = idxOff
 	ns.idxSizes[ns.curID] = ns.idxEnd
 	ns.nextID++
-	ns.dirty[ns.curID] = true
 	return e.Offset, idxOff
 }
 
@@ -724,7 +727,13 @@ func (ns *Namespace) writeBatch(b *batch) error {
 				return err
 			}
 			if _, err := f.WriteAt(part.buf, part.base); err != nil {
+				ns.db.io.writeFailed.Add(1)
 				return fmt.Errorf("zdb: append to %s: %w", f.Name(), err)
+			}
+			if part.index {
+				ns.db.io.indexWritten.Add(uint64(len(part.buf)))
+			} else {
+				ns.db.io.dataWritten.Add(uint64(len(part.buf)))
 			}
 			touched[fileKey{part.index, s.id}] = f
 		}

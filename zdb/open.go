@@ -219,7 +219,7 @@ func (ns *Namespace) replayEntry(id, off uint32, e *entry) {
 		ns.keys.del(e.Key)
 		return
 	}
-	ns.keys.put(e.Key, loc{file: id, idxOff: off, dataID: e.DataID, dataOff: e.Offset,
+	ns.keys.put(e.Key, loc{file: id, idxOff: off, dataID: id, dataOff: e.Offset,
 		length: e.Length, crc: e.CRC, ts: e.Timestamp})
 }
 
@@ -276,6 +276,7 @@ func (ns *Namespace) repairTail(p *parsedIndex) error {
 	for len(p.offs) > 0 {
 		off := p.offs[len(p.offs)-1]
 		e, _, _ := decodeEntry(p.buf[off:])
+		e.fixDataID(p.mode, p.id)
 		if e.DataID != p.id || data.recordOK(&e) {
 			break
 		}
@@ -340,6 +341,7 @@ func (ns *Namespace) repairDataTail(p *parsedIndex) error {
 	prev := uint32(0)
 	for i := len(p.offs) - 1; i >= 0; i-- {
 		e, _, _ := decodeEntry(p.buf[p.offs[i]:])
+		e.fixDataID(p.mode, p.id)
 		if e.DataID == p.id && int64(e.Offset) >= end {
 			end = int64(e.Offset) + dataRecordSize + int64(len(e.Key)) + int64(e.Length)
 			prev = e.Offset

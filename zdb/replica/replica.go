@@ -47,6 +47,7 @@ type Follower struct {
 
 type nsState struct {
 	Pos      zdb.LogPosition `json:"pos"`
+	access   time.Time       // last copy of the primary's access settings
 	end      zdb.LogPosition
 	lastTS   uint32
 	resyncs  int
@@ -178,6 +179,12 @@ func (f *Follower) follow(ctx context.Context, c *conn, name string) (bool, erro
 	if err != nil {
 		return false, err
 	}
+	if time.Since(st.access) > accessRefresh {
+		if err := f.copyAccess(ctx, c, ns); err != nil {
+			return false, err
+		}
+		st.access = time.Now()
+	}
 	v, err := c.do(ctx, "REPLICATE", name, strconv.FormatUint(st.Pos.Generation, 10),
 		strconv.FormatUint(uint64(st.Pos.File), 10), strconv.FormatUint(uint64(st.Pos.Offset), 10))
 	var re resp.ReplyError
@@ -267,6 +274,28 @@ func apply(ns *zdb.Namespace, deleted bool, ts uint32, key, val []byte) error {
 	return err
 }
 
+// accessRefresh is how often a namespace's password and public flag are
+// copied again from the primary.
+const accessRefresh = time.Second
+
+// copyAccess gives the local namespace the primary's password and public
+// flag, so that the copy is no easier to read than the original.
+func (f *Follower) copyAccess(ctx context.Context, c *conn, ns *zdb.Namespace) error {
+	v, err := c.do(ctx, "NSACCESS", ns.Name())
+	if err != nil {
+		return fmt.Errorf("access settings: %w", err)
+	}
+	var a zdb.Access
+	if err := json.Unmarshal(v.Str, &a); err != nil {
+		return fmt.Errorf("access settings: %w", err)
+	}
+	if cur := ns.Access(); cur.Public == a.Public && cur.PasswordClear == a.PasswordClear &&
+		string(cur.PasswordHash) == string(a.PasswordHash) && string(cur.PasswordSalt) == string(a.PasswordSalt) {
+		return nil
+	}
+	return ns.SetAccess(a)
+}
+
 // localNamespace opens (creating with the primary's mode) a namespace.
 func (f *Follower) localNamespace(ctx context.Context, c *conn, name string) (*zdb.Namespace, error) {
 	if ns, err := f.db.Namespace(name); err == nil {
@@ -278,6 +307,10 @@ func (f *Follower) localNamespace(ctx context.Context, c *conn, name string) (*z
 	}
 	ns, err := f.db.Create(name)
 	if err != nil {
+		return nil, err
+	}
+	// Protect the copy before any data arrives.
+	if err := f.copyAccess(ctx, c, ns); err != nil {
 		return nil, err
 	}
 	if strings.Contains(string(info.Str), "mode: sequential") && ns.Mode() != zdb.ModeSeq {

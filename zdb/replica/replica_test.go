@@ -121,7 +121,8 @@ func TestFollowKillRestartConverge(t *testing.T) {
 	port := freePort(t)
 	p := startNode(t, pdir, port, zdb.ModeMix)
 	pns, _ := p.db.Create("seqns")
-	pns.Update(func(s *zdb.Settings) { s.Mode = zdb.ModeSeq })
+	pns.Update(func(s *zdb.Settings) { s.Mode = zdb.ModeSeq; s.Public = false })
+	pns.SetPassword("secret")
 	write(t, p.db, "default", 0, 200)
 	write(t, p.db, "seqns", 0, 50)
 	s := startNode(t, sdir, 0, zdb.ModeMix)
@@ -131,6 +132,11 @@ func TestFollowKillRestartConverge(t *testing.T) {
 		zostest.WaitFor(t, 20*time.Second, func() error { return same(p.db, s.db) })
 	}
 	converge()
+	// The copy of a private namespace is as private as the original.
+	sns, _ := s.db.Namespace("seqns")
+	if st := sns.Settings(); st.Public || !st.HasPassword || !sns.CheckPassword("secret") {
+		t.Fatalf("replica access settings: %+v", st)
+	}
 	// Deletes and overwrites replay; timestamps are kept (checked by same).
 	d, _ := p.db.Namespace("default")
 	for i := 0; i < 20; i++ {

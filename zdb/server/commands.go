@@ -63,6 +63,7 @@ func commandTable() []command {
 		{name: "FLUSH", fn: cmdFlush, write: true},
 		{name: "COMPACT", fn: cmdCompact},
 		{name: "REPLICATE", fn: cmdReplicate},
+		{name: "NSACCESS", fn: cmdNsAccess},
 	}
 }
 
@@ -451,7 +452,7 @@ func scan(c *client, args [][]byte, backward bool) bool {
 }
 
 func cmdKscan(s *Server, c *client, args [][]byte) bool {
-	c.w.Error("Command disabled in release code")
+	c.w.Error("Command disabled in release code, not yet available")
 	return true
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 
@@ -60,5 +61,25 @@ func cmdReplicate(s *Server, c *client, args [][]byte) bool {
 		c.w.Bulk(r.Key)
 		c.w.Bulk(r.Value)
 	}
+	return true
+}
+
+// cmdNsAccess exports a namespace's access settings as JSON (admin), for
+// replicas: NSACCESS ns.
+func cmdNsAccess(s *Server, c *client, args [][]byte) bool {
+	if !s.adminOK(c) || !argsValidate(c, args, 2, false) {
+		return true
+	}
+	ns, err := s.db.Namespace(string(args[1]))
+	if err != nil {
+		c.w.Error("Namespace not found")
+		return true
+	}
+	b, err := json.Marshal(ns.Access())
+	if err != nil {
+		c.w.Error("Internal Error")
+		return true
+	}
+	c.w.Bulk(b)
 	return true
 }
