@@ -1,11 +1,4 @@
-//go:build e2e && zdbbugs
-
-// This file is built only with the zdbbugs tag while the zdb engine
-// computes a different CRC32C than 0-db (standard Castagnoli with the
-// inverted initial value and final XOR, where 0-db starts at 0 and does not
-// invert): opening 0-db's directories then truncates them as corrupt. Run
-// `go test -tags e2e,zdbbugs ./e2e/` to see it; drop the zdbbugs
-// constraint once branch zdb is fixed.
+//go:build e2e
 
 package e2e
 

@@ -1,19 +1,3 @@
-//go:build zdbbugs
-
-// Built only with the zdbbugs tag until the engine reads 0-db's files
-// correctly; `go test -tags zdbbugs ./zdb/` shows the two bugs found with
-// these fixtures:
-//   - CRC: 0-db's CRC32C starts at 0 and has no final XOR (libzdb/crc32.c,
-//     software and SSE4.2 paths alike); zdb.CRC uses the standard Castagnoli
-//     checksum (init and final XOR 0xffffffff), so every record 0-db wrote
-//     fails its check and Open truncates the namespace's files as a torn
-//     tail (data loss). The 0-db value is ^crc32.Update(^uint32(0), tab, b).
-//   - Data file id: in user mode 0-db writes 0 in the index entry's dataid
-//     field (zdbd/commands_set.c leaves it unset) and on load takes the data
-//     file id from the index file id (index N describes data N); entries in
-//     i1, i2, ... must be read from dN, not from the stored dataid.
-// Remove the constraint when both are fixed.
-
 package zdb_test
 
 import (
@@ -30,7 +14,10 @@ import (
 // The directories under testdata/0db were written by the real 0-db v2.0.7
 // (see testdata/0db/README.md for the exact commands). These tests open them
 // with the engine and check every key, value, timestamp, history entry and
-// deletion that the commands produced.
+// deletion that the commands produced. They found two differences from 0-db,
+// since fixed in the engine: 0-db's CRC32C starts at 0 without a final XOR,
+// and in user mode it stores dataid 0 in index entries (index file N
+// describes data file N).
 
 // compatVersion is one version of a key, newest first in compatKey.history.
 type compatVersion struct {
