@@ -507,7 +507,8 @@ func TestMirror(t *testing.T) {
 	}
 	expect(t, do(ts.client(t), "SET", "k", "v"), "k")
 	v, err := r.ReadValue()
-	if err != nil || len(v.Array) != 5 || string(v.Array[1].Str) != "default" || string(v.Array[2].Str) != "SET" {
+	if err != nil || len(v.Array) != 6 || v.Array[0].Kind != resp.KindInteger || string(v.Array[1].Str) != "default" ||
+		v.Array[2].Kind != resp.KindInteger || string(v.Array[3].Str) != "SET" || string(v.Array[5].Str) != "v" {
 		t.Fatalf("mirrored: %v %v", v, err)
 	}
 }
