@@ -38,7 +38,16 @@ func newHooks(path string, id uint32, log *slog.Logger) *hooks {
 	return &hooks{path: path, id: strconv.FormatUint(uint64(id), 10), log: log}
 }
 
-func (s *Server) ctxBackground() context.Context { return context.Background() }
+// ctxBackground is the server's lifetime context (set by Serve): hooks and
+// compactions started by commands end with the server.
+func (s *Server) ctxBackground() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.baseCtx == nil {
+		return context.Background()
+	}
+	return s.baseCtx
+}
 
 // run starts the hook for event. When wait is set it blocks and returns an
 // error if the hook fails; otherwise the hook runs in the background.
