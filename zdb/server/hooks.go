@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/zosgrid/zos/zdb"
 )
 
 // hooks runs the --hook executable (no shell) as
@@ -94,6 +96,14 @@ func (h *hooks) run(ctx context.Context, wait bool, event string, args ...string
 }
 
 func (h *hooks) wait() { h.wg.Wait() }
+
+// JumpHook fires 0-db's jump-index and jump-data hooks for a rotation; pass
+// it as zdb.Options.OnJump. The index dirty list argument is left empty.
+func (s *Server) JumpHook(j zdb.Jump) {
+	ctx := s.ctxBackground()
+	s.hooks.run(ctx, false, "jump-index", j.OldIndex, j.NewIndex, "")
+	s.hooks.run(ctx, false, "jump-data", j.OldData, j.NewData)
+}
 
 func cmdHooks(s *Server, c *client, args [][]byte) bool {
 	if !s.adminOK(c) {

@@ -617,3 +617,23 @@ func TestValueLimits(t *testing.T) {
 	}
 	expect(t, do(c, args...), "ERR Too many arguments")
 }
+
+func TestJumpHooks(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "hook.log")
+	hook := filepath.Join(dir, "hook.sh")
+	os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\n"), 0o755)
+	var ts *testServer
+	ts = startServer(t, zdb.Options{Mode: zdb.ModeMix, OnJump: func(j zdb.Jump) { ts.srv.JumpHook(j) }},
+		Config{Hook: hook})
+	c := ts.conn(t)
+	expect(t, do(c, "NSJUMP"), "OK")
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		b, _ := os.ReadFile(logf)
+		if !strings.Contains(string(b), "jump-index ") || !strings.Contains(string(b), "jump-data ") ||
+			!strings.Contains(string(b), filepath.Join("default", "d0")) {
+			return fmt.Errorf("hook log: %q", b)
+		}
+		return nil
+	})
+}
