@@ -103,7 +103,7 @@ func TestZdbCompactAndReplica(t *testing.T) {
 	for i := 0; i < 45; i++ {
 		pc.Do(ctx, "DEL", fmt.Sprintf("k%d", i))
 	}
-	out := mustZosEnv(t, []string{"ZDB_ADMIN=pw"}, "zdb", "compact", "--port", strings.Split(paddr, ":")[1])
+	out := zdbMustZosEnv(t, []string{"ZDB_ADMIN=pw"}, "zdb", "compact", "--port", strings.Split(paddr, ":")[1])
 	if !strings.HasPrefix(out, "OK files=") {
 		t.Fatalf("compact: %s", out)
 	}
@@ -121,8 +121,8 @@ func TestZdbCompactAndReplica(t *testing.T) {
 	}
 }
 
-// mustZosEnv is mustZos with extra environment variables.
-func mustZosEnv(t *testing.T, env []string, args ...string) string {
+// zdbMustZosEnv is mustZos with extra environment variables.
+func zdbMustZosEnv(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

@@ -42,8 +42,19 @@ type Options struct {
 	// CacheSize is the RAM shared by all namespaces for recently written
 	// and read values (default 64 MiB; negative disables it).
 	CacheSize int64
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// OnJump, if set, is called after a rotation is written: the old files
+	// are complete and will not grow (0-db's jump-index/jump-data hooks).
+	// It must not block.
+	OnJump func(Jump)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Jump describes a rotation to a new data and index file pair.
+type Jump struct {
+	Namespace          string
+	OldIndex, NewIndex string
+	OldData, NewData   string
 }
 
 // DB is a set of namespaces under one data and one index directory.

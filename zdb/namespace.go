@@ -50,6 +50,7 @@ type batch struct {
 	segs    []*segment
 	patches []patch
 	seq     uint64
+	jumps   []uint32 // files closed by a rotation in this batch
 }
 
 func (b *batch) empty() bool { return len(b.segs) == 0 && len(b.patches) == 0 }
@@ -243,6 +244,7 @@ func (ns *Namespace) curSegment() *segment {
 
 // jump starts the next data and index file pair. Caller holds ns.mu.
 func (ns *Namespace) jump() {
+	ns.pend.jumps = append(ns.pend.jumps, ns.curID)
 	ns.idxSizes[ns.curID] = ns.idxEnd
 	ns.curID++
 	ns.dataEnd, ns.idxEnd = 0, 0
@@ -708,6 +710,13 @@ func (ns *Namespace) Commit(seq uint64) error {
 		return fmt.Errorf("%w: %v", ErrIO, err)
 	}
 	ns.committed.Store(b.seq)
+	if fn := ns.db.opts.OnJump; fn != nil {
+		for _, old := range b.jumps {
+			fn(Jump{Namespace: ns.name,
+				OldIndex: indexPath(ns.idxDir, old), NewIndex: indexPath(ns.idxDir, old+1),
+				OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1)})
+		}
+	}
 	return nil
 }
 

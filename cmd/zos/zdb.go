@@ -73,7 +73,13 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			}
 			log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 			start := time.Now()
+			var srv *server.Server // set before any client can write
 			db, err := zdb.Open(zdb.Options{
+				OnJump: func(j zdb.Jump) {
+					if srv != nil {
+						srv.JumpHook(j)
+					}
+				},
 				DataDir: dataDir, IndexDir: indexDir, Mode: m, DataSize: datasize,
 				Sync: sync, SyncTime: time.Duration(synctime) * time.Second,
 				CompatPasswords: compatPw, Logger: log, CacheSize: cacheSize,
@@ -91,7 +97,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 					return err
 				}
 			}
-			srv, err := server.New(db, server.Config{
+			srv, err = server.New(db, server.Config{
 				Listen: listen, Port: port, Socket: socket, DualNet: dualnet,
 				Admin: admin, Protect: protect, Hook: hook, Logger: log, AutoCompact: compactAt,
 				ReadOnly: replicaOf != "",

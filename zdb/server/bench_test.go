@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/zosgrid/zos/resp"
@@ -72,4 +73,47 @@ func BenchmarkGetPipelined(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkGetPipelined50 runs 50 pipelined GET clients at once.
+func BenchmarkGetPipelined50(b *testing.B) {
+	dir := b.TempDir()
+	db, _ := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "d"), IndexDir: filepath.Join(dir, "i"), Mode: zdb.ModeMix})
+	defer db.Close()
+	ns, _ := db.Namespace(zdb.DefaultNamespace)
+	val := make([]byte, 64)
+	keys := make([][]byte, 10000)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("key:%012d", i))
+		ns.Set(keys[i], val, 0)
+	}
+	ns.CommitAll()
+	srv, _ := New(db, Config{})
+	srv.Listen()
+	go srv.Serve(b.Context())
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := b.N / 50
+	for c := 0; c < 50; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, _ := net.Dial("tcp", srv.Addrs()[0].String())
+			defer conn.Close()
+			r, w := resp.NewReader(conn), resp.NewWriter(conn)
+			for i := 0; i < per; i += 16 {
+				for j := 0; j < 16; j++ {
+					w.Command([]byte("GET"), keys[(i+j+c*97)%len(keys)])
+				}
+				w.Flush()
+				for j := 0; j < 16; j++ {
+					if _, err := r.ReadValue(); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

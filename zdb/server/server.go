@@ -71,6 +71,7 @@ type Server struct {
 	nmirror  atomic.Int32
 
 	replica ReplicaStatus // set by the replication follower, read by INFO
+	baseCtx context.Context
 
 	commands []command
 	set, get *command
@@ -181,6 +182,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.mu.Lock()
+	s.baseCtx = actx
+	s.mu.Unlock()
 	if s.cfg.AutoCompact > 0 {
 		s.wg.Add(1)
 		go func() {

@@ -507,7 +507,8 @@ func TestMirror(t *testing.T) {
 	}
 	expect(t, do(ts.client(t), "SET", "k", "v"), "k")
 	v, err := r.ReadValue()
-	if err != nil || len(v.Array) != 5 || string(v.Array[1].Str) != "default" || string(v.Array[2].Str) != "SET" {
+	if err != nil || len(v.Array) != 6 || v.Array[0].Kind != resp.KindInteger || string(v.Array[1].Str) != "default" ||
+		v.Array[2].Kind != resp.KindInteger || string(v.Array[3].Str) != "SET" || string(v.Array[5].Str) != "v" {
 		t.Fatalf("mirrored: %v %v", v, err)
 	}
 }
@@ -615,4 +616,24 @@ func TestValueLimits(t *testing.T) {
 		args[i] = "k"
 	}
 	expect(t, do(c, args...), "ERR Too many arguments")
+}
+
+func TestJumpHooks(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "hook.log")
+	hook := filepath.Join(dir, "hook.sh")
+	os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\n"), 0o755)
+	var ts *testServer
+	ts = startServer(t, zdb.Options{Mode: zdb.ModeMix, OnJump: func(j zdb.Jump) { ts.srv.JumpHook(j) }},
+		Config{Hook: hook})
+	c := ts.conn(t)
+	expect(t, do(c, "NSJUMP"), "OK")
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		b, _ := os.ReadFile(logf)
+		if !strings.Contains(string(b), "jump-index ") || !strings.Contains(string(b), "jump-data ") ||
+			!strings.Contains(string(b), filepath.Join("default", "d0")) {
+			return fmt.Errorf("hook log: %q", b)
+		}
+		return nil
+	})
 }
