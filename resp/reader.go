@@ -27,18 +27,22 @@ var (
 
 // Reader parses RESP2 from an io.Reader through its own buffer.
 type Reader struct {
-	rd   io.Reader
-	buf  []byte
-	r, w int // unread data is buf[r:w]
-	args [][]byte
-	need int   // bytes the pending parse needs at least
-	err  error // sticky read error
+	rd    io.Reader
+	buf   []byte
+	r, w  int // unread data is buf[r:w]
+	args  [][]byte
+	need  int   // bytes the pending parse needs at least
+	total int64 // bytes read from the stream
+	err   error // sticky read error
 }
 
 // NewReader returns a Reader reading from rd.
 func NewReader(rd io.Reader) *Reader {
 	return &Reader{rd: rd, buf: make([]byte, minBuf)}
 }
+
+// BytesRead is the number of bytes read from the stream so far.
+func (r *Reader) BytesRead() int64 { return r.total }
 
 // Buffered reports how many bytes are already read from the stream but not
 // yet parsed. A server uses it to tell whether more pipelined requests are
@@ -63,6 +67,7 @@ func (r *Reader) fill(need int) error {
 	for {
 		n, err := r.rd.Read(r.buf[r.w:])
 		r.w += n
+		r.total += int64(n)
 		if err != nil {
 			if err == io.EOF && r.w > 0 {
 				err = io.ErrUnexpectedEOF

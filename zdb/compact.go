@@ -82,10 +82,12 @@ func (ns *Namespace) Compact(ctx context.Context) (CompactResult, error) {
 	cut, first := ns.curID, ns.firstID
 	seq := ns.seq
 	// Snapshot: the current location of every live key.
-	current := make(map[pos]string, len(ns.keys))
-	for k, l := range ns.keys {
-		current[pos{l.file, l.idxOff}] = k
-	}
+	current := make(map[pos]string, ns.keys.len())
+	ns.keys.each(func(k []byte, l loc) {
+		if l.file < ns.curID {
+			current[pos{l.file, l.idxOff}] = string(k)
+		}
+	})
 	ns.mu.Unlock()
 	if err := ns.Commit(seq); err != nil {
 		return res, err
@@ -116,11 +118,11 @@ func (ns *Namespace) Compact(ctx context.Context) (CompactResult, error) {
 	// Chains of live keys whose current entry is in the new files.
 	ns.mu.RLock()
 	var heads []pos
-	for _, l := range ns.keys {
+	ns.keys.each(func(_ []byte, l loc) {
 		if l.file >= cut {
 			heads = append(heads, pos{l.file, l.idxOff})
 		}
-	}
+	})
 	for _, h := range heads {
 		e, err := ns.readEntry(h.file, int64(h.off))
 		if err == nil && (e.ParentID != 0 || e.ParentOff != 0) && e.ParentID < cut {
@@ -145,6 +147,7 @@ func (ns *Namespace) Compact(ctx context.Context) (CompactResult, error) {
 		}
 		for _, off := range p.offs {
 			e, _, _ := decodeEntry(p.buf[off:])
+			e.fixDataID(ModeUser, id)
 			if !keep[pos{id, off}] {
 				res.EntriesDrops++
 				continue
@@ -383,7 +386,7 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 		if !ok {
 			continue
 		}
-		if l, live := ns.keys[k]; live && l.file == p.file && l.idxOff == p.off {
+		if l, live := ns.keys.get([]byte(k)); live && l.file == p.file && l.idxOff == p.off {
 			continue
 		}
 		f, err := os.OpenFile(indexPath(ns.idxDir, np.file)+compactSuffix, os.O_RDWR, 0)
@@ -408,7 +411,11 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 	if err := writeFileAtomic(marker, []byte(strings.Join(ids, "\n"))); err != nil {
 		return err
 	}
+	if err := ns.bumpGeneration(); err != nil {
+		return err
+	}
 	ns.closeFiles()
+	ns.cacheGen = ns.db.cacheGen.Add(1)
 	if err := finishSwap(ns.dataDir, ns.idxDir, w.written); err != nil {
 		return err
 	}
@@ -419,10 +426,18 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 		}
 	}
 	// In-memory index and file sizes.
-	for k, l := range ns.keys {
-		if l.file >= w.cut {
-			continue
+	type move struct {
+		key []byte
+		l   loc
+	}
+	var moves []move
+	ns.keys.each(func(k []byte, l loc) {
+		if l.file < w.cut {
+			moves = append(moves, move{append([]byte(nil), k...), l})
 		}
+	})
+	for _, m := range moves {
+		k, l := m.key, m.l
 		np := w.moved[pos{l.file, l.idxOff}]
 		buf := make([]byte, indexEntrySize+len(k))
 		f, err := ns.file(true, np.file)
@@ -433,8 +448,8 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 			return err
 		}
 		e, _, _ := decodeEntry(buf)
-		l.file, l.idxOff, l.dataID, l.dataOff = np.file, np.off, e.DataID, e.Offset
-		ns.keys[k] = l
+		l.file, l.idxOff, l.dataID, l.dataOff = np.file, np.off, np.file, e.Offset
+		ns.keys.put(k, l)
 	}
 	for _, id := range w.written {
 		delete(ns.lastIdx, id)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,8 +39,22 @@ type Options struct {
 	// (0-db can then open the directory with its passwords) instead of a
 	// salted hash in the zos side file.
 	CompatPasswords bool
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// CacheSize is the RAM shared by all namespaces for recently written
+	// and read values (default 64 MiB; negative disables it).
+	CacheSize int64
+	// OnJump, if set, is called after a rotation is written: the old files
+	// are complete and will not grow (0-db's jump-index/jump-data hooks).
+	// It must not block.
+	OnJump func(Jump)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Jump describes a rotation to a new data and index file pair.
+type Jump struct {
+	Namespace          string
+	OldIndex, NewIndex string
+	OldData, NewData   string
 }
 
 // DB is a set of namespaces under one data and one index directory.
@@ -52,6 +67,26 @@ type DB struct {
 
 	repairsMu sync.Mutex
 	repairs   []Repair
+
+	cache    *valueCache
+	cacheGen atomic.Uint64
+
+	io struct {
+		dataWritten, indexWritten, dataRead, indexRead, writeFailed, readFailed atomic.Uint64
+	}
+}
+
+// IOStats counts bytes moved to and from the files since Open.
+type IOStats struct {
+	DataWritten, IndexWritten, DataRead, IndexRead uint64
+	WriteFailed, ReadFailed                        uint64
+}
+
+// IOStats returns the DB's I/O counters.
+func (db *DB) IOStats() IOStats {
+	return IOStats{DataWritten: db.io.dataWritten.Load(), IndexWritten: db.io.indexWritten.Load(),
+		DataRead: db.io.dataRead.Load(), IndexRead: db.io.indexRead.Load(),
+		WriteFailed: db.io.writeFailed.Load(), ReadFailed: db.io.readFailed.Load()}
 }
 
 // Open opens (creating if needed) the data and index directories and every
@@ -66,6 +101,9 @@ func Open(opts Options) (*DB, error) {
 	if opts.DataSize > int64(^uint32(0)) {
 		return nil, fmt.Errorf("zdb: datasize %d exceeds the 4 GiB file offset limit", opts.DataSize)
 	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 64 << 20
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -73,7 +111,8 @@ func Open(opts Options) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	db := &DB{opts: opts, log: log.With("component", "zdb"), ns: map[string]*Namespace{}}
+	db := &DB{opts: opts, log: log.With("component", "zdb"), ns: map[string]*Namespace{},
+		cache: newValueCache(opts.CacheSize)}
 	for _, d := range []string{opts.DataDir, opts.IndexDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("zdb: %w", err)
@@ -210,6 +249,7 @@ func (db *DB) Reload(name string) (*Namespace, error) {
 		return nil, err
 	}
 	db.ns[name] = ns
+	old.successor.Store(ns)
 	return ns, nil
 }
 
@@ -284,13 +324,17 @@ func (ns *Namespace) Flush() error {
 		}
 	}
 	mode := ns.mode
-	ns.keys = map[string]loc{}
+	ns.cacheGen = ns.db.cacheGen.Add(1)
+	ns.keys = newKeyIndex()
 	ns.seqmap = nil
 	ns.nextID, ns.entries, ns.payload, ns.keyBytes = 0, 0, 0, 0
 	ns.idxSizes, ns.lastIdx = map[uint32]int64{}, map[uint32]uint32{}
 	ns.dataPrev, ns.idxPrev = 0, 0
 	ns.seq++
 	ns.committed.Store(ns.seq)
+	if err := ns.bumpGeneration(); err != nil {
+		return err
+	}
 	if err := ns.initFresh(); err != nil {
 		return err
 	}

@@ -10,7 +10,11 @@
 //	<index>/<ns>/iN              index file N (describes data file N)
 //	<data>/<ns>/dN               data file N
 //
-// All integers are little-endian, structures packed.
+// All integers are little-endian, structures packed. The checksum is 0-db's
+// CRC32C: Castagnoli polynomial, initial value 0, no final inversion (not
+// the standard CRC32C). In user mode the data file of an entry is the index
+// file's own id: 0-db writes 0 in the entry's data id for new keys and
+// ignores the field when loading (checked against a build of 0-db 2.0.7).
 //
 // Descriptor (15 bytes + name + password): u32 version=1 | u8 namelen |
 // u8 passlen | u64 maxsize | u8 flags (1 public, 2 worm, 4 extended).
@@ -32,6 +36,14 @@
 // 8-byte little-endian ids equal to the entry's position across index files;
 // an overwrite appends a deleted copy of the old entry and rewrites the entry
 // at its fixed position.
+//
+// # Memory
+//
+// The user-key index (keyIndex) is one byte arena (flags, key length, a
+// 28-byte location, the key) under an open-addressing table of 8-byte
+// slots: about 84 bytes per 16-byte key at 1 M keys, allocated as it grows
+// (0-db: 64 bytes + key per entry plus a 128 MiB table up front). Seq mode
+// keeps no per-key memory: an id's entry sits at a computed offset.
 //
 // # Writes and crash safety
 //

@@ -47,8 +47,11 @@ var (
 // errFormat marks bytes that do not parse as the expected structure.
 var errFormat = errors.New("zdb: bad on-disk format")
 
-// CRC returns the CRC32C (Castagnoli) of b, as stored in records and entries.
-func CRC(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+// CRC returns the checksum stored in records and entries: 0-db's CRC32C
+// (Castagnoli polynomial) with an initial value of 0 and no final
+// inversion, which is what its SSE4.2/ARMv8/table code computes. It is the
+// bitwise complement of crc32.Update(^0, ...), so it stays hardware-fast.
+func CRC(b []byte) uint32 { return ^crc32.Update(0xFFFFFFFF, castagnoli, b) }
 
 // Mode is a namespace's key mode.
 type Mode uint8
@@ -101,6 +104,16 @@ type entry struct {
 }
 
 func (e *entry) deleted() bool { return e.Flags&flagDeleted != 0 }
+
+// fixDataID applies 0-db's rule for user mode: index file N describes data
+// file N, and the stored data id is not reliable (0-db writes 0 for new
+// keys and ignores the field when loading). Seq-mode entries rewritten in
+// place point at newer data files, so there the stored id is kept.
+func (e *entry) fixDataID(m Mode, indexFile uint32) {
+	if m == ModeUser {
+		e.DataID = indexFile
+	}
+}
 
 func appendEntry(b []byte, e *entry) []byte {
 	var h [indexEntrySize]byte

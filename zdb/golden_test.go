@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -36,8 +37,10 @@ func TestGoldenLayout(t *testing.T) {
 	db.Close()
 	const ts = 1700000000
 	crcHello, crcWorld := CRC([]byte("hello")), CRC([]byte("world"))
-	if crcHello != 0x9a71bb4c {
-		t.Fatalf("CRC32C(hello) = %#x, want 0x9a71bb4c", crcHello)
+	// 0-db's CRC32C: init 0, no final xor (standard CRC32C("hello") is
+	// 0x9a71bb4c; this is the same register without the inversions).
+	if want := rawCRC32C([]byte("hello")); crcHello != want {
+		t.Fatalf("CRC(hello) = %#x, want %#x", crcHello, want)
 	}
 	var data layout
 	data.s("DAT0").u32(3).u64(0).u64(0).u32(0)
@@ -151,4 +154,61 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// rawCRC32C is a bit-at-a-time CRC32C with initial value 0 and no final
+// inversion, written from the definition (reflected polynomial 0x82F63B78),
+// to pin what 0-db stores.
+func rawCRC32C(b []byte) uint32 {
+	var crc uint32
+	for _, c := range b {
+		crc ^= uint32(c)
+		for i := 0; i < 8; i++ {
+			if crc&1 != 0 {
+				crc = crc>>1 ^ 0x82F63B78
+			} else {
+				crc >>= 1
+			}
+		}
+	}
+	return crc
+}
+
+func TestCRCMatchesZeroDB(t *testing.T) {
+	for _, s := range []string{"", "a", "hello", "0123456789abcdef0123", string(make([]byte, 4099))} {
+		if got, want := CRC([]byte(s)), rawCRC32C([]byte(s)); got != want {
+			t.Errorf("CRC(%q) = %#x, want %#x", s, got, want)
+		}
+	}
+}
+
+// TestZeroDBDataIDQuirk opens an index written the way 0-db writes new
+// user keys: with a data id of 0 in every entry, even in index file 1.
+func TestZeroDBDataIDQuirk(t *testing.T) {
+	o := testOpts(t)
+	o.Mode = ModeUser
+	o.DataSize = 100
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", strings.Repeat("1", 60))
+	set(t, ns, "b", strings.Repeat("2", 60)) // rotates to file 1
+	db.Close()
+	ipath := filepath.Join(o.IndexDir, "default", "i1")
+	b, _ := os.ReadFile(ipath)
+	if binary.LittleEndian.Uint32(b[indexHeaderSize+14:]) != 1 {
+		t.Fatal("expected b's entry in index file 1")
+	}
+	binary.LittleEndian.PutUint32(b[indexHeaderSize+14:], 0) // 0-db's dataid
+	os.WriteFile(ipath, b, 0o600)
+	if rep, _ := Verify(o.DataDir, o.IndexDir); !rep.OK() {
+		t.Fatal(rep.Problems)
+	}
+	db = mustOpen(t, o)
+	if len(db.Repairs()) != 0 {
+		t.Fatal(db.Repairs())
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	if v, err := get(t, ns, "b"); err != nil || v != strings.Repeat("2", 60) {
+		t.Fatalf("b = %q %v", v, err)
+	}
 }

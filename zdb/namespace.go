@@ -50,6 +50,7 @@ type batch struct {
 	segs    []*segment
 	patches []patch
 	seq     uint64
+	jumps   []uint32 // files closed by a rotation in this batch
 }
 
 func (b *batch) empty() bool { return len(b.segs) == 0 && len(b.patches) == 0 }
@@ -66,10 +67,10 @@ type Namespace struct {
 	mode       Mode
 	desc       descriptor
 	side       sideFile
-	keys       map[string]loc // user mode only
-	seqmap     []seqFile      // seq mode only
-	nextID     uint64         // entries ever appended (seq ids)
-	firstID    uint32         // lowest index file id present
+	keys       *keyIndex // user mode only
+	seqmap     []seqFile // seq mode only
+	nextID     uint64    // entries ever appended (seq ids)
+	firstID    uint32    // lowest index file id present
 	curID      uint32
 	dataEnd    int64 // logical end of the current data file, pending included
 	idxEnd     int64
@@ -82,11 +83,14 @@ type Namespace struct {
 	payload    int64
 	pend       batch
 	inflight   *batch
+	spare      []*segment // recycled segment buffers
+	cacheGen   uint64     // this namespace's key space in db.cache
 	seq        uint64
 	dirty      map[uint32]bool
 	broken     error
 	closed     bool
 	closedFlag atomic.Bool
+	successor  atomic.Pointer[Namespace]
 	lastTS     uint32 // last write timestamp, for replication lag
 	writes     atomic.Uint64
 
@@ -186,7 +190,13 @@ func (ns *Namespace) readAt(index bool, id uint32, off int64, dst []byte) error 
 			return err
 		}
 		n, err := f.ReadAt(dst, off)
+		if index {
+			ns.db.io.indexRead.Add(uint64(n))
+		} else {
+			ns.db.io.dataRead.Add(uint64(n))
+		}
 		if n < len(dst) {
+			ns.db.io.readFailed.Add(1)
 			if err == nil {
 				err = errors.New("short read")
 			}
@@ -220,13 +230,21 @@ func (ns *Namespace) curSegment() *segment {
 	if n := len(ns.pend.segs); n > 0 && ns.pend.segs[n-1].id == ns.curID {
 		return ns.pend.segs[n-1]
 	}
-	s := &segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd}
+	var s *segment
+	if n := len(ns.spare); n > 0 {
+		s = ns.spare[n-1]
+		ns.spare = ns.spare[:n-1]
+		*s = segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd, data: s.data[:0], idx: s.idx[:0]}
+	} else {
+		s = &segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd}
+	}
 	ns.pend.segs = append(ns.pend.segs, s)
 	return s
 }
 
 // jump starts the next data and index file pair. Caller holds ns.mu.
 func (ns *Namespace) jump() {
+	ns.pend.jumps = append(ns.pend.jumps, ns.curID)
 	ns.idxSizes[ns.curID] = ns.idxEnd
 	ns.curID++
 	ns.dataEnd, ns.idxEnd = 0, 0
@@ -235,7 +253,6 @@ func (ns *Namespace) jump() {
 	s.idx = appendIndexHeader(s.idx, ns.curID, ns.mode)
 	ns.dataEnd, ns.idxEnd = dataHeaderSize, indexHeaderSize
 	ns.idxSizes[ns.curID] = ns.idxEnd
-	ns.dirty[ns.curID] = true
 	if ns.mode == ModeSeq {
 		ns.seqmap = append(ns.seqmap, seqFile{first: ns.nextID, file: ns.curID})
 	}
@@ -285,7 +302,10 @@ func (ns *Namespace) readable() error {
 // It returns the entry's index offset.
 func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32, e *entry) (dataOff, idxOff uint32) {
 	need := int64(dataRecordSize + len(key) + len(value))
-	if ns.dataEnd+need > ns.db.opts.DataSize && ns.dataEnd > dataHeaderSize {
+	// Rotate before the data file passes DataSize, or before index offsets
+	// (u32) would overflow with tiny values.
+	if (ns.dataEnd+need > ns.db.opts.DataSize && ns.dataEnd > dataHeaderSize) ||
+		ns.idxEnd+int64(2*(indexEntrySize+MaxKeySize)) > int64(^uint32(0)) {
 		ns.jump()
 	}
 	s := ns.curSegment()
@@ -306,7 +326,6 @@ func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32
 		ns.idxSizes[ns.curID] = ns.idxEnd
 		ns.nextID++
 	}
-	ns.dirty[ns.curID] = true
 	return dataOff, idxOff
 }
 
@@ -358,7 +377,7 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 	if len(key) > MaxKeySize {
 		return SetResult{}, ErrKeyTooLarge
 	}
-	old, exists := ns.keys[string(key)]
+	old, exists := ns.keys.get(key)
 	if err := ns.checkWrite(exists, old.length, len(value)); err != nil {
 		return SetResult{}, err
 	}
@@ -384,8 +403,9 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 		ns.keyBytes += int64(len(key))
 	}
 	ns.payload += int64(len(value))
-	ns.keys[string(key)] = loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
-		length: uint32(len(value)), crc: crc, ts: ts}
+	ns.keys.put(key, loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
+		length: uint32(len(value)), crc: crc, ts: ts})
+	ns.db.cache.put(ns.cacheGen, ns.curID, dataOff, value)
 	return ns.queued(key, ts), nil
 }
 
@@ -525,7 +545,6 @@ func (ns *Namespace) appendCopy(e *entry) (uint32, uint32) {
 	ns.lastIdx[ns.curID] = idxOff
 	ns.idxSizes[ns.curID] = ns.idxEnd
 	ns.nextID++
-	ns.dirty[ns.curID] = true
 	return e.Offset, idxOff
 }
 
@@ -549,7 +568,7 @@ func (ns *Namespace) lookup(key []byte) (loc, error) {
 	if len(key) > MaxKeySize {
 		return loc{}, ErrKeyTooLarge
 	}
-	l, ok := ns.keys[string(key)]
+	l, ok := ns.keys.get(key)
 	if !ok {
 		return loc{}, ErrNotFound
 	}
@@ -573,6 +592,10 @@ func (ns *Namespace) Stat(key []byte) (Meta, error) {
 // Get appends the value of key to dst. The value is checked against its
 // CRC32C; a mismatch returns ErrCorrupt, never the bytes.
 func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
+	return ns.get(dst, key, true)
+}
+
+func (ns *Namespace) get(dst, key []byte, useCache bool) ([]byte, Meta, error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if err := ns.readable(); err != nil {
@@ -585,6 +608,12 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 	if l.length > MaxValueSize {
 		return dst, Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
 	}
+	meta := Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}
+	if useCache {
+		if out, ok := ns.db.cache.get(dst, ns.cacheGen, l.dataID, l.dataOff); ok {
+			return out, meta, nil
+		}
+	}
 	n := len(dst)
 	dst = append(dst, make([]byte, l.length)...)
 	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), dst[n:]); err != nil {
@@ -594,12 +623,15 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 		ns.log.Error("zdb value failed its CRC check", "file", l.dataID, "offset", l.dataOff)
 		return dst[:n], Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
 	}
-	return dst, Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}, nil
+	if useCache {
+		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, dst[n:])
+	}
+	return dst, meta, nil
 }
 
 // Check re-reads a key's value and verifies its CRC32C.
 func (ns *Namespace) Check(key []byte) (bool, error) {
-	_, _, err := ns.Get(nil, key)
+	_, _, err := ns.get(nil, key, false)
 	if errors.Is(err, ErrCorrupt) {
 		return false, nil
 	}
@@ -628,7 +660,7 @@ func (ns *Namespace) Delete(key []byte, ts uint32) (uint64, error) {
 	ns.appendRecord(key, nil, flagDeleted, 0, ts, nil)
 	ns.addPatch(l.file, int64(l.idxOff)+13, deletedFlag)
 	if ns.mode == ModeUser {
-		delete(ns.keys, string(key))
+		ns.keys.del(key)
 	}
 	ns.entries--
 	ns.keyBytes -= int64(len(key))
@@ -663,6 +695,12 @@ func (ns *Namespace) Commit(seq uint64) error {
 
 	ns.mu.Lock()
 	ns.inflight = nil
+	for _, s := range b.segs {
+		// Keep buffers of a usual size for the next batches.
+		if cap(s.data) <= 4<<20 && cap(s.idx) <= 1<<20 && len(ns.spare) < 4 {
+			ns.spare = append(ns.spare, s)
+		}
+	}
 	if err != nil {
 		ns.broken = err
 		ns.log.Error("zdb write failed, namespace is now read-only", "err", err)
@@ -672,6 +710,13 @@ func (ns *Namespace) Commit(seq uint64) error {
 		return fmt.Errorf("%w: %v", ErrIO, err)
 	}
 	ns.committed.Store(b.seq)
+	if fn := ns.db.opts.OnJump; fn != nil {
+		for _, old := range b.jumps {
+			fn(Jump{Namespace: ns.name,
+				OldIndex: indexPath(ns.idxDir, old), NewIndex: indexPath(ns.idxDir, old+1),
+				OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1)})
+		}
+	}
 	return nil
 }
 
@@ -691,7 +736,13 @@ func (ns *Namespace) writeBatch(b *batch) error {
 				return err
 			}
 			if _, err := f.WriteAt(part.buf, part.base); err != nil {
+				ns.db.io.writeFailed.Add(1)
 				return fmt.Errorf("zdb: append to %s: %w", f.Name(), err)
+			}
+			if part.index {
+				ns.db.io.indexWritten.Add(uint64(len(part.buf)))
+			} else {
+				ns.db.io.dataWritten.Add(uint64(len(part.buf)))
 			}
 			touched[fileKey{part.index, s.id}] = f
 		}
@@ -778,12 +829,7 @@ func (ns *Namespace) Stats() Stats {
 	}
 	st.DataSize += ns.dataEnd
 	if ns.mode == ModeUser {
-		// Swiss-table slot (16 B string header + 28 B loc) at 7/8 load,
-		// plus the key bytes rounded to an 8-byte allocation class.
-		for k := range ns.keys {
-			st.IndexRAM += int64((len(k) + 7) &^ 7)
-		}
-		st.IndexRAM += int64(len(ns.keys)) * (16 + 28) * 8 / 7
+		st.IndexRAM = ns.keys.memory()
 	}
 	return st
 }
@@ -805,3 +851,13 @@ func (ns *Namespace) DirtyFiles(reset bool) []uint32 {
 
 // Closed reports whether the namespace was closed or deleted.
 func (ns *Namespace) Closed() bool { return ns.closedFlag.Load() }
+
+// Successor returns the namespace that replaced this one on RELOAD, or nil.
+func (ns *Namespace) Successor() *Namespace { return ns.successor.Load() }
+
+// Entries returns the number of live keys.
+func (ns *Namespace) Entries() int64 {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.entries
+}

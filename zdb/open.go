@@ -90,11 +90,12 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 		idxDir:   filepath.Join(db.opts.IndexDir, name),
 		dataDir:  filepath.Join(db.opts.DataDir, name),
 		log:      db.log.With("ns", name),
-		keys:     map[string]loc{},
+		keys:     newKeyIndex(),
 		idxSizes: map[uint32]int64{},
 		lastIdx:  map[uint32]uint32{},
 		dirty:    map[uint32]bool{},
 		files:    map[fileKey]*os.File{},
+		cacheGen: db.cacheGen.Add(1),
 	}
 	descPath := filepath.Join(ns.idxDir, descFile)
 	raw, err := os.ReadFile(descPath)
@@ -145,6 +146,7 @@ func (ns *Namespace) replay() error {
 	}
 	ns.mode = ModeUser
 	ns.firstID = ids[0]
+	var lastP *parsedIndex
 	for i, id := range ids {
 		p, err := parseIndexFile(indexPath(ns.idxDir, id), id)
 		if err != nil {
@@ -181,13 +183,22 @@ func (ns *Namespace) replay() error {
 		ns.idxSizes[id] = size
 		ns.curID = id
 		ns.idxEnd = size
+		if last {
+			lastP = p
+		}
+	}
+	if err := ns.removeOrphanDataFiles(); err != nil {
+		return err
+	}
+	if err := ns.repairDataTail(lastP); err != nil {
+		return err
 	}
 	if ns.mode == ModeUser {
-		ns.entries = int64(len(ns.keys))
-		for k, l := range ns.keys {
+		ns.entries = int64(ns.keys.len())
+		ns.keys.each(func(k []byte, l loc) {
 			ns.payload += int64(l.length)
 			ns.keyBytes += int64(len(k))
-		}
+		})
 	}
 	return nil
 }
@@ -205,11 +216,11 @@ func (ns *Namespace) replayEntry(id, off uint32, e *entry) {
 	}
 	ns.nextID++
 	if e.deleted() {
-		delete(ns.keys, string(e.Key))
+		ns.keys.del(e.Key)
 		return
 	}
-	ns.keys[string(e.Key)] = loc{file: id, idxOff: off, dataID: e.DataID, dataOff: e.Offset,
-		length: e.Length, crc: e.CRC, ts: e.Timestamp}
+	ns.keys.put(e.Key, loc{file: id, idxOff: off, dataID: id, dataOff: e.Offset,
+		length: e.Length, crc: e.CRC, ts: e.Timestamp})
 }
 
 // initFresh writes the first index and data files of an empty namespace.
@@ -232,8 +243,7 @@ func (ns *Namespace) initFresh() error {
 
 // repairTail checks the last index file against its data file: entries whose
 // record lies past the end of the data file or fails its CRC are cut from the
-// end, then data past the last valid record is cut. It sets dataEnd and
-// dataPrev.
+// end. repairDataTail then cuts the data file after replay.
 func (ns *Namespace) repairTail(p *parsedIndex) error {
 	dpath := dataPath(ns.dataDir, p.id)
 	df, err := os.OpenFile(dpath, os.O_RDWR, 0o600)
@@ -266,6 +276,7 @@ func (ns *Namespace) repairTail(p *parsedIndex) error {
 	for len(p.offs) > 0 {
 		off := p.offs[len(p.offs)-1]
 		e, _, _ := decodeEntry(p.buf[off:])
+		e.fixDataID(p.mode, p.id)
 		if e.DataID != p.id || data.recordOK(&e) {
 			break
 		}
@@ -279,21 +290,71 @@ func (ns *Namespace) repairTail(p *parsedIndex) error {
 		ns.reportRepair(Repair{Namespace: ns.name, File: ipath, From: cut, To: int64(len(p.buf)), Reason: reason})
 		p.buf = p.buf[:cut]
 	}
-	// Data: start after the last record the index references, then accept
-	// well-formed records (tombstones) up to the first bad one.
+	return nil
+}
+
+// removeOrphanDataFiles deletes data files newer than the last index file:
+// a crash during rotation can leave one, and its records were never
+// acknowledged.
+func (ns *Namespace) removeOrphanDataFiles() error {
+	ids, err := listFiles(ns.dataDir, "d")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id <= ns.curID {
+			continue
+		}
+		p := dataPath(ns.dataDir, id)
+		fi, _ := os.Stat(p)
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		size := int64(0)
+		if fi != nil {
+			size = fi.Size()
+		}
+		ns.reportRepair(Repair{Namespace: ns.name, File: p, From: 0, To: size, Reason: "data file without an index file"})
+	}
+	return nil
+}
+
+// repairDataTail cuts the last data file after its last record that is
+// accounted for: records the index references, then tombstones whose delete
+// reached the index (and, in seq mode, updates whose entry reached it).
+// Orphans (a crash between the data and the index write: never
+// acknowledged), torn and corrupt records are cut. It sets dataEnd and
+// dataPrev.
+func (ns *Namespace) repairDataTail(p *parsedIndex) error {
+	dpath := dataPath(ns.dataDir, p.id)
+	df, err := os.OpenFile(dpath, os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer df.Close()
+	fi, err := df.Stat()
+	if err != nil {
+		return err
+	}
+	data := &fileView{f: df, size: fi.Size()}
 	end := int64(dataHeaderSize)
 	prev := uint32(0)
 	for i := len(p.offs) - 1; i >= 0; i-- {
 		e, _, _ := decodeEntry(p.buf[p.offs[i]:])
-		if e.DataID == p.id {
+		e.fixDataID(p.mode, p.id)
+		if e.DataID == p.id && int64(e.Offset) >= end {
 			end = int64(e.Offset) + dataRecordSize + int64(len(e.Key)) + int64(e.Length)
 			prev = e.Offset
-			break
 		}
 	}
+	reason := "torn or corrupt data record at the tail"
 	for {
-		n, ok := data.validRecord(end)
+		n, r, key, ok := data.validRecord(end)
 		if !ok {
+			break
+		}
+		if !ns.accounted(r, key, p.id, uint32(end)) {
+			reason = "data record never indexed (crash between data and index write)"
 			break
 		}
 		prev = uint32(end)
@@ -303,11 +364,27 @@ func (ns *Namespace) repairTail(p *parsedIndex) error {
 		if err := df.Truncate(end); err != nil {
 			return err
 		}
-		ns.reportRepair(Repair{Namespace: ns.name, File: dpath, From: end, To: data.size,
-			Reason: "torn or corrupt data record at the tail"})
+		ns.reportRepair(Repair{Namespace: ns.name, File: dpath, From: end, To: data.size, Reason: reason})
 	}
 	ns.dataEnd, ns.dataPrev = end, prev
 	return nil
+}
+
+// accounted reports whether a data record past the last indexed one is
+// reflected in the replayed index.
+func (ns *Namespace) accounted(r record, key []byte, file, off uint32) bool {
+	if ns.mode == ModeSeq {
+		e, _, _, err := ns.seqEntry(key)
+		if r.Flags&flagDeleted != 0 {
+			return errors.Is(err, ErrNotFound)
+		}
+		return err == nil && e.DataID == file && e.Offset == off
+	}
+	if r.Flags&flagDeleted == 0 {
+		return false
+	}
+	_, live := ns.keys.get(key)
+	return !live
 }
 
 // fileView reads records of a data file by offset.
@@ -328,22 +405,22 @@ func (v *fileView) read(off, n int64) ([]byte, bool) {
 }
 
 // validRecord reports whether a well-formed record with a good CRC starts
-// at off, and its size.
-func (v *fileView) validRecord(off int64) (int64, bool) {
+// at off, and returns its size, header and key.
+func (v *fileView) validRecord(off int64) (int64, record, []byte, bool) {
 	h, ok := v.read(off, dataRecordSize)
 	if !ok {
-		return 0, false
+		return 0, record{}, nil, false
 	}
 	r, _ := decodeRecord(h)
 	if r.Length > MaxValueSize {
-		return 0, false
+		return 0, r, nil, false
 	}
 	n := int64(dataRecordSize) + int64(r.KeyLen) + int64(r.Length)
-	payload, ok := v.read(off+dataRecordSize+int64(r.KeyLen), int64(r.Length))
-	if !ok || CRC(payload) != r.CRC {
-		return 0, false
+	body, ok := v.read(off+dataRecordSize, int64(r.KeyLen)+int64(r.Length))
+	if !ok || CRC(body[r.KeyLen:]) != r.CRC {
+		return 0, r, nil, false
 	}
-	return n, true
+	return n, r, body[:r.KeyLen], true
 }
 
 // recordOK reports whether an entry's data record is in the file, matches

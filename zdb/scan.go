@@ -67,6 +67,7 @@ func (ns *Namespace) readEntry(file uint32, off int64) (entry, error) {
 		return entry{}, err
 	}
 	e, _, err := decodeEntry(buf)
+	e.fixDataID(ns.mode, file)
 	return e, err
 }
 

@@ -26,6 +26,9 @@ type sideFile struct {
 	Freeze       bool   `json:"freeze,omitempty"`
 	PasswordSalt []byte `json:"password_salt,omitempty"`
 	PasswordHash []byte `json:"password_hash,omitempty"`
+	// Generation counts FLUSH and compaction swaps: replication positions
+	// from an older generation are void.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 func loadSide(dir string) (sideFile, error) {
@@ -169,4 +172,41 @@ func (ns *Namespace) ClearPassword() (string, bool) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	return ns.desc.Password, ns.desc.Password != ""
+}
+
+// Access is what decides who may read a namespace: exported by a primary
+// and applied by its replicas so that a copy is no easier to read.
+type Access struct {
+	Public        bool   `json:"public"`
+	PasswordClear string `json:"password_clear,omitempty"`
+	PasswordSalt  []byte `json:"password_salt,omitempty"`
+	PasswordHash  []byte `json:"password_hash,omitempty"`
+}
+
+// Access returns the namespace's access settings, password included (as
+// stored: hash, or clear text for 0-db descriptors).
+func (ns *Namespace) Access() Access {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return Access{Public: ns.desc.Public, PasswordClear: ns.desc.Password,
+		PasswordSalt: ns.side.PasswordSalt, PasswordHash: ns.side.PasswordHash}
+}
+
+// SetAccess applies access settings exported by Access (on a replica).
+func (ns *Namespace) SetAccess(a Access) error {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.closed {
+		return ErrClosed
+	}
+	if len(a.PasswordClear) > 255 {
+		return fmt.Errorf("zdb: password too long")
+	}
+	ns.desc.Public = a.Public
+	ns.desc.Password = a.PasswordClear
+	ns.side.PasswordSalt, ns.side.PasswordHash = a.PasswordSalt, a.PasswordHash
+	if err := ns.saveDesc(); err != nil {
+		return err
+	}
+	return ns.saveSide()
 }

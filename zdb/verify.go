@@ -109,6 +109,7 @@ func verifyNamespace(rep *Report, name, dataDir, idxDir string) {
 		for _, off := range p.offs {
 			rep.Entries++
 			e, _, _ := decodeEntry(p.buf[off:])
+			e.fixDataID(mode, id)
 			d, ok := data[e.DataID]
 			if !ok {
 				rep.addf("%s: index %d@%d: data file %d missing", name, id, off, e.DataID)

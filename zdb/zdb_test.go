@@ -434,3 +434,54 @@ func TestGroupCommitVisibility(t *testing.T) {
 		t.Fatalf("history of deleted key: %v", h)
 	}
 }
+
+func TestOrphanTailRecords(t *testing.T) {
+	o := testOpts(t)
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	set(t, ns, "b", "2")
+	seq, _ := ns.Delete([]byte("b"), 0)
+	ns.Commit(seq)
+	db.Close()
+	dpath := filepath.Join(o.DataDir, "default", "d0")
+	good, _ := os.ReadFile(dpath)
+	// A SET whose index entry never made it, and a data file of a rotation
+	// whose index file never made it: neither was acknowledged.
+	orphan := appendRecord(nil, &record{CRC: CRC([]byte("x"))}, []byte("c"), []byte("x"))
+	os.WriteFile(dpath, append(append([]byte(nil), good...), orphan...), 0o600)
+	os.WriteFile(filepath.Join(o.DataDir, "default", "d1"), appendDataHeader(nil, 1), 0o600)
+	db = mustOpen(t, o)
+	if len(db.Repairs()) != 2 {
+		t.Fatalf("repairs: %v", db.Repairs())
+	}
+	if b, _ := os.ReadFile(dpath); len(b) != len(good) {
+		t.Fatalf("data file %d bytes after repair, want %d (tombstone kept, orphan cut)", len(b), len(good))
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	if _, err := get(t, ns, "c"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("orphan record served")
+	}
+	db.Close()
+	if rep, _ := Verify(o.DataDir, o.IndexDir); !rep.OK() {
+		t.Fatal(rep.Problems)
+	}
+}
+
+func TestSeqUpdateAtTailSurvivesReopen(t *testing.T) {
+	o := testOpts(t)
+	o.Mode = ModeSeq
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	r := set(t, ns, "", "old")
+	set(t, ns, string(r.Key), "new")
+	db.Close()
+	db = mustOpen(t, o)
+	if len(db.Repairs()) != 0 {
+		t.Fatalf("clean reopen repaired: %v", db.Repairs())
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	if v, err := get(t, ns, string(r.Key)); v != "new" || err != nil {
+		t.Fatalf("%q %v", v, err)
+	}
+}

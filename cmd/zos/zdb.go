@@ -17,6 +17,7 @@ import (
 
 	"github.com/zosgrid/zos/resp"
 	"github.com/zosgrid/zos/zdb"
+	"github.com/zosgrid/zos/zdb/replica"
 	"github.com/zosgrid/zos/zdb/server"
 )
 
@@ -29,6 +30,7 @@ func newZdbCmd() *cobra.Command {
 		synctime                                                      int
 		replicaOf, replicaAuth                                        string
 		compactAt                                                     float64
+		cacheSize                                                     int64
 	)
 	cmd := &cobra.Command{
 		Use:     "zdb",
@@ -71,10 +73,16 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			}
 			log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 			start := time.Now()
+			var srv *server.Server // set before any client can write
 			db, err := zdb.Open(zdb.Options{
+				OnJump: func(j zdb.Jump) {
+					if srv != nil {
+						srv.JumpHook(j)
+					}
+				},
 				DataDir: dataDir, IndexDir: indexDir, Mode: m, DataSize: datasize,
 				Sync: sync, SyncTime: time.Duration(synctime) * time.Second,
-				CompatPasswords: compatPw, Logger: log,
+				CompatPasswords: compatPw, Logger: log, CacheSize: cacheSize,
 			})
 			if err != nil {
 				return err
@@ -89,9 +97,10 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 					return err
 				}
 			}
-			srv, err := server.New(db, server.Config{
+			srv, err = server.New(db, server.Config{
 				Listen: listen, Port: port, Socket: socket, DualNet: dualnet,
 				Admin: admin, Protect: protect, Hook: hook, Logger: log, AutoCompact: compactAt,
+				ReadOnly: replicaOf != "",
 			})
 			if err != nil {
 				return err
@@ -105,9 +114,8 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if replicaOf != "" {
-				if err := startReplica(ctx, db, srv, replicaOf, replicaAuth, log); err != nil {
-					return err
-				}
+				done := startReplica(ctx, db, srv, replicaOf, replicaAuth, log)
+				defer func() { stop(); <-done }()
 			}
 			var addrs []string
 			for _, a := range srv.Addrs() {
@@ -140,6 +148,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.BoolVar(&compatPw, "compat-passwords", false, "keep namespace passwords in clear in 0-db's descriptor")
 	f.StringVar(&replicaOf, "replica-of", "", "follow the primary at HOST:PORT (this server becomes a read-only secondary)")
 	f.StringVar(&replicaAuth, "replica-auth", "", "admin password of the primary (or env ZDB_REPLICA_AUTH)")
+	f.Int64Var(&cacheSize, "cache", 64<<20, "bytes of RAM for recently written and read values, shared by all namespaces (-1 = none)")
 	f.Float64Var(&compactAt, "compact-threshold", 0.5, "compact a namespace automatically once this share of its data is dead (0 = never)")
 	cmd.AddCommand(newZdbCheckCmd(), newZdbCompactCmd())
 	return cmd
@@ -243,7 +252,18 @@ Exit status 0 means consistent; 1 prints every problem found.`,
 	return cmd
 }
 
-// startReplica is replaced when replication lands.
-func startReplica(ctx context.Context, db *zdb.DB, srv *server.Server, primary, auth string, log *slog.Logger) error {
-	return errors.New("--replica-of: replication is not available in this build")
+// startReplica follows the primary in the background until ctx ends; the
+// returned channel closes when the follower has stopped.
+func startReplica(ctx context.Context, db *zdb.DB, srv *server.Server, primary, auth string, log *slog.Logger) <-chan struct{} {
+	if auth == "" {
+		auth = os.Getenv("ZDB_REPLICA_AUTH")
+	}
+	f := replica.New(db, replica.Config{Primary: primary, Password: auth, Logger: log})
+	srv.SetReplicaStatus(f)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx)
+	}()
+	return done
 }

@@ -19,6 +19,7 @@ type client struct {
 	master   bool
 	nonce    string
 	scratch  []byte
+	rx       int64 // bytes read already counted in stats
 	// writes queued by this batch, committed before the replies go out
 	pending []pendingWrite
 }
@@ -66,5 +67,9 @@ func (c *client) finishBatch() bool {
 		return false
 	}
 	c.s.stats.tx.Add(uint64(n))
+	if rx := c.r.BytesRead(); rx > c.rx {
+		c.s.stats.rx.Add(uint64(rx - c.rx))
+		c.rx = rx
+	}
 	return true
 }

@@ -62,6 +62,8 @@ func commandTable() []command {
 		{name: "RELOAD", fn: cmdReload},
 		{name: "FLUSH", fn: cmdFlush, write: true},
 		{name: "COMPACT", fn: cmdCompact},
+		{name: "REPLICATE", fn: cmdReplicate},
+		{name: "NSACCESS", fn: cmdNsAccess},
 	}
 }
 
@@ -450,7 +452,7 @@ func scan(c *client, args [][]byte, backward bool) bool {
 }
 
 func cmdKscan(s *Server, c *client, args [][]byte) bool {
-	c.w.Error("Command disabled in release code")
+	c.w.Error("Command disabled in release code, not yet available")
 	return true
 }
 
@@ -507,7 +509,7 @@ func le32(b []byte) uint32 {
 }
 
 func cmdDbsize(s *Server, c *client, args [][]byte) bool {
-	c.w.Int(c.ns.Stats().Entries)
+	c.w.Int(c.ns.Entries())
 	return true
 }
 

@@ -32,7 +32,7 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 	if !c.finishBatch() {
 		return false
 	}
-	res, err := ns.Compact(context.Background())
+	res, err := ns.Compact(s.ctxBackground())
 	switch {
 	case errors.Is(err, zdb.ErrCompactUnsupported):
 		c.w.Error("Index running mode doesn't support this feature")

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/zosgrid/zos/zdb"
 )
 
 // hooks runs the --hook executable (no shell) as
@@ -38,7 +40,16 @@ func newHooks(path string, id uint32, log *slog.Logger) *hooks {
 	return &hooks{path: path, id: strconv.FormatUint(uint64(id), 10), log: log}
 }
 
-func (s *Server) ctxBackground() context.Context { return context.Background() }
+// ctxBackground is the server's lifetime context (set by Serve): hooks and
+// compactions started by commands end with the server.
+func (s *Server) ctxBackground() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.baseCtx == nil {
+		return context.Background()
+	}
+	return s.baseCtx
+}
 
 // run starts the hook for event. When wait is set it blocks and returns an
 // error if the hook fails; otherwise the hook runs in the background.
@@ -85,6 +96,14 @@ func (h *hooks) run(ctx context.Context, wait bool, event string, args ...string
 }
 
 func (h *hooks) wait() { h.wg.Wait() }
+
+// JumpHook fires 0-db's jump-index and jump-data hooks for a rotation; pass
+// it as zdb.Options.OnJump. The index dirty list argument is left empty.
+func (s *Server) JumpHook(j zdb.Jump) {
+	ctx := s.ctxBackground()
+	s.hooks.run(ctx, false, "jump-index", j.OldIndex, j.NewIndex, "")
+	s.hooks.run(ctx, false, "jump-data", j.OldData, j.NewData)
+}
 
 func cmdHooks(s *Server, c *client, args [][]byte) bool {
 	if !s.adminOK(c) {

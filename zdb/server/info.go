@@ -29,7 +29,20 @@ func cmdInfo(s *Server, c *client, args [][]byte) bool {
 	fmt.Fprintf(&b, "commands_executed: %d\n", s.stats.cmds.Load())
 	fmt.Fprintf(&b, "commands_failed: %d\n", s.stats.failed.Load())
 	fmt.Fprintf(&b, "commands_unauthorized: %d\n", s.stats.unauthorized.Load())
-	fmt.Fprintf(&b, "network_tx_bytes: %d\n", s.stats.tx.Load())
+	io := s.db.IOStats()
+	fmt.Fprintf(&b, "index_disk_read_failed: 0\n")
+	fmt.Fprintf(&b, "index_disk_write_failed: %d\n", io.WriteFailed)
+	fmt.Fprintf(&b, "data_disk_read_failed: %d\n", io.ReadFailed)
+	fmt.Fprintf(&b, "data_disk_write_failed: %d\n", io.WriteFailed)
+	for _, c := range []struct {
+		name string
+		v    uint64
+	}{{"index_disk_read", io.IndexRead}, {"index_disk_write", io.IndexWritten},
+		{"data_disk_read", io.DataRead}, {"data_disk_write", io.DataWritten},
+		{"network_rx", s.stats.rx.Load()}, {"network_tx", s.stats.tx.Load()}} {
+		fmt.Fprintf(&b, "%s_bytes: %d\n", c.name, c.v)
+		fmt.Fprintf(&b, "%s_mb: %.2f\n", c.name, float64(c.v)/(1<<20))
+	}
 	if rs := s.replicaStatus(); rs != nil {
 		fmt.Fprintf(&b, "\n# replication\n")
 		for _, l := range rs.InfoLines() {
@@ -83,7 +96,7 @@ func cmdNsinfo(s *Server, c *client, args [][]byte) bool {
 	fmt.Fprintf(&b, "index_size_bytes: %d\n", st.IndexRAM)
 	fmt.Fprintf(&b, "index_size_kb: %.2f\n", float64(st.IndexRAM)/1024)
 	// 0-db prints the next id byte-swapped.
-	fmt.Fprintf(&b, "next_internal_id: 0x%016x\n", bswap64(st.NextID))
+	fmt.Fprintf(&b, "next_internal_id: 0x%08x\n", bswap64(st.NextID))
 	fmt.Fprintf(&b, "mode: %s\n", set.Mode)
 	fmt.Fprintf(&b, "stats_index_io_errors: 0\n")
 	fmt.Fprintf(&b, "stats_index_io_error_last: 0\n")

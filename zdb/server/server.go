@@ -34,6 +34,8 @@ type Config struct {
 	// Protect makes the default namespace read-only unless selected with
 	// the admin password.
 	Protect bool
+	// ReadOnly refuses every write from clients (a replica).
+	ReadOnly bool
 	// Hook is an executable run on events (ready, close, namespace-*).
 	Hook string
 	// AutoCompact compacts a namespace on its own when at least this share
@@ -69,6 +71,7 @@ type Server struct {
 	nmirror  atomic.Int32
 
 	replica ReplicaStatus // set by the replication follower, read by INFO
+	baseCtx context.Context
 
 	commands []command
 	set, get *command
@@ -179,6 +182,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.mu.Lock()
+	s.baseCtx = actx
+	s.mu.Unlock()
 	if s.cfg.AutoCompact > 0 {
 		s.wg.Add(1)
 		go func() {
@@ -315,8 +321,15 @@ func (s *Server) exec(c *client, args [][]byte) (keep bool) {
 		}
 	}()
 	if c.ns.Closed() {
-		c.w.Error("Your active namespace is not available anymore (probably removed).")
-		return false
+		next := c.ns.Successor()
+		for next != nil && next.Closed() {
+			next = next.Successor()
+		}
+		if next == nil {
+			c.w.Error("Your active namespace is not available anymore (probably removed).")
+			return false
+		}
+		c.ns = next // reloaded: follow it
 	}
 	cmd := s.lookupCommand(args[0])
 	if cmd == nil {
@@ -325,6 +338,10 @@ func (s *Server) exec(c *client, args [][]byte) (keep bool) {
 		return true
 	}
 	s.stats.cmds.Add(1)
+	if cmd.write && s.cfg.ReadOnly {
+		c.w.Error("Namespace is in read-only mode")
+		return true
+	}
 	keep = cmd.fn(s, c, args)
 	if s.nwait.Load() > 0 {
 		s.notifyWaiters(c, cmd.name)

@@ -103,7 +103,9 @@ func (s *Server) wakeWaiters() {
 }
 
 // cmdMirror turns the connection into a replication sink: it receives every
-// write command other clients run, as [timestamp, namespace, command...].
+// write command other clients run, framed as 0-db does:
+// [:timestamp, $namespace, :owner-id, command...]. (0-db leaves owner ids
+// unset and so forwards nothing; zos uses its instance id.)
 func cmdMirror(s *Server, c *client, args [][]byte) bool {
 	if !s.adminOK(c) {
 		return true
@@ -128,17 +130,19 @@ func (s *Server) removeMirror(c *client) {
 func (s *Server) mirror(by *client, args [][]byte) {
 	s.mirrorMu.Lock()
 	defer s.mirrorMu.Unlock()
-	ts := []byte(strconv.FormatInt(time.Now().Unix(), 10))
+	// 0-db's frame: [:timestamp, $namespace, :owner-id, command...].
+	frame := []byte("*" + strconv.Itoa(len(args)+3) + "\r\n:" + strconv.FormatInt(time.Now().Unix(), 10) + "\r\n")
+	frame = append(frame, newFrame([][]byte{[]byte(by.ns.Name())})[4:]...)
+	frame = append(frame, ":"+strconv.FormatUint(uint64(s.instanceID), 10)+"\r\n"...)
+	frame = append(frame, newFrame(args)[len("*"+strconv.Itoa(len(args))+"\r\n"):]...)
 	for m := range s.mirrors {
 		if m == by {
 			continue
 		}
-		out := append([][]byte{ts, []byte(by.ns.Name())}, args...)
 		// Mirrors get their copy synchronously; a mirror that cannot keep
 		// up is dropped rather than slowing the server.
 		m.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		var w = newFrame(out)
-		if _, err := m.conn.Write(w); err != nil {
+		if _, err := m.conn.Write(frame); err != nil {
 			delete(s.mirrors, m)
 			s.nmirror.Add(-1)
 			m.conn.Close()

@@ -1,0 +1,182 @@
+package zdb
+
+import (
+	"bytes"
+	"hash/maphash"
+)
+
+// keyIndex is the in-RAM user-key index: an open-addressing table of 8-byte
+// slots (32-bit hash tag | 32-bit arena offset) over one byte arena holding,
+// per key, a record: u8 flags | u8 keylen | 28-byte loc | key. A 16-byte
+// key costs 46 arena bytes plus about 11 bytes of table: no per-key
+// allocation and no pointers for the garbage collector to chase. Deleted
+// records are reclaimed when they make up half the arena.
+type keyIndex struct {
+	seed    maphash.Seed
+	slots   []uint64 // 0 empty, 1 tombstone, else tag<<32 | offset+1
+	arena   []byte
+	count   int // live keys
+	used    int // live + tombstone slots
+	garbage int // arena bytes of deleted records
+}
+
+const (
+	kiHeader    = 2 + 28
+	kiTombstone = 1
+	kiDeleted   = 1
+)
+
+func newKeyIndex() *keyIndex {
+	return &keyIndex{seed: maphash.MakeSeed(), slots: make([]uint64, 64)}
+}
+
+func (ki *keyIndex) hash(key []byte) (uint64, uint32) {
+	h := maphash.Bytes(ki.seed, key)
+	return h, uint32(h>>32) | 0x80000000
+}
+
+func (ki *keyIndex) find(key []byte, h uint64, tag uint32) (slot int, off int, ok bool) {
+	mask := uint64(len(ki.slots) - 1)
+	firstTomb := -1
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := ki.slots[i]
+		switch {
+		case s == 0:
+			if firstTomb >= 0 {
+				return firstTomb, -1, false
+			}
+			return int(i), -1, false
+		case s == kiTombstone:
+			if firstTomb < 0 {
+				firstTomb = int(i)
+			}
+		case uint32(s>>32) == tag:
+			o := int(uint32(s)) - 1
+			kl := int(ki.arena[o+1])
+			if kl == len(key) && bytes.Equal(ki.arena[o+kiHeader:o+kiHeader+kl], key) {
+				return int(i), o, true
+			}
+		}
+	}
+}
+
+func putLoc(b []byte, l loc) {
+	le.PutUint32(b[0:], l.file)
+	le.PutUint32(b[4:], l.idxOff)
+	le.PutUint32(b[8:], l.dataID)
+	le.PutUint32(b[12:], l.dataOff)
+	le.PutUint32(b[16:], l.length)
+	le.PutUint32(b[20:], l.crc)
+	le.PutUint32(b[24:], l.ts)
+}
+
+func getLoc(b []byte) loc {
+	return loc{file: le.Uint32(b[0:]), idxOff: le.Uint32(b[4:]), dataID: le.Uint32(b[8:]),
+		dataOff: le.Uint32(b[12:]), length: le.Uint32(b[16:]), crc: le.Uint32(b[20:]), ts: le.Uint32(b[24:])}
+}
+
+func (ki *keyIndex) get(key []byte) (loc, bool) {
+	h, tag := ki.hash(key)
+	_, o, ok := ki.find(key, h, tag)
+	if !ok {
+		return loc{}, false
+	}
+	return getLoc(ki.arena[o+2:]), true
+}
+
+// put inserts or updates key.
+func (ki *keyIndex) put(key []byte, l loc) {
+	h, tag := ki.hash(key)
+	slot, o, ok := ki.find(key, h, tag)
+	if ok {
+		putLoc(ki.arena[o+2:], l)
+		return
+	}
+	if len(ki.arena)+kiHeader+len(key) >= 1<<32-1 {
+		panic("zdb: key index arena exceeds 4 GiB") // ~90 M keys; invariant, not input
+	}
+	off := len(ki.arena)
+	ki.arena = append(ki.arena, 0, byte(len(key)))
+	ki.arena = append(ki.arena, make([]byte, 28)...)
+	putLoc(ki.arena[off+2:], l)
+	ki.arena = append(ki.arena, key...)
+	if ki.slots[slot] == 0 {
+		ki.used++
+	}
+	ki.slots[slot] = uint64(tag)<<32 | uint64(off+1)
+	ki.count++
+	if ki.used*4 >= len(ki.slots)*3 {
+		ki.rebuild()
+	}
+}
+
+// del removes key and reports whether it was there.
+func (ki *keyIndex) del(key []byte) bool {
+	h, tag := ki.hash(key)
+	slot, o, ok := ki.find(key, h, tag)
+	if !ok {
+		return false
+	}
+	ki.arena[o] |= kiDeleted
+	ki.garbage += kiHeader + len(key)
+	ki.slots[slot] = kiTombstone
+	ki.count--
+	if ki.garbage > 4096 && ki.garbage*2 > len(ki.arena) {
+		ki.rebuild()
+	}
+	return true
+}
+
+// rebuild resizes the table for the live keys and drops deleted records.
+func (ki *keyIndex) rebuild() {
+	size := 64
+	for size*3 <= ki.count*4*2 { // keep load at most 3/8 right after
+		size *= 2
+	}
+	old := ki.arena
+	compact := ki.garbage > 0
+	if compact {
+		ki.arena = make([]byte, 0, len(old)-ki.garbage)
+	}
+	ki.slots = make([]uint64, size)
+	ki.used, ki.garbage = 0, 0
+	mask := uint64(size - 1)
+	for o := 0; o < len(old); {
+		kl := int(old[o+1])
+		n := kiHeader + kl
+		if old[o]&kiDeleted == 0 {
+			key := old[o+kiHeader : o+n]
+			off := o
+			if compact {
+				off = len(ki.arena)
+				ki.arena = append(ki.arena, old[o:o+n]...)
+			}
+			h, tag := ki.hash(key)
+			i := h & mask
+			for ki.slots[i] != 0 {
+				i = (i + 1) & mask
+			}
+			ki.slots[i] = uint64(tag)<<32 | uint64(off+1)
+			ki.used++
+		}
+		o += n
+	}
+}
+
+// each calls fn for every live key; key aliases the arena and fn must not
+// change the index.
+func (ki *keyIndex) each(fn func(key []byte, l loc)) {
+	for o := 0; o < len(ki.arena); {
+		kl := int(ki.arena[o+1])
+		n := kiHeader + kl
+		if ki.arena[o]&kiDeleted == 0 {
+			fn(ki.arena[o+kiHeader:o+n], getLoc(ki.arena[o+2:]))
+		}
+		o += n
+	}
+}
+
+func (ki *keyIndex) len() int { return ki.count }
+
+// memory is the index's size in bytes.
+func (ki *keyIndex) memory() int64 { return int64(cap(ki.arena)) + int64(len(ki.slots))*8 }

@@ -1,0 +1,134 @@
+package zdb
+
+import (
+	"fmt"
+	"os"
+)
+
+// LogRecord is one data record, in the order records were appended: a
+// value written (Deleted false) or a tombstone (Deleted true). Data files
+// are append-only, so (file, offset) positions in them form a replication
+// log.
+type LogRecord struct {
+	Key       []byte
+	Value     []byte
+	Timestamp uint32
+	Deleted   bool
+}
+
+// LogPosition is a place in the data log.
+type LogPosition struct {
+	Generation uint64 // changes when FLUSH or compaction rewrites files
+	File       uint32
+	Offset     uint32
+}
+
+// ErrLogPosition means a log position no longer exists (the files were
+// flushed or compacted): the follower must start over.
+var ErrLogPosition = fmt.Errorf("zdb: replication position lost, full resync needed")
+
+// Generation returns the namespace's file generation.
+func (ns *Namespace) Generation() uint64 {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.side.Generation
+}
+
+// committedEnd returns how far file id holds committed records.
+func (ns *Namespace) committedEnd(id uint32) (int64, error) {
+	limit := int64(-1)
+	for _, b := range []*batch{ns.inflight, &ns.pend} {
+		if b == nil {
+			continue
+		}
+		for _, s := range b.segs {
+			if s.id == id && len(s.data) > 0 && (limit < 0 || s.dataBase < limit) {
+				limit = s.dataBase
+			}
+		}
+	}
+	if limit >= 0 {
+		return limit, nil
+	}
+	if id == ns.curID {
+		return ns.dataEnd, nil
+	}
+	fi, err := os.Stat(dataPath(ns.dataDir, id))
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// ReadLog returns committed records after pos, up to about maxBytes, the
+// position after them, and the position of the end of the log.
+func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPosition, LogPosition, error) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if ns.closed {
+		return nil, pos, pos, ErrClosed
+	}
+	gen := ns.side.Generation
+	endLimit, err := ns.committedEnd(ns.curID)
+	if err != nil {
+		return nil, pos, pos, err
+	}
+	end := LogPosition{Generation: gen, File: ns.curID, Offset: uint32(endLimit)}
+	if pos.File == 0 && pos.Offset == 0 && pos.Generation == 0 {
+		pos = LogPosition{Generation: gen, File: ns.firstID, Offset: dataHeaderSize}
+	}
+	if pos.Generation != gen || pos.File > ns.curID || pos.File < ns.firstID || pos.Offset < dataHeaderSize {
+		return nil, pos, end, ErrLogPosition
+	}
+	var recs []LogRecord
+	size := 0
+	for size < maxBytes {
+		limit, err := ns.committedEnd(pos.File)
+		if err != nil {
+			return nil, pos, end, fmt.Errorf("%w: %v", ErrLogPosition, err)
+		}
+		if limit < dataHeaderSize {
+			limit = dataHeaderSize // the file's header is still pending
+		}
+		if int64(pos.Offset) > limit {
+			return nil, pos, end, ErrLogPosition
+		}
+		if int64(pos.Offset) == limit {
+			if pos.File >= ns.curID {
+				break
+			}
+			pos = LogPosition{Generation: gen, File: pos.File + 1, Offset: dataHeaderSize}
+			continue
+		}
+		var h [dataRecordSize]byte
+		if err := ns.readAt(false, pos.File, int64(pos.Offset), h[:]); err != nil {
+			return nil, pos, end, err
+		}
+		r, _ := decodeRecord(h[:])
+		n := int64(dataRecordSize) + int64(r.KeyLen) + int64(r.Length)
+		if r.Length > MaxValueSize || int64(pos.Offset)+n > limit {
+			return nil, pos, end, ErrLogPosition
+		}
+		buf := make([]byte, int(r.KeyLen)+int(r.Length))
+		if err := ns.readAt(false, pos.File, int64(pos.Offset)+dataRecordSize, buf); err != nil {
+			return nil, pos, end, err
+		}
+		if CRC(buf[r.KeyLen:]) != r.CRC {
+			if len(recs) == 0 {
+				return nil, pos, end, ErrLogPosition
+			}
+			return nil, pos, end, fmt.Errorf("%w: data record %d@%d fails CRC", ErrCorrupt, pos.File, pos.Offset)
+		}
+		recs = append(recs, LogRecord{Key: buf[:r.KeyLen], Value: buf[r.KeyLen:], Timestamp: r.Timestamp,
+			Deleted: r.Flags&flagDeleted != 0})
+		size += int(n)
+		pos.Offset += uint32(n)
+	}
+	return recs, pos, end, nil
+}
+
+// bumpGeneration marks that files were rewritten. Caller holds ns.mu.
+func (ns *Namespace) bumpGeneration() error {
+	ns.side.Generation++
+	return ns.saveSide()
+}
