@@ -30,6 +30,12 @@ Run "zos COMMAND --help" for the flags of each command.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newKeyCmd(),
+		newLedgerCmd(),
+		newTwinCmd(),
+		newFarmCmd(),
+		newNodeLedgerCmd(),
+		newContractCmd(),
+		newTransferCmd(),
 	)
 	return root
 }
