@@ -127,6 +127,9 @@ func newLedgerInitCmd() *cobra.Command {
 		Short: "Create a one-validator chain in DIR (genesis, validator key, settings)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if chain.Initialised(home) {
+				return fmt.Errorf("%s already holds a chain; refusing to overwrite it", home)
+			}
 			if err := os.MkdirAll(home, 0o700); err != nil {
 				return err
 			}
@@ -202,6 +205,9 @@ BASE+3i+2 (JSON API). Start each with: zos ledger start --home DIR/vI`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if n < 1 {
 				return errors.New("--validators must be at least 1")
+			}
+			if chain.Initialised(filepath.Join(out, "v0")) {
+				return fmt.Errorf("%s already holds a testnet; refusing to overwrite it", out)
 			}
 			if err := os.MkdirAll(out, 0o700); err != nil {
 				return err

@@ -97,6 +97,12 @@ func cometConfig(home string, s Settings) (*cfg.Config, error) {
 	return c, c.ValidateBasic()
 }
 
+// Initialised reports whether home already holds a chain.
+func Initialised(home string) bool {
+	_, err := os.Stat(filepath.Join(home, "config", "genesis.json"))
+	return err == nil
+}
+
 // InitOptions describe a new chain.
 type InitOptions struct {
 	Genesis  ledger.Genesis
@@ -124,7 +130,7 @@ func Testnet(homes []string, g ledger.Genesis, settings []Settings) error {
 	var vals []types.GenesisValidator
 	var ids []string
 	for i, home := range homes {
-		if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); err == nil {
+		if Initialised(home) {
 			return fmt.Errorf("chain: %s already holds a chain; refusing to overwrite it", home)
 		}
 		c, err := cometConfig(home, settings[i])
