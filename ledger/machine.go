@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +13,59 @@ import (
 // Machine is the ledger state machine. ApplyBlock is its only writer; the
 // read methods (query.go) may run concurrently with it.
 type Machine struct {
-	mu sync.RWMutex
-	s  *state
+	mu   sync.RWMutex
+	s    *state
+	sigs sigCache
+}
+
+// sigCache remembers transactions whose signature CheckTx verified, so the
+// block that includes them does not verify again. It only saves work: a
+// transaction missing from it is verified, so results never depend on it.
+type sigCache struct {
+	mu    sync.Mutex
+	set   map[[32]byte]struct{}
+	order [][32]byte
+}
+
+const sigCacheSize = 1 << 17
+
+func (c *sigCache) add(raw []byte) {
+	h := sha256.Sum256(raw)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.set == nil {
+		c.set = make(map[[32]byte]struct{}, sigCacheSize)
+	}
+	if _, ok := c.set[h]; ok {
+		return
+	}
+	if len(c.order) >= sigCacheSize {
+		delete(c.set, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.set[h] = struct{}{}
+	c.order = append(c.order, h)
+}
+
+func (c *sigCache) take(raw []byte) bool {
+	h := sha256.Sum256(raw)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.set[h]
+	delete(c.set, h)
+	return ok
+}
+
+// decode parses raw and checks its signature, unless CheckTx already did.
+func (m *Machine) decode(raw []byte) (*Tx, Msg, error) {
+	tx, msg, err := decodeTx(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !m.sigs.take(raw) && !tx.Signer.Verify(tx.SignBytes(m.s.chainID), tx.Sig) {
+		return nil, nil, ErrBadSignature
+	}
+	return tx, msg, nil
 }
 
 // TxResult is the outcome of one transaction of a block.
@@ -98,6 +150,7 @@ func (m *Machine) CheckTx(raw []byte) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.sigs.add(raw)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	a := m.s.accounts[tx.Signer]
@@ -122,7 +175,12 @@ func (m *Machine) ApplyBlock(height int64, txs [][]byte) (BlockResult, error) {
 	s.height = height
 	res := BlockResult{Height: height, Txs: make([]TxResult, len(txs))}
 	for i, raw := range txs {
-		res.Txs[i] = s.applyTx(raw)
+		tx, msg, err := m.decode(raw)
+		if err != nil {
+			res.Txs[i] = TxResult{Code: Code(err), Log: err.Error()}
+			continue
+		}
+		res.Txs[i] = s.applyTx(tx, msg)
 	}
 	res.Events = s.billBlock()
 	s.commitHash()
@@ -141,11 +199,7 @@ type execCtx struct {
 
 func (c *execCtx) emit(e Event) { c.events = append(c.events, e) }
 
-func (s *state) applyTx(raw []byte) TxResult {
-	tx, msg, err := DecodeTx(s.chainID, raw)
-	if err != nil {
-		return TxResult{Code: Code(err), Log: err.Error()}
-	}
+func (s *state) applyTx(tx *Tx, msg Msg) TxResult {
 	a := s.accounts[tx.Signer]
 	if a == nil {
 		err := fmt.Errorf("%w: %s", ErrNoAccount, tx.Signer)

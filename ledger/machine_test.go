@@ -274,3 +274,25 @@ func FuzzDecodeTx(f *testing.F) {
 		}
 	})
 }
+
+// TestSigCache: a block applied after CheckTx saw its transactions ends at
+// the same state as one applied cold, and a forged transaction is refused
+// in the block even when the genuine one was checked.
+func TestSigCache(t *testing.T) {
+	keys := testKeys(2)
+	warm, _ := New(testGenesis(keys))
+	cold, _ := New(testGenesis(keys))
+	good, _ := NewTx("test", keys[0], 0, &Transfer{To: keys[1].Public(), Amount: 7})
+	forged := bytes.Replace(good, []byte(`"amount":7`), []byte(`"amount":8`), 1)
+	if _, err := warm.CheckTx(good); err != nil {
+		t.Fatal(err)
+	}
+	rw, _ := warm.ApplyBlock(1, [][]byte{forged, good})
+	rc, _ := cold.ApplyBlock(1, [][]byte{forged, good})
+	if rw.Txs[0].Code != Code(ErrBadSignature) || rw.Txs[1].Code != 0 {
+		t.Fatalf("results %+v", rw.Txs)
+	}
+	if !bytes.Equal(rw.AppHash, rc.AppHash) {
+		t.Fatal("the signature cache changed the state")
+	}
+}

@@ -87,6 +87,18 @@ func NewTx(chainID string, k key.Private, nonce uint64, msg Msg) ([]byte, error)
 
 // DecodeTx parses a transaction and checks its signature (no state needed).
 func DecodeTx(chainID string, raw []byte) (*Tx, Msg, error) {
+	tx, msg, err := decodeTx(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !tx.Signer.Verify(tx.SignBytes(chainID), tx.Sig) {
+		return nil, nil, ErrBadSignature
+	}
+	return tx, msg, nil
+}
+
+// decodeTx parses a transaction without checking its signature.
+func decodeTx(raw []byte) (*Tx, Msg, error) {
 	if len(raw) > MaxTxSize {
 		return nil, nil, fmt.Errorf("%w: %d bytes, at most %d", ErrDecode, len(raw), MaxTxSize)
 	}
@@ -97,9 +109,6 @@ func DecodeTx(chainID string, raw []byte) (*Tx, Msg, error) {
 	msg, err := decodeMsg(tx.Type, tx.Msg)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !tx.Signer.Verify(tx.SignBytes(chainID), tx.Sig) {
-		return nil, nil, ErrBadSignature
 	}
 	return &tx, msg, nil
 }
