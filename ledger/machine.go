@@ -16,7 +16,19 @@ type Machine struct {
 	mu   sync.RWMutex
 	s    *state
 	sigs sigCache
+	// journal keeps the latest events for followers (nodes watch their
+	// contracts); it is derived from the blocks and not hashed.
+	journal []HeightEvent
 }
+
+// HeightEvent is an event with the height of the block that emitted it.
+type HeightEvent struct {
+	Height int64 `json:"height"`
+	Event
+}
+
+// journalSize bounds the events kept for Events.
+const journalSize = 1 << 16
 
 // sigCache remembers transactions whose signature CheckTx verified, so the
 // block that includes them does not verify again. It only saves work: a
@@ -184,6 +196,17 @@ func (m *Machine) ApplyBlock(height int64, txs [][]byte) (BlockResult, error) {
 	}
 	res.Events = s.billBlock()
 	s.commitHash()
+	for _, r := range res.Txs {
+		for _, e := range r.Events {
+			m.journal = append(m.journal, HeightEvent{height, e})
+		}
+	}
+	for _, e := range res.Events {
+		m.journal = append(m.journal, HeightEvent{height, e})
+	}
+	if over := len(m.journal) - journalSize; over > 0 {
+		m.journal = append(m.journal[:0:0], m.journal[over:]...)
+	}
 	res.AppHash = append([]byte(nil), s.appHash...)
 	return res, nil
 }

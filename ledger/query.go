@@ -227,3 +227,32 @@ func (m *Machine) Bills(contract uint64) []Bill {
 	defer m.mu.RUnlock()
 	return slices.Clone(m.s.bills[contract])
 }
+
+// EventFilter selects events; zero fields do not filter.
+type EventFilter struct {
+	Since    int64 // events of blocks after this height
+	Node     uint32
+	Twin     uint32
+	Contract uint64
+	Limit    int
+}
+
+// Events returns recent events (the latest 65536 are kept) that pass f,
+// oldest first. A node follows its contracts by polling with Since set to
+// the last height it saw.
+func (m *Machine) Events(f EventFilter) []HeightEvent {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []HeightEvent
+	for _, e := range m.journal {
+		if e.Height <= f.Since || (f.Node != 0 && e.Node != f.Node) || (f.Twin != 0 && e.Twin != f.Twin) ||
+			(f.Contract != 0 && e.Contract != f.Contract) {
+			continue
+		}
+		out = append(out, e)
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	return out
+}

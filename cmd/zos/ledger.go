@@ -262,7 +262,8 @@ func newLedgerQueryCmd() *cobra.Command {
 		Short: "GET a path of the ledger API and print the JSON",
 		Long: `Paths: /status /params /accounts/KEY /twins/ID /farms /farms/ID
 /nodes?farm=&country=&online=&free_cru=&free_mru=&free_sru=&free_hru=&free_ips=&renter=&limit=
-/nodes/ID /contracts?twin=&node=&state=&type= /contracts/ID /contracts/ID/bills /proposals/ID`,
+/nodes/ID /contracts?twin=&node=&state=&type= /contracts/ID /contracts/ID/bills /proposals/ID
+/events?since=HEIGHT&node=&twin=&contract= (what nodes follow: created, updated, canceled, grace, resumed)`,
 		Args: cobra.ExactArgs(1),
 	}
 	addr := ledgerAddr(cmd)

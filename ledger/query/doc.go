@@ -17,6 +17,7 @@
 //	GET  /contracts/{id}, /contracts/{id}/bills
 //	GET  /proposals/{id}
 //	GET  /estimate?cru=&mru=&sru=&hru=&ips=&hours=&balance=
+//	GET  /events?since=HEIGHT&node=&twin=&contract=&limit=   contract created, updated, canceled, grace, resumed, deleted, billed
 //	POST /tx                       body: a signed transaction
 //
 // The server listens where it is told; chain defaults it to loopback.

@@ -73,6 +73,7 @@ func NewHandler(m *ledger.Machine, submit Submitter, log *slog.Logger) http.Hand
 	mux.HandleFunc("GET /contracts/{id}/bills", s.bills)
 	mux.HandleFunc("GET /proposals/{id}", s.proposal)
 	mux.HandleFunc("GET /estimate", s.estimate)
+	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("POST /tx", s.tx)
 	return mux
 }
@@ -291,4 +292,14 @@ func (s *server) tx(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, res)
+}
+
+func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	q, err := queryUints(r, "since", "node", "twin", "contract", "limit")
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	f := ledger.EventFilter{Since: int64(q["since"]), Node: uint32(q["node"]), Twin: uint32(q["twin"]), Contract: q["contract"], Limit: int(q["limit"])}
+	writeJSON(w, nonNil(s.m.Events(f)))
 }

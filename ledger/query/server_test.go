@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -66,6 +67,13 @@ func TestAPI(t *testing.T) {
 		if err := c.Get(ctx, q, &nodes); err != nil || len(nodes) != want {
 			t.Errorf("%s: %d nodes (%v), want %d", q, len(nodes), err, want)
 		}
+	}
+	var evs []ledger.HeightEvent
+	if err := c.Get(ctx, "/events?node=1", &evs); err != nil || len(evs) != 2 || evs[1].Type != ledger.EventContractCreated || evs[1].Contract != 1 {
+		t.Fatalf("events of node 1: %+v %v", evs, err)
+	}
+	if err := c.Get(ctx, "/events?node=1&since="+fmt.Sprint(evs[1].Height), &evs); err != nil || len(evs) != 0 {
+		t.Fatalf("events since: %+v %v", evs, err)
 	}
 	var cs []ledger.Contract
 	if err := c.Get(ctx, "/contracts?twin=1&state=created", &cs); err != nil || len(cs) != 1 {
