@@ -52,17 +52,22 @@ func (s *state) billContract(c *Contract, evs *[]Event) {
 		balance = a.Balance
 	}
 	if c.State == StateGrace {
+		if rent := s.rentInGrace(c); rent != nil {
+			return // follows its node's rent contract: resumes or ends with it
+		}
 		if balance >= c.Overdue {
 			_ = s.move(acct, s.treasury, c.Overdue)
 			c.TotalBilled += c.Overdue
 			s.addBill(Bill{Contract: c.ID, Height: h, Amount: c.Overdue, Discount: "overdue", Paid: c.Overdue})
 			c.State, c.GraceSince, c.Overdue = StateCreated, 0, 0
 			*evs = append(*evs, Event{Type: EventContractResumed, Contract: c.ID, Node: c.Node, Twin: c.Twin})
+			s.cascade(c, evs)
 			return
 		}
 		if uint64(h-c.GraceSince) >= s.params.GracePeriod {
 			s.deleteContract(c, CauseOutOfFunds)
 			*evs = append(*evs, Event{Type: EventContractDeleted, Contract: c.ID, Node: c.Node, Twin: c.Twin})
+			s.cascade(c, evs)
 		}
 		return
 	}
@@ -88,8 +93,54 @@ func (s *state) billContract(c *Contract, evs *[]Event) {
 		bill.Paid, bill.Unpaid = 0, true
 		c.State, c.GraceSince, c.Overdue = StateGrace, h, paid
 		*evs = append(*evs, Event{Type: EventContractGrace, Contract: c.ID, Node: c.Node, Twin: c.Twin, Amount: paid})
+		s.cascade(c, evs)
 	}
 	s.addBill(bill)
+}
+
+// rentInGrace returns the rent contract in grace that node contract c
+// follows, if any.
+func (s *state) rentInGrace(c *Contract) *Contract {
+	if c.Type != NodeContract {
+		return nil
+	}
+	id, ok := s.rentByNode[c.Node]
+	if !ok {
+		return nil
+	}
+	if r := s.contracts[id]; r.State == StateGrace && r.Twin == c.Twin {
+		return r
+	}
+	return nil
+}
+
+// cascade carries a rent contract's state change to the renter's node
+// contracts on that node: they enter grace with it (their workloads pause),
+// resume with it, and are deleted with it.
+func (s *state) cascade(rent *Contract, evs *[]Event) {
+	if rent.Type != RentContract {
+		return
+	}
+	for _, id := range sortedKeys(s.nodeContracts[rent.Node]) {
+		c := s.contracts[id]
+		if c.Twin != rent.Twin {
+			continue
+		}
+		switch {
+		case rent.State == StateGrace && c.State == StateCreated:
+			c.State, c.GraceSince = StateGrace, s.height
+			*evs = append(*evs, Event{Type: EventContractGrace, Contract: c.ID, Node: c.Node, Twin: c.Twin})
+		case rent.State == StateCreated && c.State == StateGrace && c.Overdue == 0:
+			c.State, c.GraceSince = StateCreated, 0
+			*evs = append(*evs, Event{Type: EventContractResumed, Contract: c.ID, Node: c.Node, Twin: c.Twin})
+		case rent.State == StateDeleted:
+			s.deleteContract(c, CauseOutOfFunds)
+			*evs = append(*evs, Event{Type: EventContractDeleted, Contract: c.ID, Node: c.Node, Twin: c.Twin})
+		default:
+			continue
+		}
+		s.touchContract(c.ID)
+	}
 }
 
 // contractCost prices c over seconds. Contracts on a node that is offline
