@@ -21,7 +21,8 @@
 // Amounts are integers in "units" (10⁷ units = 1 USD in the reference
 // pricing); balances are held in the same unit.
 //
-// May import: the standard library (no net, os, time, math/rand), key, grid.
+// May import: the standard library (no net, os, time, math/rand or crypto/rand;
+// net/netip only, to parse addresses), key, grid.
 // Must never be imported by: grid or any engine package. Only ledger/chain,
 // ledger/query and cmd wire it up. deps_test.go enforces the import rules.
 package ledger

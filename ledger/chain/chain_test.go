@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -136,19 +135,5 @@ func TestSingleValidator(t *testing.T) {
 	a2, _ := n2.Machine().Account(alice.Public())
 	if a2.Nonce != a1.Nonce || len(n2.Machine().Bills(1)) < len(n.Machine().Bills(1)) {
 		t.Fatalf("restart lost state: nonce %d→%d", a1.Nonce, a2.Nonce)
-	}
-}
-
-// TestDeps: only ledger/chain (and what wires it) may see cometbft; the
-// query API does not.
-func TestDeps(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "../query", "..").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range strings.Fields(string(out)) {
-		if strings.Contains(p, "cometbft") {
-			t.Errorf("ledger or ledger/query depends on %s", p)
-		}
 	}
 }
