@@ -117,7 +117,7 @@ func billingRun(n int) error {
 		var reps []ledger.ContractReport
 		for id := uint64(ni + 1); id <= uint64(n); id += nodes {
 			reps = append(reps, ledger.ContractReport{Contract: id, Used: used, NetBytes: 1e9})
-			if len(reps) == 1000 {
+			if len(reps) == 400 { // keeps the transaction under ledger.MaxTxSize
 				txs = append(txs, tx(k, &ledger.NodeReport{Reports: reps}))
 				reps = nil
 			}
