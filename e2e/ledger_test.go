@@ -194,6 +194,10 @@ func TestLedgerCLI(t *testing.T) {
 	if !strings.Contains(out, "created 1") {
 		t.Fatalf("contract create: %s", out)
 	}
+	tx("node", "report", "--key", keys["node"], "--contract", "1", "--cru", "2", "--mru", "4G", "--sru", "11G", "--net-bytes", "1000000000")
+	if _, stderr, code := zos(t, "node", "report", "--key", keys["alice"], "--contract", "1", "--cru", "1", "--ledger", api); code == 0 || !strings.Contains(stderr, "not a node") {
+		t.Fatalf("report by a non-node: %d %s", code, stderr)
+	}
 	var nodes []struct {
 		ID   uint32         `json:"id"`
 		Free map[string]any `json:"free"`
@@ -205,10 +209,11 @@ func TestLedgerCLI(t *testing.T) {
 		t.Fatalf("nodes with 7 free cores (2 of 8 taken): %v %v", nodes, err)
 	}
 	var contract struct {
-		PublicIPs []string `json:"public_ips"`
-		State     string   `json:"state"`
+		PublicIPs  []string `json:"public_ips"`
+		State      string   `json:"state"`
+		UnbilledNU uint64   `json:"unbilled_nu"`
 	}
-	if err := ledgerQuery(t, api, "/contracts/1", &contract); err != nil || len(contract.PublicIPs) != 1 {
+	if err := ledgerQuery(t, api, "/contracts/1", &contract); err != nil || len(contract.PublicIPs) != 1 || contract.UnbilledNU != 15000 {
 		t.Fatalf("contract: %+v %v", contract, err)
 	}
 	// Bad input: clear errors, nothing changes.

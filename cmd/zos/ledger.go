@@ -509,7 +509,17 @@ func newNodeLedgerCmd() *cobra.Command {
 	up := txCmd("uptime --key FILE --uptime SECONDS", "Report the node is alive", false, func(c *cobra.Command) {
 		c.Flags().Uint64Var(&uptime, "uptime", 0, "seconds since boot")
 	}, func() (ledger.Msg, error) { return &ledger.NodeUptime{Uptime: uptime}, nil })
-	cmd.AddCommand(register, up)
+	var contract, netBytes uint64
+	var used capacityFlags
+	report := txCmd("report --key FILE --contract ID --cru N --mru SIZE ... [--net-bytes N]", "Report what a contract on this node uses (billing reads it)", false, func(c *cobra.Command) {
+		c.Flags().Uint64Var(&contract, "contract", 0, "node contract id")
+		used.add(c)
+		c.Flags().Uint64Var(&netBytes, "net-bytes", 0, "public traffic since the last report, in bytes")
+	}, func() (ledger.Msg, error) {
+		c, err := used.capacity()
+		return &ledger.NodeReport{Reports: []ledger.ContractReport{{Contract: contract, Used: c, NetBytes: netBytes}}}, err
+	})
+	cmd.AddCommand(register, up, report)
 	return cmd
 }
 
