@@ -33,6 +33,12 @@ Run "zos COMMAND --help" for the flags of each command.`,
 		newZdbCmd(),
 		newFlistCmd(),
 		newNetworkCmd(),
+		newLedgerCmd(),
+		newTwinCmd(),
+		newFarmCmd(),
+		newNodeLedgerCmd(),
+		newContractCmd(),
+		newTransferCmd(),
 	)
 	return root
 }

@@ -1,0 +1,108 @@
+package chain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/zosgrid/zos/ledger"
+)
+
+// App is the ABCI application: CometBFT calls it, it calls the machine.
+type App struct {
+	abci.BaseApplication
+	m   *ledger.Machine
+	log *slog.Logger
+}
+
+var _ abci.Application = (*App)(nil)
+
+// NewApp wraps a machine in the genesis state.
+func NewApp(m *ledger.Machine, log *slog.Logger) *App {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &App{m: m, log: log}
+}
+
+// Machine returns the state machine, for queries.
+func (a *App) Machine() *ledger.Machine { return a.m }
+
+// Info tells CometBFT how far the app is, so it replays the rest.
+func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, error) {
+	h := a.m.Height()
+	resp := &abci.InfoResponse{Data: "zos-ledger", Version: "1", AppVersion: 1, LastBlockHeight: h}
+	if h > 0 {
+		resp.LastBlockAppHash = a.m.AppHash()
+	}
+	return resp, nil
+}
+
+// InitChain checks the genesis CometBFT holds is the one the machine was
+// built from, and returns the genesis app hash.
+func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
+	if req.ChainId != a.m.ChainID() {
+		return nil, fmt.Errorf("chain: genesis chain id %q, ledger built for %q", req.ChainId, a.m.ChainID())
+	}
+	if len(req.AppStateBytes) > 0 {
+		var g ledger.Genesis
+		if err := json.Unmarshal(req.AppStateBytes, &g); err != nil {
+			return nil, fmt.Errorf("chain: genesis app_state: %w", err)
+		}
+	}
+	return &abci.InitChainResponse{AppHash: a.m.AppHash()}, nil
+}
+
+// CheckTx admits well-signed transactions with a fresh nonce to the mempool.
+func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
+	if _, err := a.m.CheckTx(req.Tx); err != nil {
+		return &abci.CheckTxResponse{Code: ledger.Code(err), Log: err.Error()}, nil
+	}
+	return &abci.CheckTxResponse{Code: abci.CodeTypeOK}, nil
+}
+
+// FinalizeBlock applies the block.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
+	res, err := a.m.ApplyBlock(req.Height, req.Txs)
+	if err != nil {
+		return nil, fmt.Errorf("chain: finalize block %d: %w", req.Height, err)
+	}
+	out := &abci.FinalizeBlockResponse{TxResults: make([]*abci.ExecTxResult, len(res.Txs)), AppHash: res.AppHash}
+	for i, r := range res.Txs {
+		data, _ := json.Marshal(struct {
+			Created uint64 `json:"created,omitempty"`
+		}{r.Created})
+		out.TxResults[i] = &abci.ExecTxResult{Code: r.Code, Log: r.Log, Data: data, Events: abciEvents(r.Events)}
+	}
+	out.Events = abciEvents(res.Events)
+	return out, nil
+}
+
+func abciEvents(evs []ledger.Event) []abci.Event {
+	if len(evs) == 0 {
+		return nil
+	}
+	out := make([]abci.Event, 0, len(evs))
+	for _, e := range evs {
+		attrs := []abci.EventAttribute{}
+		add := func(k string, v uint64) {
+			if v != 0 {
+				attrs = append(attrs, abci.EventAttribute{Key: k, Value: fmt.Sprint(v), Index: true})
+			}
+		}
+		add("contract", e.Contract)
+		add("node", uint64(e.Node))
+		add("twin", uint64(e.Twin))
+		add("amount", e.Amount)
+		out = append(out, abci.Event{Type: e.Type, Attributes: attrs})
+	}
+	return out
+}
+
+// Commit has nothing to persist: the block store is the durable copy.
+func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	return &abci.CommitResponse{}, nil
+}

@@ -1,0 +1,310 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/zosgrid/zos/key"
+)
+
+// Machine is the ledger state machine. ApplyBlock is its only writer; the
+// read methods (query.go) may run concurrently with it.
+type Machine struct {
+	mu   sync.RWMutex
+	s    *state
+	sigs sigCache
+	// journal keeps the latest events for followers (nodes watch their
+	// contracts); it is derived from the blocks and not hashed.
+	journal []HeightEvent
+}
+
+// HeightEvent is an event with the height of the block that emitted it.
+type HeightEvent struct {
+	Height int64 `json:"height"`
+	Event
+}
+
+// journalSize bounds the events kept for Events.
+const journalSize = 1 << 16
+
+// sigCache remembers transactions whose signature CheckTx verified, so the
+// block that includes them does not verify again. It only saves work: a
+// transaction missing from it is verified, so results never depend on it.
+type sigCache struct {
+	mu    sync.Mutex
+	set   map[[32]byte]struct{}
+	order [][32]byte
+}
+
+const sigCacheSize = 1 << 17
+
+func (c *sigCache) has(raw []byte) bool {
+	h := sha256.Sum256(raw)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.set[h]
+	return ok
+}
+
+func (c *sigCache) add(raw []byte) {
+	h := sha256.Sum256(raw)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.set == nil {
+		c.set = make(map[[32]byte]struct{}, sigCacheSize)
+	}
+	if _, ok := c.set[h]; ok {
+		return
+	}
+	if len(c.order) >= sigCacheSize {
+		delete(c.set, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.set[h] = struct{}{}
+	c.order = append(c.order, h)
+}
+
+func (c *sigCache) take(raw []byte) bool {
+	h := sha256.Sum256(raw)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.set[h]
+	delete(c.set, h)
+	return ok
+}
+
+// decode parses raw and checks its signature, unless CheckTx already did.
+func (m *Machine) decode(raw []byte) (*Tx, Msg, error) {
+	tx, msg, err := decodeTx(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !m.sigs.take(raw) && !tx.Signer.Verify(tx.SignBytes(m.s.chainID), tx.Sig) {
+		return nil, nil, ErrBadSignature
+	}
+	return tx, msg, nil
+}
+
+// TxResult is the outcome of one transaction of a block.
+type TxResult struct {
+	Code   uint32  `json:"code"`
+	Log    string  `json:"log,omitempty"`
+	Events []Event `json:"events,omitempty"`
+	// Created is the id of the object the transaction created (twin, farm,
+	// node, contract or proposal), 0 if none.
+	Created uint64 `json:"created,omitempty"`
+}
+
+// BlockResult is the outcome of a block.
+type BlockResult struct {
+	Height  int64      `json:"height"`
+	Txs     []TxResult `json:"txs"`
+	Events  []Event    `json:"events,omitempty"` // from billing at the end of the block
+	AppHash []byte     `json:"app_hash"`
+}
+
+// ValidateGenesis checks a genesis document.
+func ValidateGenesis(g Genesis) error {
+	switch {
+	case g.ChainID == "":
+		return fmt.Errorf("%w: genesis: chain_id is required", ErrInvalid)
+	case g.Params.BillingFrequency == 0:
+		return fmt.Errorf("%w: genesis: billing_frequency must be positive", ErrInvalid)
+	case g.Params.BlockSeconds == 0:
+		return fmt.Errorf("%w: genesis: block_seconds must be positive", ErrInvalid)
+	case g.Params.Pricing.DedicatedDiscountPercent > 100:
+		return fmt.Errorf("%w: genesis: dedicated_discount_percent above 100", ErrInvalid)
+	case g.Treasury.IsZero():
+		return fmt.Errorf("%w: genesis: treasury account is required", ErrInvalid)
+	}
+	return nil
+}
+
+// New returns a machine in the genesis state (height 0).
+func New(g Genesis) (*Machine, error) {
+	if err := ValidateGenesis(g); err != nil {
+		return nil, err
+	}
+	s := newState(g)
+	for _, b := range g.Balances {
+		a := s.account(b.Account)
+		if a.Balance+b.Amount < a.Balance {
+			return nil, fmt.Errorf("%w: genesis balances overflow", ErrInvalid)
+		}
+		a.Balance += b.Amount
+		s.touchAccount(b.Account)
+	}
+	s.account(g.Treasury)
+	s.touchAccount(g.Treasury)
+	gb, _ := json.Marshal(g)
+	s.dirty["genesis"] = func() any { return json.RawMessage(gb) }
+	s.commitHash()
+	return &Machine{s: s}, nil
+}
+
+// ChainID returns the chain id transactions must be signed for.
+func (m *Machine) ChainID() string { return m.s.chainID }
+
+// Height returns the last applied height.
+func (m *Machine) Height() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.s.height
+}
+
+// AppHash returns the hash of the state after the last applied block.
+func (m *Machine) AppHash() []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return append([]byte(nil), m.s.appHash...)
+}
+
+// CheckTx decides whether a transaction may enter the mempool: it decodes,
+// its signature verifies, the signer's account exists, and its nonce is not
+// already used. The state is not changed. The mempool re-checks the
+// transactions left after every block; their signatures are not verified
+// again.
+func (m *Machine) CheckTx(raw []byte) (*Tx, error) {
+	var tx *Tx
+	var err error
+	if m.sigs.has(raw) {
+		tx, _, err = decodeTx(raw)
+	} else {
+		tx, _, err = DecodeTx(m.s.chainID, raw)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.sigs.add(raw)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	a := m.s.accounts[tx.Signer]
+	if a == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoAccount, tx.Signer)
+	}
+	if tx.Nonce < a.Nonce {
+		return nil, fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, tx.Nonce, a.Nonce)
+	}
+	return tx, nil
+}
+
+// ApplyBlock applies the transactions of the block at height (which must be
+// the next height) in order, then bills the contracts due at that height.
+func (m *Machine) ApplyBlock(height int64, txs [][]byte) (BlockResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.s
+	if height != s.height+1 {
+		return BlockResult{}, fmt.Errorf("%w: block %d after %d", ErrInvalid, height, s.height)
+	}
+	s.height = height
+	res := BlockResult{Height: height, Txs: make([]TxResult, len(txs))}
+	for i, raw := range txs {
+		tx, msg, err := m.decode(raw)
+		if err != nil {
+			res.Txs[i] = TxResult{Code: Code(err), Log: err.Error()}
+			continue
+		}
+		res.Txs[i] = s.applyTx(tx, msg)
+	}
+	res.Events = s.billBlock()
+	s.commitHash()
+	for _, r := range res.Txs {
+		for _, e := range r.Events {
+			m.journal = append(m.journal, HeightEvent{height, e})
+		}
+	}
+	for _, e := range res.Events {
+		m.journal = append(m.journal, HeightEvent{height, e})
+	}
+	if over := len(m.journal) - journalSize; over > 0 {
+		m.journal = append(m.journal[:0:0], m.journal[over:]...)
+	}
+	res.AppHash = append([]byte(nil), s.appHash...)
+	return res, nil
+}
+
+// execCtx carries what a handler needs: the acting twin (nil before the
+// signer has one) and where to put events.
+type execCtx struct {
+	signer  key.Public
+	twin    *Twin
+	events  []Event
+	created uint64
+}
+
+func (c *execCtx) emit(e Event) { c.events = append(c.events, e) }
+
+func (s *state) applyTx(tx *Tx, msg Msg) TxResult {
+	a := s.accounts[tx.Signer]
+	if a == nil {
+		err := fmt.Errorf("%w: %s", ErrNoAccount, tx.Signer)
+		return TxResult{Code: Code(err), Log: err.Error()}
+	}
+	if tx.Nonce != a.Nonce {
+		err := fmt.Errorf("%w: got %d, want %d", ErrBadNonce, tx.Nonce, a.Nonce)
+		return TxResult{Code: Code(err), Log: err.Error()}
+	}
+	// The nonce is used even if the message fails, so it cannot be replayed.
+	a.Nonce++
+	s.touchAccount(tx.Signer)
+	ctx := &execCtx{signer: tx.Signer}
+	if id, ok := s.twinByAccount[tx.Signer]; ok {
+		ctx.twin = s.twins[id]
+	}
+	if err := s.exec(ctx, msg, false); err != nil {
+		return TxResult{Code: Code(err), Log: err.Error()}
+	}
+	return TxResult{Events: ctx.events, Created: ctx.created}
+}
+
+// exec runs one message. Every handler checks everything before it changes
+// anything, so a failed message leaves the state as it was (apart from the
+// nonce). asGroup is true when a group's approved proposal runs it.
+func (s *state) exec(ctx *execCtx, msg Msg, asGroup bool) error {
+	switch m := msg.(type) {
+	case *Transfer:
+		return s.transfer(ctx, m)
+	case *TwinCreate:
+		return s.twinCreate(ctx, m)
+	case *TwinUpdate:
+		return s.twinUpdate(ctx, m)
+	}
+	if ctx.twin == nil {
+		return fmt.Errorf("%w: %s needs a twin; create one first", ErrNotFound, msg.TxType())
+	}
+	switch m := msg.(type) {
+	case *GroupCreate:
+		return s.groupCreate(ctx, m)
+	case *GroupPropose:
+		return s.groupPropose(ctx, m)
+	case *GroupApprove:
+		return s.groupApprove(ctx, m)
+	case *FarmCreate:
+		return s.farmCreate(ctx, m)
+	case *FarmAddIP:
+		return s.farmAddIP(ctx, m)
+	case *NodeRegister:
+		return s.nodeRegister(ctx, m)
+	case *NodeUptime:
+		return s.nodeUptime(ctx, m)
+	case *NodeReport:
+		return s.nodeReport(ctx, m)
+	case *CreateNodeContract:
+		return s.createNodeContract(ctx, m)
+	case *UpdateContract:
+		return s.updateContract(ctx, m)
+	case *CancelContract:
+		return s.cancelContract(ctx, m)
+	case *CreateNameContract:
+		return s.createNameContract(ctx, m)
+	case *CreateRentContract:
+		return s.createRentContract(ctx, m)
+	}
+	return fmt.Errorf("%w: %T", ErrDecode, msg)
+}
+
+var errGroupOnly = errors.New("ledger: only twins with their own key may do this")
