@@ -1,8 +1,6 @@
 package hub
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zosgrid/zos/hub/hubapi"
 	"github.com/zosgrid/zos/key"
 )
 
@@ -23,41 +22,8 @@ var (
 	ErrHubForbidden       = errors.New("hub: key not allowed")
 )
 
-// Headers of a signed request.
-const (
-	HeaderKey       = "X-Zos-Key"
-	HeaderTime      = "X-Zos-Time"
-	HeaderNonce     = "X-Zos-Nonce"
-	HeaderSignature = "X-Zos-Signature"
-)
-
 // MaxSkew is how far a request's time may be from the hub's clock.
 const MaxSkew = 5 * time.Minute
-
-const signDomain = "zos-hub-request-v1\n"
-
-func signedMessage(method, pathQuery, ts, nonce string, body []byte) []byte {
-	sum := sha256.Sum256(body)
-	return fmt.Appendf(nil, "%s%s\n%s\n%s\n%s\n%s", signDomain, method, pathQuery, ts, nonce, hex.EncodeToString(sum[:]))
-}
-
-// SignRequest adds the signature headers to req, whose body is body (nil for
-// none), with a fresh random nonce and the time now.
-func SignRequest(req *http.Request, body []byte, k key.Private, now time.Time) error {
-	var n [16]byte
-	if _, err := rand.Read(n[:]); err != nil {
-		return err
-	}
-	nonce := hex.EncodeToString(n[:])
-	ts := strconv.FormatInt(now.Unix(), 10)
-	pub := k.Public()
-	sig := k.Sign(signedMessage(req.Method, req.URL.RequestURI(), ts, nonce, body))
-	req.Header.Set(HeaderKey, hex.EncodeToString(pub[:]))
-	req.Header.Set(HeaderTime, ts)
-	req.Header.Set(HeaderNonce, nonce)
-	req.Header.Set(HeaderSignature, hex.EncodeToString(sig))
-	return nil
-}
 
 // authenticator checks signed requests and remembers nonces.
 type authenticator struct {
@@ -83,13 +49,13 @@ func newAuthenticator(now func() time.Time, allowed []key.Public) *authenticator
 // verify returns the signer of req (whose body was read into body).
 func (a *authenticator) verify(req *http.Request, body []byte) (key.Public, error) {
 	var pub key.Public
-	kh, ts, nonce, sh := req.Header.Get(HeaderKey), req.Header.Get(HeaderTime), req.Header.Get(HeaderNonce), req.Header.Get(HeaderSignature)
+	kh, ts, nonce, sh := req.Header.Get(hubapi.HeaderKey), req.Header.Get(hubapi.HeaderTime), req.Header.Get(hubapi.HeaderNonce), req.Header.Get(hubapi.HeaderSignature)
 	if kh == "" || ts == "" || nonce == "" || sh == "" {
 		return pub, ErrHubUnauthenticated
 	}
 	kb, err := hex.DecodeString(kh)
 	if err != nil || len(kb) != len(pub) {
-		return pub, fmt.Errorf("%w: bad %s", ErrHubBadSignature, HeaderKey)
+		return pub, fmt.Errorf("%w: bad %s", ErrHubBadSignature, hubapi.HeaderKey)
 	}
 	copy(pub[:], kb)
 	if len(nonce) < 16 || len(nonce) > 64 {
@@ -97,10 +63,10 @@ func (a *authenticator) verify(req *http.Request, body []byte) (key.Public, erro
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return pub, fmt.Errorf("%w: bad %s", ErrHubBadSignature, HeaderTime)
+		return pub, fmt.Errorf("%w: bad %s", ErrHubBadSignature, hubapi.HeaderTime)
 	}
 	sig, err := hex.DecodeString(sh)
-	if err != nil || !pub.Verify(signedMessage(req.Method, req.URL.RequestURI(), ts, nonce, body), sig) {
+	if err != nil || !pub.Verify(hubapi.SignedMessage(req.Method, req.URL.RequestURI(), ts, nonce, body), sig) {
 		return pub, ErrHubBadSignature
 	}
 	now := a.now()

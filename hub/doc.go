@@ -20,15 +20,10 @@
 //	GET      /api/v1/convert/{id}        job state and progress (public)
 //	GET      /metrics, /healthz
 //
-// A user is an ed25519 public key (64 hex digits in paths). Writes carry the
-// headers X-Zos-Key (hex public key), X-Zos-Time (unix seconds), X-Zos-Nonce
-// (16+ random hex digits) and X-Zos-Signature (hex ed25519 signature) over
-//
-//	"zos-hub-request-v1\n" METHOD "\n" PATH?QUERY "\n" TIME "\n" NONCE "\n" hex(SHA-256(body))
-//
-// The hub accepts a time within MaxSkew of its clock and each (key, nonce)
-// once while it is in that window, so a captured request cannot be replayed.
-// SignRequest does the client side.
+// A user is an ed25519 public key (64 hex digits in paths). Writes are
+// signed as package hubapi describes; the hub accepts a time within MaxSkew
+// of its clock and each (key, nonce) once while it is in that window, so a
+// captured request cannot be replayed.
 //
 // # Storage
 //
@@ -41,7 +36,7 @@
 // and shared, and deleting a name does not delete them. Conversion jobs live in
 // memory only.
 //
-// May import: the standard library, key, flist, flist/store, flist/pack,
+// May import: the standard library, key, hub/hubapi, flist, flist/store, flist/pack,
 // flist/pack/oci, go-redis, prometheus client_golang.
 // Must never be imported by: engines (flist/*, zdb, container, ...); only
 // cmd/zos wires it.

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/zosgrid/zos/hub/hubapi"
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/key"
 )
@@ -118,7 +119,7 @@ func (h *testHub) do(method, path string, body []byte, k key.Private) (int, []by
 		h.t.Fatal(err)
 	}
 	if !k.IsZero() {
-		if err := SignRequest(req, body, k, h.clock.Now()); err != nil {
+		if err := hubapi.SignRequest(req, body, k, h.clock.Now()); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -169,8 +170,8 @@ func TestBlocks(t *testing.T) {
 	h.want(400, "GET", "/api/v1/block/nothex", nil, none)
 
 	other := blockID([]byte("never stored"))
-	body, _ := json.Marshal(VerifyRequest{IDs: []string{id, other}})
-	var vr VerifyResponse
+	body, _ := json.Marshal(hubapi.VerifyRequest{IDs: []string{id, other}})
+	var vr hubapi.VerifyResponse
 	json.Unmarshal(h.want(200, "POST", "/api/v1/block/verify", body, none), &vr)
 	if len(vr.Missing) != 1 || vr.Missing[0] != other {
 		t.Errorf("verify: missing %v, want [%s]", vr.Missing, other)
@@ -196,7 +197,7 @@ func TestSignedRequests(t *testing.T) {
 
 	// Replay: the exact same signed request twice.
 	req, _ := http.NewRequest("POST", h.http.URL+"/api/v1/block", nil)
-	SignRequest(req, blk, allowed, h.clock.Now())
+	hubapi.SignRequest(req, blk, allowed, h.clock.Now())
 	send := func(body []byte) int {
 		r2, _ := http.NewRequest("POST", req.URL.String(), bytes.NewReader(body))
 		r2.Header = req.Header.Clone()
@@ -218,7 +219,7 @@ func TestSignedRequests(t *testing.T) {
 	}
 	// Stale: signed 10 minutes ago.
 	old, _ := http.NewRequest("POST", h.http.URL+"/api/v1/block", bytes.NewReader(blk))
-	SignRequest(old, blk, allowed, h.clock.Now().Add(-10*time.Minute))
+	hubapi.SignRequest(old, blk, allowed, h.clock.Now().Add(-10*time.Minute))
 	resp, err := http.DefaultClient.Do(old)
 	if err != nil {
 		t.Fatal(err)

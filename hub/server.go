@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/zosgrid/zos/hub/hubapi"
 	"github.com/zosgrid/zos/key"
 )
 
@@ -123,9 +124,9 @@ func (s *Server) Handler() http.Handler {
 	h("HEAD /api/v1/block/{id}", "block_head", s.getBlock)
 	h("POST /api/v1/block", "block_post", s.postBlock)
 	h("POST /api/v1/block/verify", "block_verify", s.verifyBlocks)
-	h("GET /blocks/{prefix}/{id}", "store_get", s.getBlock)
-	h("HEAD /blocks/{prefix}/{id}", "store_head", s.getBlock)
-	h("GET /blocks/{id}", "store_get", s.getBlock)
+	h("GET "+hubapi.StorePath+"/{prefix}/{id}", "store_get", s.getBlock)
+	h("HEAD "+hubapi.StorePath+"/{prefix}/{id}", "store_head", s.getBlock)
+	h("GET "+hubapi.StorePath+"/{id}", "store_get", s.getBlock)
 	h("PUT /api/v1/flists/{user}/{name}", "flist_put", s.putFlist)
 	h("GET /api/v1/flists/{user}", "flist_list", s.listFlists)
 	h("GET /api/v1/flists/{user}/{name}", "flist_get", s.getFlistByName)
@@ -322,22 +323,12 @@ func (s *Server) postBlock(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, code, map[string]string{"id": hexID})
 }
 
-// VerifyRequest and VerifyResponse are the bodies of POST /api/v1/block/verify.
-type VerifyRequest struct {
-	IDs []string `json:"ids"`
-}
-
-// VerifyResponse lists the ids the hub does not hold.
-type VerifyResponse struct {
-	Missing []string `json:"missing"`
-}
-
 func (s *Server) verifyBlocks(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(r, 80*maxVerifyIDs)
 	if err != nil {
 		return err
 	}
-	var req VerifyRequest
+	var req hubapi.VerifyRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return fmt.Errorf("%w: %w", ErrHubBadRequest, err)
 	}
@@ -354,7 +345,7 @@ func (s *Server) verifyBlocks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := VerifyResponse{Missing: []string{}}
+	resp := hubapi.VerifyResponse{Missing: []string{}}
 	for _, id := range missing {
 		resp.Missing = append(resp.Missing, hex.EncodeToString(id[:]))
 	}
