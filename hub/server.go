@@ -45,10 +45,17 @@ type Config struct {
 	Now func() time.Time
 	// AuthorizedKeys may write; empty means any key (each writes only its own flists).
 	AuthorizedKeys []key.Public
-	// ListBlocks returns the block ids a .fl file references. Required.
+	// ListBlocks returns the block ids a .fl file references; nil means
+	// FlistBlocks.
 	ListBlocks func(ctx context.Context, file string) ([][32]byte, error)
-	// Convert runs image conversions; nil disables POST /api/v1/convert.
+	// EnableConvert turns on POST /api/v1/convert with the built-in
+	// conversion (OCIConvert), unless Convert is set.
+	EnableConvert bool
+	// Convert runs image conversions (tests may set their own).
 	Convert ConvertFunc
+	// PublicURL is how mounts reach this hub ("http://hub.example:8080"):
+	// converted flists get PublicURL/blocks as their store route.
+	PublicURL string
 	// MaxJobs is how many conversions run at once (default 2); at most
 	// 16*MaxJobs wait in the queue.
 	MaxJobs int
@@ -73,7 +80,7 @@ type Server struct {
 // New connects to the backends and returns a hub ready to serve.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ListBlocks == nil {
-		return nil, errors.New("hub: Config.ListBlocks is required")
+		cfg.ListBlocks = FlistBlocks
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -100,6 +107,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, blocks: blocks, meta: meta,
 		auth: newAuthenticator(cfg.Now, cfg.AuthorizedKeys), metrics: newMetrics()}
+	if cfg.EnableConvert && cfg.Convert == nil {
+		s.cfg.Convert = s.OCIConvert(cfg.PublicURL)
+	}
 	s.jobs = newJobs(s, cfg.MaxJobs)
 	return s, nil
 }

@@ -32,6 +32,7 @@ Run "zos COMMAND --help" for the flags of each command.`,
 		newKeyCmd(),
 		newZdbCmd(),
 		newFlistCmd(),
+		newHubCmd(),
 	)
 	return root
 }
