@@ -96,6 +96,12 @@ func newTestHub(t *testing.T, mod func(*Config)) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveTestHub(t, s, clock)
+}
+
+// serveTestHub serves s on a loopback test server until the test ends.
+func serveTestHub(t *testing.T, s *Server, clock *zostest.Clock) *testHub {
+	t.Helper()
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		hs.Close()
@@ -104,6 +110,15 @@ func newTestHub(t *testing.T, mod func(*Config)) *testHub {
 	})
 	k, _ := key.New()
 	return &testHub{t: t, srv: s, http: hs, clock: clock, key: k}
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func (h *testHub) user() string {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -30,7 +31,9 @@ func openKV(ctx context.Context, raw string) (*kv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %w", ErrHubBadBackend, raw, err)
 	}
-	opts := &redis.Options{Protocol: 2, DisableIdentity: true, PoolSize: 16}
+	// Long timeouts: a 512 KiB block on a busy link, or a SELECT that checks a
+	// password hash, can take more than the 3 s default.
+	opts := &redis.Options{Protocol: 2, DisableIdentity: true, PoolSize: 16, ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second}
 	switch u.Scheme {
 	case "zdb":
 		host := u.Host
