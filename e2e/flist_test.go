@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +116,29 @@ func TestFlistCLI(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "1 bad") {
 		t.Fatalf("verify of a tampered store passed (exit %d): %s", code, out)
 	}
+}
+
+// TestFlistZdbStore packs into a `zos zdb` server (a real 0-db compatible
+// process), then verifies and unpacks from it through the flist's routes.
+func TestFlistZdbStore(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	flisttest.MakeTree(t, src)
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	svc := startZos(t, "zdb", "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--data", filepath.Join(dir, "zdata"), "--index", filepath.Join(dir, "zindex"))
+	waitTCP(t, svc, addr)
+	fl := filepath.Join(dir, "z.fl")
+	out := mustZos(t, "flist", "pack", src, "-o", fl, "--store", "zdb://"+addr)
+	if !strings.Contains(out, "10 new blocks") {
+		t.Fatalf("pack to zdb: %s", out)
+	}
+	if out := mustZos(t, "flist", "verify", fl); !strings.Contains(out, "0 bad") {
+		t.Fatalf("verify: %s", out)
+	}
+	dest := filepath.Join(dir, "out")
+	mustZos(t, "flist", "unpack", fl, dest, "--insecure")
+	root := os.Geteuid() == 0
+	flisttest.Compare(t, flisttest.Scan(t, src, root), flisttest.Scan(t, dest, root))
 }

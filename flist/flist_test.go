@@ -337,3 +337,39 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeBlock feeds arbitrary store bytes to DecodeBlock: it must fail
+// or return exactly the plaintext the block was made from.
+func FuzzDecodeBlock(f *testing.F) {
+	plain := []byte("the real content of a block")
+	b, ct, _ := flist.EncodeBlock(plain)
+	f.Add(ct)
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0xff}, 64))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := flist.DecodeBlock(b, data)
+		if err == nil && !bytes.Equal(got, plain) {
+			t.Fatalf("DecodeBlock returned wrong bytes without error")
+		}
+	})
+}
+
+func TestOddPath(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "we?ird#dir%20")
+	os.Mkdir(dir, 0o755)
+	p := filepath.Join(dir, "x?.fl")
+	w, err := flist.Create(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddInode(ctx, flist.Inode{Name: "/", Mode: syscall.S_IFDIR | 0o755})
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := flist.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}

@@ -38,7 +38,7 @@ func open(ctx context.Context, path string, ro bool) (*FList, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInvalid, path)
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)"
+	dsn := fileDSN(path) + "?_pragma=busy_timeout(5000)"
 	if ro {
 		dsn += "&mode=ro&_pragma=query_only(1)"
 	}
@@ -431,4 +431,11 @@ func (t *Tree) walk(path string, ino uint64, fn func(string, *Inode) error) erro
 		}
 	}
 	return nil
+}
+
+// fileDSN turns a path into an SQLite file: URI, escaping the characters
+// that would otherwise start a query or fragment.
+func fileDSN(path string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path)
 }

@@ -45,7 +45,7 @@ func Create(ctx context.Context, path string) (*Writer, error) {
 }
 
 func (w *Writer) init(ctx context.Context) error {
-	db, err := sql.Open("sqlite", "file:"+w.tmp+"?_pragma=journal_mode(DELETE)&_pragma=synchronous(OFF)")
+	db, err := sql.Open("sqlite", fileDSN(w.tmp)+"?_pragma=journal_mode(DELETE)&_pragma=synchronous(OFF)")
 	if err != nil {
 		return fmt.Errorf("flist: create: %w", err)
 	}

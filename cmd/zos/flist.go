@@ -108,8 +108,11 @@ Store passwords are removed from the routes saved in the flist unless --no-strip
 			}
 			stderr := cmd.ErrOrStderr()
 			if isTerminal(stderr) {
+				start := time.Now()
 				opts.Progress = func(s pack.Stats) {
-					fmt.Fprintf(stderr, "\r%d files, %s, %d blocks (%d new)   ", s.Files, human(s.Bytes), s.Blocks, s.NewBlocks)
+					rate := float64(s.Bytes) / time.Since(start).Seconds()
+					fmt.Fprintf(stderr, "\r\033[K%d files, %s read (%s/s), %d blocks, %d new (%s uploaded)",
+						s.Files, human(s.Bytes), human(int64(rate)), s.Blocks, s.NewBlocks, human(s.NewBytes))
 				}
 			}
 			var st pack.Stats

@@ -118,7 +118,7 @@ run only executables of the signed metadata, each fully fetched and verified fir
 	fl.IntVar(&readAhead, "read-ahead", 4, "blocks fetched ahead of sequential reads (0: default, -1: off)")
 	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
 	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
-	fl.BoolVar(&allowOther, "allow-other", true, "let every user read the mount (needs root)")
+	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -59,6 +60,7 @@ type entry struct {
 	id       flist.ID
 	size     int64
 	verified bool
+	whole    bool // a whole multi-block file (id = its content digest)
 }
 
 // NewCache opens (or creates) a cache directory bounded to maxBytes (0 = no
@@ -93,7 +95,8 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 		if err != nil {
 			return nil
 		}
-		all = append(all, found{&entry{id: id, size: info.Size()}, info.ModTime()})
+		whole := filepath.Base(filepath.Dir(p)) == wholeDir
+		all = append(all, found{&entry{id: id, size: info.Size(), whole: whole}, info.ModTime()})
 		return nil
 	})
 	if err != nil {
@@ -125,6 +128,16 @@ func (c *Cache) Stats() CacheStats {
 func (c *Cache) path(id flist.ID) string {
 	h := id.String()
 	return filepath.Join(c.dir, h[:2], h)
+}
+
+// wholeDir holds whole-file entries (see OpenWhole).
+const wholeDir = "whole"
+
+func (c *Cache) entryPath(e *entry) string {
+	if e.whole {
+		return filepath.Join(c.dir, wholeDir, e.id.String())
+	}
+	return c.path(e.id)
 }
 
 // Open returns an open file holding the plaintext of block b, fetching it
@@ -313,6 +326,135 @@ func (c *Cache) evictLocked() {
 		delete(c.entries, e.id)
 		c.size -= e.size
 		c.stats.Evictions++
-		os.Remove(c.path(e.id))
+		os.Remove(c.entryPath(e))
 	}
+}
+
+// OpenWhole returns an open file holding the whole plaintext of a
+// multi-block file, so that the kernel can read it by FUSE passthrough at
+// local disk speed. It succeeds only without fetching: if the cache holds
+// the assembled file already, or holds every block (the file was read
+// before), in which case it assembles the file from them and moves those
+// blocks to the eviction end of the LRU. ok is false otherwise; the caller
+// then reads block by block. Assembled files are checked against the
+// content digest on first use, like blocks.
+func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok bool) {
+	if len(blocks) < 2 {
+		return nil, false
+	}
+	digest := flist.ID(flist.DigestOfKeys(blocks))
+	p := filepath.Join(c.dir, wholeDir, digest.String())
+	c.mu.Lock()
+	el, cached := c.entries[digest]
+	if cached {
+		c.lru.MoveToFront(el)
+	} else {
+		for _, b := range blocks {
+			if _, ok := c.entries[b.ID]; !ok {
+				c.mu.Unlock()
+				return nil, false
+			}
+		}
+	}
+	c.mu.Unlock()
+	if cached {
+		f, err := os.Open(p)
+		if err != nil {
+			c.dropWhole(digest)
+			return nil, false
+		}
+		c.mu.Lock()
+		e := el.Value.(*entry)
+		verified := e.verified
+		c.mu.Unlock()
+		if !verified {
+			d, err := flist.ContentDigest(io.NewSectionReader(f, 0, 1<<62))
+			st, serr := f.Stat()
+			if err != nil || serr != nil || flist.ID(d) != digest || uint64(st.Size()) != size {
+				f.Close()
+				c.log.Warn("cached file corrupt, dropping it", "digest", digest.String())
+				c.mu.Lock()
+				c.stats.Corrupt++
+				c.mu.Unlock()
+				c.dropWhole(digest)
+				return nil, false
+			}
+			c.mu.Lock()
+			e.verified = true
+			c.mu.Unlock()
+		}
+		return f, true
+	}
+	if err := c.assemble(blocks, digest, p, size); err != nil {
+		c.log.Warn("cannot assemble cached file", "digest", digest.String(), "err", err)
+		return nil, false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, false
+	}
+	return f, true
+}
+
+func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size uint64) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".assemble-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	var n int64
+	for _, b := range blocks {
+		src, ok := c.openCached(b)
+		if !ok {
+			tmp.Close()
+			return fmt.Errorf("block %s left the cache", b.ID)
+		}
+		m, err := io.Copy(tmp, src)
+		src.Close()
+		n += m
+		if err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if uint64(n) != size {
+		return fmt.Errorf("assembled %d bytes, file has %d", n, size)
+	}
+	if err := os.Chmod(tmp.Name(), 0o400); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, dup := c.entries[digest]; !dup {
+		c.entries[digest] = c.lru.PushFront(&entry{id: digest, size: n, verified: true, whole: true})
+		c.size += n
+	}
+	// The blocks are now a second copy: let them go first.
+	for _, b := range blocks {
+		if el, ok := c.entries[b.ID]; ok {
+			c.lru.MoveToBack(el)
+		}
+	}
+	c.evictLocked()
+	return nil
+}
+
+func (c *Cache) dropWhole(digest flist.ID) {
+	c.mu.Lock()
+	if el, ok := c.entries[digest]; ok {
+		c.size -= el.Value.(*entry).size
+		c.lru.Remove(el)
+		delete(c.entries, digest)
+	}
+	c.mu.Unlock()
+	os.Remove(filepath.Join(c.dir, wholeDir, digest.String()))
 }

@@ -22,10 +22,14 @@
 // cached chunk is re-checked against its key on first use after the cache
 // is opened; a mismatch gives EIO and a log line naming the file and block,
 // never wrong bytes. Files are opened with FOPEN_KEEP_CACHE (contents are
-// immutable), and single-block files (most files of a root filesystem) are
-// handed to the kernel with FUSE passthrough to their cache file, so warm
-// reads run at local disk speed; multi-block files are served by the
-// daemon from the cache files.
+// immutable). For warm reads at local disk speed the kernel reads cache
+// files itself (FUSE passthrough): a single-block file (most files of a root
+// filesystem) is passed through to its chunk file; a multi-block file whose
+// blocks are all cached is assembled once into a whole-file cache entry
+// (<cache>/whole/<content digest>, checked against the digest on first use
+// after the cache is opened, counted in the size bound, its chunk files
+// moved to the eviction end) and passed through to that. Multi-block files
+// not yet fully cached are served by the daemon, block by block.
 //
 // # Exec verification
 //

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/flist"
 )
@@ -144,11 +145,19 @@ func (m *Mount) Wait() {
 	m.bg.Wait()
 }
 
-// Unmount unmounts the filesystem and stops background work.
+// Unmount unmounts the filesystem and stops background work. If files are
+// still open (EBUSY) the mount is detached lazily: it disappears from the
+// mount table at once and the kernel lets go when the last file closes.
 func (m *Mount) Unmount() error {
 	m.once.Do(func() {
 		m.cancel()
 		m.err = m.server.Unmount()
+		if m.err != nil {
+			if derr := unix.Unmount(m.mountpoint, unix.MNT_DETACH); derr == nil {
+				m.log.Warn("mount busy, detached lazily", "err", m.err)
+				m.err = nil
+			}
+		}
 		m.bg.Wait()
 	})
 	return m.err
@@ -298,7 +307,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			}
 		}
 	}
-	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, cur: -1}
+	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, last: -1, ra: -1}
 	if len(blocks) == 1 && !m.opts.NoPassthrough {
 		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
 		if err != nil {
@@ -306,6 +315,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, syscall.EIO
 		}
 		return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
+	}
+	if len(blocks) > 1 && !m.opts.NoPassthrough {
+		if f, ok := m.opts.Cache.OpenWhole(blocks, in.Size); ok {
+			return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
+		}
 	}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
@@ -331,7 +345,9 @@ func (m *Mount) logBlockErr(path string, idx int, b flist.Block, err error) {
 	m.log.Error("block unavailable", "file", path, "block", idx, "id", b.ID.String(), "err", err)
 }
 
-// handle reads a regular file through the cache.
+// handle reads a regular file through the cache. Reads may run
+// concurrently (the kernel issues asynchronous reads); fetches happen
+// outside the lock.
 type handle struct {
 	m      *Mount
 	ino    uint64
@@ -339,12 +355,20 @@ type handle struct {
 	blocks []flist.Block
 	size   uint64
 
-	mu   sync.Mutex
-	cur  int      // index of the chunk held open in f
-	f    *os.File // open cache file of chunk cur
-	last int      // last chunk read, for sequential detection
-	ra   int      // highest chunk queued for read-ahead
+	mu    sync.Mutex
+	open  map[int]*chunkFile // a few recently used chunk files
+	order []int              // open chunks, oldest first
+	last  int                // last chunk read, for sequential detection
+	ra    int                // highest chunk queued for read-ahead
 }
+
+// chunkFile is an open cache file shared by concurrent reads.
+type chunkFile struct {
+	f    *os.File
+	refs int // readers using it, plus one while it is in handle.open
+}
+
+const openChunks = 2
 
 var (
 	_ fs.FileReader   = (*handle)(nil)
@@ -359,17 +383,17 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(uint64(off)+uint64(len(dest)), h.size)
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	n := 0
 	for pos := uint64(off); pos < end; {
 		idx := int(pos / flist.BlockSize)
-		if err := h.chunk(ctx, idx); err != nil {
+		cf, err := h.acquire(ctx, idx)
+		if err != nil {
 			return nil, syscall.EIO
 		}
 		within := int64(pos % flist.BlockSize)
 		want := min(end-pos, flist.BlockSize-uint64(within))
-		got, err := h.f.ReadAt(dest[n:n+int(want)], within)
+		got, err := cf.f.ReadAt(dest[n:n+int(want)], within)
+		h.release(cf)
 		if err != nil && !(errors.Is(err, io.EOF) && got == int(want)) {
 			h.m.log.Error("cache read failed", "file", h.path, "block", idx, "err", err)
 			return nil, syscall.EIO
@@ -381,26 +405,59 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		n += got
 		pos += uint64(got)
 	}
+	h.mu.Lock()
 	h.readAhead(int((end - 1) / flist.BlockSize))
+	h.mu.Unlock()
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-// chunk makes chunk idx the open one.
-func (h *handle) chunk(ctx context.Context, idx int) error {
-	if h.cur == idx && h.f != nil {
-		return nil
+// acquire returns chunk idx's open cache file, fetching it if needed.
+func (h *handle) acquire(ctx context.Context, idx int) (*chunkFile, error) {
+	h.mu.Lock()
+	if cf, ok := h.open[idx]; ok {
+		cf.refs++
+		h.mu.Unlock()
+		return cf, nil
 	}
-	if h.f != nil {
-		h.f.Close()
-		h.f = nil
-	}
+	h.mu.Unlock()
 	f, err := h.m.opts.Cache.Open(ctx, h.blocks[idx], h.m.opts.Store)
 	if err != nil {
 		h.m.logBlockErr(h.path, idx, h.blocks[idx], err)
-		return err
+		return nil, err
 	}
-	h.f, h.cur = f, idx
-	return nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cf, ok := h.open[idx]; ok { // another read won the race
+		f.Close()
+		cf.refs++
+		return cf, nil
+	}
+	if h.open == nil {
+		h.open = map[int]*chunkFile{}
+	}
+	cf := &chunkFile{f: f, refs: 2}
+	h.open[idx] = cf
+	h.order = append(h.order, idx)
+	for len(h.order) > openChunks {
+		old := h.order[0]
+		h.order = h.order[1:]
+		h.unref(h.open[old])
+		delete(h.open, old)
+	}
+	return cf, nil
+}
+
+func (h *handle) release(cf *chunkFile) {
+	h.mu.Lock()
+	h.unref(cf)
+	h.mu.Unlock()
+}
+
+func (h *handle) unref(cf *chunkFile) {
+	cf.refs--
+	if cf.refs == 0 {
+		cf.f.Close()
+	}
 }
 
 // readAhead queues the next blocks when reads look sequential.
@@ -435,10 +492,10 @@ func (h *handle) readAhead(idx int) {
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.f != nil {
-		h.f.Close()
-		h.f = nil
+	for _, idx := range h.order {
+		h.unref(h.open[idx])
 	}
+	h.open, h.order = nil, nil
 	return 0
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/zosgrid/zos/flist"
 	"github.com/zosgrid/zos/flist/flisttest"
@@ -150,6 +151,7 @@ func TestMountLazyAndSingleflight(t *testing.T) {
 
 func TestMountReadAhead(t *testing.T) {
 	zostest.RequiresFUSE(t)
+	zostest.CheckLeaks(t) // read-ahead goroutines end with Unmount
 	big := flisttest.Random(6, 8*flist.BlockSize)
 	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "big"), big, 0o644) }, 0)
 	_, mp := fx.mount(t, mount.Options{ReadAhead: 3})
@@ -163,7 +165,7 @@ func TestMountReadAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reading the start of block 0 queues blocks 1..3 in the background.
-	zostest.WaitFor(t, 10_000_000_000, func() error {
+	zostest.WaitFor(t, 10*time.Second, func() error {
 		if n := fx.store.gets.Load(); n < 4 {
 			return fmt.Errorf("%d blocks fetched", n)
 		}
@@ -329,4 +331,70 @@ func TestMountExecVerify(t *testing.T) {
 	if !m.ExecAllowed("/true", d) || m.ExecAllowed("/data", d) || m.ExecAllowed("/true", [32]byte{}) {
 		t.Fatal("ExecAllowed disagrees with the metadata")
 	}
+}
+
+func TestMountWholeFilePassthrough(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	data := flisttest.Random(13, 3*flist.BlockSize+77)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "multi"), data, 0o644) }, 0)
+	_, mp := fx.mount(t, mount.Options{ReadAhead: -1})
+	for i := range 2 { // first read: block by block; second: assembled file
+		if b, err := os.ReadFile(filepath.Join(mp, "multi")); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	whole, _ := filepath.Glob(filepath.Join(fx.cache.Dir(), "whole", "*"))
+	if len(whole) != 1 {
+		t.Fatalf("no assembled whole-file entry: %v", whole)
+	}
+	// Corrupt the assembled file; a restarted cache must not serve it.
+	os.Chmod(whole[0], 0o600)
+	os.WriteFile(whole[0], bytes.Repeat([]byte{1}, len(data)), 0o600)
+	c2, err := mount.NewCache(fx.cache.Dir(), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.cache = c2
+	_, mp2 := fx.mount(t, mount.Options{ReadAhead: -1})
+	if b, err := os.ReadFile(filepath.Join(mp2, "multi")); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("corrupt assembled file served: %v", err)
+	}
+	if c2.Stats().Corrupt != 1 {
+		t.Fatalf("corruption not detected: %+v", c2.Stats())
+	}
+}
+
+func TestMountUnmountBusy(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "f"), []byte("busy"), 0o644) }, 0)
+	ctx := context.Background()
+	f, _ := flist.Open(ctx, fx.fl)
+	mp := t.TempDir()
+	m, err := mount.New(ctx, f, mp, mount.Options{Cache: fx.cache, Store: fx.store})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.Open(filepath.Join(mp, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unmount(); err != nil {
+		t.Fatalf("unmount with an open file: %v", err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	if strings.Contains(string(mounts), " "+mp+" ") {
+		t.Fatal("still in the mount table after Unmount")
+	}
+	done := make(chan struct{})
+	go func() { m.Wait(); close(done) }()
+	open.Close()
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		select {
+		case <-done:
+			return nil
+		default:
+			return errors.New("server still running after the last file closed")
+		}
+	})
 }

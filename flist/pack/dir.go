@@ -9,6 +9,7 @@ import (
 	"sort"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/flist"
@@ -25,12 +26,20 @@ func Dir(ctx context.Context, root, out string, opts Options) (Stats, error) {
 	}
 	return run(ctx, out, opts, func(b *builder) error {
 		d := &dirWalker{b: b, inodes: map[[2]uint64]uint64{}}
-		return d.walk(root, 0, "/")
+		d.files, d.fctx = errgroup.WithContext(b.ctx)
+		d.files.SetLimit(b.workers)
+		err := d.walk(root, 0, "/")
+		if ferr := d.files.Wait(); err == nil {
+			err = ferr
+		}
+		return err
 	})
 }
 
 type dirWalker struct {
 	b      *builder
+	files  *errgroup.Group      // files are read and encoded in parallel
+	fctx   context.Context      // canceled when a file fails
 	inodes map[[2]uint64]uint64 // (dev, ino) of multiply-linked files -> flist ino
 }
 
@@ -43,7 +52,7 @@ func inodeFromStat(st *syscall.Stat_t, parent uint64, name string) flist.Inode {
 
 func (d *dirWalker) walk(path string, parent uint64, name string) error {
 	b := d.b
-	if err := b.ctx.Err(); err != nil {
+	if err := d.fctx.Err(); err != nil {
 		return err
 	}
 	var st syscall.Stat_t
@@ -92,20 +101,22 @@ func (d *dirWalker) walk(path string, parent uint64, name string) error {
 		if st.Nlink > 1 {
 			d.inodes[[2]uint64{st.Dev, st.Ino}] = ino
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
-		n, err := b.addFile(ino, f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("pack: %s: %w", path, err)
-		}
-		if uint64(n) != in.Size {
-			if err := b.w.SetSize(b.ctx, ino, uint64(n)); err != nil {
-				return err
+		size := in.Size
+		d.files.Go(func() error {
+			f, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrBadInput, err)
 			}
-		}
+			n, err := b.encodeFile(ino, f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("pack: %s: %w", path, err)
+			}
+			if uint64(n) != size {
+				return b.w.SetSize(b.ctx, ino, uint64(n))
+			}
+			return nil
+		})
 		b.count(func(s *Stats) { s.Files++ })
 	case syscall.S_IFDIR:
 		b.count(func(s *Stats) { s.Dirs++ })

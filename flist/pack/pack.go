@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"sort"
 	"sync"
@@ -46,14 +47,15 @@ type Stats struct {
 	NewBytes                                  int64 // encrypted bytes written
 }
 
-// DedupRatio is referenced blocks per new block written (1 when every block
-// was new; higher when the store or the tree already had them).
+// DedupRatio is referenced blocks per new block written: 1 when every block
+// was new, higher when the store or the tree already had them, +Inf when
+// nothing had to be written.
 func (s Stats) DedupRatio() float64 {
 	if s.NewBlocks == 0 {
 		if s.Blocks == 0 {
 			return 1
 		}
-		return float64(s.Blocks)
+		return math.Inf(1)
 	}
 	return float64(s.Blocks) / float64(s.NewBlocks)
 }
@@ -71,17 +73,18 @@ type job struct {
 // builder is shared by Dir and Tar: the walker adds inodes (single
 // goroutine) and queues chunks; workers encode and upload them.
 type builder struct {
-	ctx    context.Context
-	w      *flist.Writer
-	opts   Options
-	log    *slog.Logger
-	jobs   chan job
-	mu     sync.Mutex
-	blocks map[uint64][]flist.Block
-	links  map[uint64]uint64      // link ino -> target ino
-	attrs  map[uint64]flist.Inode // tar: regular file attributes, for hard links
-	seen   sync.Map               // flist.ID -> struct{}
-	stats  Stats
+	ctx     context.Context
+	w       *flist.Writer
+	opts    Options
+	workers int
+	log     *slog.Logger
+	jobs    chan job
+	mu      sync.Mutex
+	blocks  map[uint64][]flist.Block
+	links   map[uint64]uint64      // link ino -> target ino
+	attrs   map[uint64]flist.Inode // tar: regular file attributes, for hard links
+	seen    sync.Map               // flist.ID -> struct{}
+	stats   Stats
 	// counters updated by workers
 	nBlocks, nUnique, nNew atomic.Int64
 	newBytes, bytes        atomic.Int64
@@ -107,7 +110,7 @@ func run(ctx context.Context, out string, opts Options, walk func(b *builder) er
 	defer w.Abort()
 	g, gctx := errgroup.WithContext(ctx)
 	b := &builder{
-		ctx: gctx, w: w, opts: opts, log: opts.Logger.With("component", "flist-pack"),
+		ctx: gctx, w: w, opts: opts, workers: workers, log: opts.Logger.With("component", "flist-pack"),
 		jobs: make(chan job, workers*2), blocks: map[uint64][]flist.Block{}, links: map[uint64]uint64{}, attrs: map[uint64]flist.Inode{},
 	}
 	for range workers {
@@ -209,7 +212,7 @@ func (b *builder) addFile(ino uint64, r io.Reader) (int64, error) {
 
 func (b *builder) worker() error {
 	for j := range b.jobs {
-		blk, ct, err := flist.EncodeBlock(j.data)
+		err := b.encode(j.ino, j.idx, j.data)
 		if j.pool {
 			d := j.data[:cap(j.data)]
 			bufPool.Put(&d)
@@ -217,26 +220,65 @@ func (b *builder) worker() error {
 		if err != nil {
 			return err
 		}
-		b.nBlocks.Add(1)
-		if _, dup := b.seen.LoadOrStore(blk.ID, struct{}{}); !dup {
-			b.nUnique.Add(1)
-			has, err := b.opts.Store.Has(b.ctx, blk.ID)
-			if err != nil {
-				return fmt.Errorf("pack: store: %w", err)
-			}
-			if !has {
-				if err := b.opts.Store.Set(b.ctx, blk.ID, ct); err != nil {
-					return fmt.Errorf("pack: upload block %s: %w", blk.ID, err)
-				}
-				b.nNew.Add(1)
-				b.newBytes.Add(int64(len(ct)))
-			}
-		}
-		b.mu.Lock()
-		b.blocks[j.ino][j.idx] = blk
-		b.mu.Unlock()
 	}
 	return nil
+}
+
+// encode encrypts one chunk, uploads it if the store lacks it, and records
+// it as chunk idx of ino.
+func (b *builder) encode(ino uint64, idx int, data []byte) error {
+	blk, ct, err := flist.EncodeBlock(data)
+	if err != nil {
+		return err
+	}
+	b.nBlocks.Add(1)
+	if _, dup := b.seen.LoadOrStore(blk.ID, struct{}{}); !dup {
+		b.nUnique.Add(1)
+		has, err := b.opts.Store.Has(b.ctx, blk.ID)
+		if err != nil {
+			return fmt.Errorf("pack: store: %w", err)
+		}
+		if !has {
+			if err := b.opts.Store.Set(b.ctx, blk.ID, ct); err != nil {
+				return fmt.Errorf("pack: upload block %s: %w", blk.ID, err)
+			}
+			b.nNew.Add(1)
+			b.newBytes.Add(int64(len(ct)))
+		}
+	}
+	b.mu.Lock()
+	for len(b.blocks[ino]) <= idx {
+		b.blocks[ino] = append(b.blocks[ino], flist.Block{})
+	}
+	b.blocks[ino][idx] = blk
+	b.mu.Unlock()
+	return nil
+}
+
+// encodeFile reads r in BlockSize chunks and encodes them in this
+// goroutine (directory packing runs many of these in parallel). It returns
+// the number of bytes read.
+func (b *builder) encodeFile(ino uint64, r io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	var total int64
+	for idx := 0; ; idx++ {
+		n, err := io.ReadFull(r, *bp)
+		if n > 0 {
+			total += int64(n)
+			if err := b.encode(ino, idx, (*bp)[:n]); err != nil {
+				return total, err
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return total, fmt.Errorf("pack: read: %w", err)
+		}
+	}
+	b.bytes.Add(total)
+	return total, nil
 }
 
 // finish writes block rows (per inode, in chunk order), hard links, tags,

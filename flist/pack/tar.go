@@ -145,7 +145,9 @@ func (t *tarWalker) entry(tr *tar.Reader, h *tar.Header) error {
 		return b.w.UpdateAttrs(b.ctx, t.paths["/"].ino, in)
 	}
 	if old, ok := t.paths[p]; ok {
-		if old.typ == syscall.S_IFDIR && typ == syscall.S_IFDIR && !old.explicit {
+		if old.typ == syscall.S_IFDIR && typ == syscall.S_IFDIR {
+			// A directory implied by an earlier child, or listed twice
+			// (layers merged naively): the last entry's attributes win.
 			t.paths[p] = tarEntry{ino: old.ino, typ: typ, explicit: true}
 			return b.w.UpdateAttrs(b.ctx, old.ino, in)
 		}

@@ -259,3 +259,15 @@ func TestZdbDownThenUp(t *testing.T) {
 		return fmt.Errorf("still failing: %v", err)
 	})
 }
+
+func FuzzParseRoute(f *testing.F) {
+	for _, s := range []string{"00-7f=dir:///x", "dir:///x", "zz-00=", "ab-cd=zdb://u:p@h:1/ns"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := store.ParseRoute(s)
+		if err == nil && (r.Start > r.End || r.URL == "") {
+			t.Fatalf("ParseRoute(%q) = %+v", s, r)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -73,6 +74,10 @@ func NewZdb(cfg ZdbConfig) *Zdb {
 		Protocol:        2,
 		DisableIdentity: true,
 		MaxRetries:      2,
+		// A 512 KiB block over a slow link, or a namespace SELECT that
+		// checks a password hash, can take more than go-redis's 3s default.
+		ReadTimeout:  15 * time.Second,
+		WriteTimeout: 15 * time.Second,
 	}
 	if cfg.Namespace != "" && cfg.Namespace != "default" {
 		ns, pw := cfg.Namespace, cfg.Password

@@ -1,0 +1,18 @@
+// Command flist benchmarks zos flists side by side with their baselines and
+// prints a markdown table with ratios:
+//
+//   - pack a real tree (default /usr) to a dir:// store vs `tar -c | zstd`;
+//   - read the whole mounted tree cold (empty block cache), warm (block cache
+//     filled, fresh mount) and hot (same mount, kernel page cache) vs reading
+//     the same files from local disk;
+//   - time to first byte of a 100 MiB file in a cold mount vs unpacking the
+//     whole tree first (what a `docker pull` costs);
+//   - store growth when a second, mostly identical tree is packed to the
+//     same store, vs the tar.zst size of that tree.
+//
+// Run: go run ./bench/flist [-src /usr] [-quick]; it needs root (FUSE), the
+// zos binary ($ZOS_BIN, default bin/zos), tar and zstd.
+//
+// May import: the standard library.
+// Must never be imported by: anything (it is a program).
+package main

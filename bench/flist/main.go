@@ -1,0 +1,399 @@
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	src     = flag.String("src", "/usr", "tree to pack and read")
+	quick   = flag.Bool("quick", false, "small sizes, to validate the benchmark")
+	workDir = flag.String("work", "", "scratch directory (default: a temp dir, removed at the end)")
+	readers = flag.Int("readers", 4, "parallel readers for the read benchmarks")
+)
+
+type row struct{ what, zos, base, ratio string }
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/flist:", err)
+		os.Exit(1)
+	}
+}
+
+func zosBin() string {
+	if b := os.Getenv("ZOS_BIN"); b != "" {
+		return b
+	}
+	return "bin/zos"
+}
+
+func sh(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	cmd.Stdout = io.Discard
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, errb.String())
+	}
+	return nil
+}
+
+func timed(f func() error) (time.Duration, error) {
+	t := time.Now()
+	err := f()
+	return time.Since(t), err
+}
+
+func mibps(bytes int64, d time.Duration) float64 { return float64(bytes) / (1 << 20) / d.Seconds() }
+
+func run() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (FUSE mounts)")
+	}
+	zos := zosBin()
+	if _, err := os.Stat(zos); err != nil {
+		return fmt.Errorf("zos binary: %w (run make build or set ZOS_BIN)", err)
+	}
+	w := *workDir
+	if w == "" {
+		d, err := os.MkdirTemp("", "bench-flist-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		w = d
+	}
+	bigSize := int64(100 << 20)
+	if *quick {
+		bigSize = 16 << 20
+	}
+	var rows []row
+	srcBytes, srcFiles, err := treeSize(*src)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "source %s: %d files, %.1f MiB\n", *src, srcFiles, float64(srcBytes)/(1<<20))
+
+	// 1. Pack vs tar | zstd.
+	store := "dir://" + filepath.Join(w, "store")
+	fl := filepath.Join(w, "a.fl")
+	dPack, err := timed(func() error { return sh(zos, "flist", "pack", *src, "-o", fl, "--store", store) })
+	if err != nil {
+		return err
+	}
+	zst := filepath.Join(w, "a.tar.zst")
+	dTar, err := timed(func() error {
+		return sh("sh", "-c", fmt.Sprintf("tar -C %q -cf - . 2>/dev/null | zstd -q -T0 -3 -o %q", *src, zst))
+	})
+	if err != nil {
+		return err
+	}
+	storeA, _, _ := treeSize(filepath.Join(w, "store"))
+	zstSize := fileSize(zst)
+	rows = append(rows, row{"pack " + *src + " (MiB/s of content)", f1(mibps(srcBytes, dPack)), f1(mibps(srcBytes, dTar)) + " (tar -c \\| zstd -3 -T0)", ratio(mibps(srcBytes, dPack), mibps(srcBytes, dTar))})
+	rows = append(rows, row{"stored size (MiB)", f1(mb(storeA)), f1(mb(zstSize)) + " (tar.zst)", ratio(float64(storeA), float64(zstSize))})
+
+	// 2. Reads: local disk vs cold / warm / hot mount.
+	dLocal, n, err := readTree(*src)
+	if err != nil {
+		return err
+	}
+	local := mibps(n, dLocal)
+	cache := filepath.Join(w, "cache")
+	mp := filepath.Join(w, "mp")
+	stop, err := mountFlist(zos, fl, mp, cache)
+	if err != nil {
+		return err
+	}
+	dCold, n1, err := readTree(mp)
+	if err != nil {
+		stop()
+		return err
+	}
+	// Second read in the same mount: multi-block files get assembled into
+	// whole-file cache entries here (first open with every block cached).
+	dSecond, n2, err := readTree(mp)
+	stop()
+	if err != nil {
+		return err
+	}
+	stop, err = mountFlist(zos, fl, mp, cache)
+	if err != nil {
+		return err
+	}
+	// A new mount process re-verifies each cached file on first use.
+	dRestart, n3, err := readTree(mp)
+	if err != nil {
+		stop()
+		return err
+	}
+	dWarm, n4, err := readTree(mp)
+	stop()
+	if err != nil {
+		return err
+	}
+	if n1 != n || n2 != n || n3 != n || n4 != n {
+		return fmt.Errorf("mounted tree has %d/%d/%d/%d bytes, source %d", n1, n2, n3, n4, n)
+	}
+	rows = append(rows,
+		row{"read whole tree, cold (empty block cache), MiB/s", f1(mibps(n, dCold)), f1(local) + " (local disk, page cache warm)", ratio(mibps(n, dCold), local)},
+		row{"read whole tree, second read (assembles multi-block files), MiB/s", f1(mibps(n, dSecond)), f1(local) + " (local disk)", ratio(mibps(n, dSecond), local)},
+		row{"read whole tree, after remount (re-verifies cached files), MiB/s", f1(mibps(n, dRestart)), f1(local) + " (local disk)", ratio(mibps(n, dRestart), local)},
+		row{"read whole tree, warm steady state (passthrough), MiB/s", f1(mibps(n, dWarm)), f1(local) + " (local disk)", ratio(mibps(n, dWarm), local)},
+	)
+
+	// 3. Time to first byte of a big file vs unpacking everything.
+	bigSrc := filepath.Join(w, "big-src")
+	if err := makeBigTree(bigSrc, bigSize); err != nil {
+		return err
+	}
+	bigFl := filepath.Join(w, "big.fl")
+	if err := sh(zos, "flist", "pack", bigSrc, "-o", bigFl, "--store", store); err != nil {
+		return err
+	}
+	cache2 := filepath.Join(w, "cache2")
+	var ttfb time.Duration
+	t0 := time.Now()
+	stop, err = mountFlist(zos, bigFl, mp, cache2)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(mp, "big.bin"))
+	if err == nil {
+		_, err = f.Read(make([]byte, 1))
+		ttfb = time.Since(t0)
+		f.Close()
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+	dUnpack, err := timed(func() error {
+		return sh(zos, "flist", "unpack", bigFl, filepath.Join(w, "unpacked"), "--insecure")
+	})
+	if err != nil {
+		return err
+	}
+	rows = append(rows, row{fmt.Sprintf("first byte of a %d MiB file (mount+open+read), ms", bigSize>>20), ms(ttfb), ms(dUnpack) + " (unpack whole tree first)", ratio(dUnpack.Seconds(), ttfb.Seconds()) + " faster"})
+
+	// 4. Dedup: a second tree sharing most files.
+	before, _, _ := treeSize(filepath.Join(w, "store"))
+	var changed int
+	dB, err := timed(func() error {
+		var err error
+		changed, err = packVariant(zos, *src, filepath.Join(w, "b.fl"), store)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	after, _, _ := treeSize(filepath.Join(w, "store"))
+	growth := after - before
+	rows = append(rows, row{fmt.Sprintf("store growth for a second tree (%d of %d files changed), MiB", changed, srcFiles), f1(mb(growth)), f1(mb(zstSize)) + " (its tar.zst)", fmt.Sprintf("%.1f%% of a full copy", 100*float64(growth)/float64(zstSize))})
+	_ = dB
+
+	fmt.Println("| benchmark | zos | baseline | zos / baseline |")
+	fmt.Println("| --- | --- | --- | --- |")
+	for _, r := range rows {
+		fmt.Printf("| %s | %s | %s | %s |\n", r.what, r.zos, r.base, r.ratio)
+	}
+	return nil
+}
+
+func f1(v float64) string       { return fmt.Sprintf("%.1f", v) }
+func mb(n int64) float64        { return float64(n) / (1 << 20) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d.Microseconds())/1000) }
+func ratio(a, b float64) string { return fmt.Sprintf("%.2f", a/b) }
+func fileSize(p string) int64   { st, _ := os.Stat(p); return st.Size() }
+
+// treeSize sums regular file sizes.
+func treeSize(dir string) (int64, int, error) {
+	var n int64
+	var files int
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable entries are skipped by every side alike
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+				files++
+			}
+		}
+		return nil
+	})
+	return n, files, err
+}
+
+// readTree reads every regular file with parallel readers.
+func readTree(dir string) (time.Duration, int64, error) {
+	paths := make(chan string, 1024)
+	var total atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range *readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for p := range paths {
+				f, err := os.Open(p)
+				if err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+					continue
+				}
+				for {
+					n, err := f.Read(buf)
+					total.Add(int64(n))
+					if err != nil {
+						if err != io.EOF {
+							mu.Lock()
+							firstErr = errors.Join(firstErr, err)
+							mu.Unlock()
+						}
+						break
+					}
+				}
+				f.Close()
+			}
+		}()
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			paths <- p
+		}
+		return nil
+	})
+	close(paths)
+	wg.Wait()
+	return time.Since(start), total.Load(), firstErr
+}
+
+// mountFlist starts `zos flist mount` and waits until it is mounted.
+func mountFlist(zos, fl, mp, cache string) (func(), error) {
+	os.MkdirAll(mp, 0o755)
+	cmd := exec.Command(zos, "flist", "mount", fl, mp, "--insecure", "--cache", cache, "--cache-size", "100G")
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "mounted") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("mount did not start: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, out)
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}, nil
+}
+
+func makeBigTree(dir string, size int64) error {
+	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "big.bin"))
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for i := range 200 {
+		if err := os.WriteFile(filepath.Join(dir, "etc", fmt.Sprintf("f%03d", i)), []byte(strings.Repeat("config ", i+1)), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// packVariant packs, as a tar stream, src with one file in 20 changed (a
+// few bytes appended), like a new version of the same tree.
+func packVariant(zos, src, out, store string) (int, error) {
+	cmd := exec.Command(zos, "flist", "pack", "-", "-o", out, "--store", store)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return 0, err
+	}
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	tw := tar.NewWriter(in)
+	i, changed := 0, 0
+	werr := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		link := ""
+		if d.Type()&fs.ModeSymlink != 0 {
+			link, _ = os.Readlink(p)
+		}
+		h, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return nil // sockets and the like
+		}
+		h.Name = rel
+		if !d.Type().IsRegular() {
+			return tw.WriteHeader(h)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		i++
+		if i%20 == 0 {
+			b = append(b, []byte("\nversion 2\n")...)
+			changed++
+		}
+		h.Size = int64(len(b))
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err = tw.Write(b)
+		return err
+	})
+	if werr == nil {
+		werr = tw.Close()
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		return 0, fmt.Errorf("pack variant: %v: %s", err, errb.String())
+	}
+	return changed, werr
+}

@@ -1,0 +1,97 @@
+package store_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/flist/store"
+	"github.com/zosgrid/zos/flist/store/storetest"
+	"github.com/zosgrid/zos/zdb"
+	zdbserver "github.com/zosgrid/zos/zdb/server"
+)
+
+// startZdb runs the project's zdb server in-process on a free port (user
+// mode, as rfs expects of its stores).
+func startZdb(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "data"), IndexDir: filepath.Join(dir, "index")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := zdbserver.New(db, zdbserver.Config{Listen: "127.0.0.1", Port: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("zdb serve: %v", err)
+		}
+		db.Close()
+	})
+	return srv.Addrs()[0].String()
+}
+
+// TestZdbConformanceZdbServer runs the suite against a password-protected
+// namespace of the real zdb server, selected with SELECT ns password.
+func TestZdbConformanceZdbServer(t *testing.T) {
+	ctx := context.Background()
+	addr := startZdb(t)
+	admin := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
+	t.Cleanup(func() { admin.Close() })
+	n := 0
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		n++
+		ns := "blocks" + string(rune('a'+n))
+		for _, args := range [][]any{{"NSNEW", ns}, {"NSSET", ns, "password", "s3cret"}} {
+			if err := admin.Do(ctx, args...).Err(); err != nil {
+				t.Fatalf("%v: %v", args, err)
+			}
+		}
+		s, err := store.OpenURL("zdb://user:s3cret@"+addr+"/"+ns, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return storetest.Harness{
+			Store: s,
+			Corrupt: func(id flist.ID, data []byte) {
+				c := admin.Conn()
+				defer c.Close()
+				if err := c.Do(ctx, "SELECT", ns, "s3cret").Err(); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Do(ctx, "SET", id[:], data).Err(); err != nil && err != redis.Nil {
+					t.Fatal(err)
+				}
+			},
+		}
+	})
+}
+
+func TestZdbWrongPassword(t *testing.T) {
+	ctx := context.Background()
+	addr := startZdb(t)
+	admin := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
+	defer admin.Close()
+	admin.Do(ctx, "NSNEW", "private")
+	admin.Do(ctx, "NSSET", "private", "password", "right")
+	admin.Do(ctx, "NSSET", "private", "public", "0")
+	s, _ := store.OpenURL("zdb://u:wrong@"+addr+"/private", store.Options{})
+	defer s.Close()
+	b, ct, _ := flist.EncodeBlock([]byte("x"))
+	if err := s.Set(ctx, b.ID, ct); err == nil {
+		t.Fatal("write with a wrong namespace password succeeded")
+	}
+}
