@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -301,6 +303,39 @@ func TestHubImportSources(t *testing.T) {
 	}
 }
 
+// hubNewBlocks reads "N blocks ..., new blocks: M" from an import summary.
+func hubNewBlocks(t *testing.T, out string) (total, fresh int) {
+	t.Helper()
+	m := regexp.MustCompile(`in (\d+) blocks .*new blocks: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no block counts in:\n%s", out)
+	}
+	total, _ = strconv.Atoi(m[1])
+	fresh, _ = strconv.Atoi(m[2])
+	return total, fresh
+}
+
+func TestHubImportNewVersion(t *testing.T) {
+	v1img := hubBusyboxImage(t)
+	v2img, err := mutate.AppendLayers(v1img, hubLayer(t, hubEntry{name: "etc/version", body: "2\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := hubRegistry(t, "", "")
+	hubPush(t, reg+"/zos/app:1", v1img, nil)
+	hubPush(t, reg+"/zos/app:2", v2img, nil)
+	dir := t.TempDir()
+	store := "dir://" + filepath.Join(dir, "blocks")
+	total1, fresh1 := hubNewBlocks(t, mustZos(t, "flist", "import", "--store", store, "-o", filepath.Join(dir, "1.fl"), reg+"/zos/app:1"))
+	total2, fresh2 := hubNewBlocks(t, mustZos(t, "flist", "import", "--store", store, "-o", filepath.Join(dir, "2.fl"), reg+"/zos/app:2"))
+	if fresh1 == 0 || fresh1 > total1 {
+		t.Errorf("first version: %d new of %d blocks", fresh1, total1)
+	}
+	if total2 != total1+1 || fresh2 != 1 {
+		t.Errorf("second version: %d new of %d blocks, want 1 new of %d", fresh2, total2, total1+1)
+	}
+}
+
 func TestHubImportBadInput(t *testing.T) {
 	img := hubBusyboxImage(t)
 	reg, regCmd := hubRegistry(t, "zos", "secret")
@@ -421,6 +456,31 @@ func TestHubServesImportedFlists(t *testing.T) {
 	os.WriteFile(got, b, 0o644)
 	hubCheckConfig(t, got, img)
 	hubCheckTree(t, got, hubURL+"/blocks")
+
+	// Mount it: the flist's own route sends reads to the hub.
+	t.Run("mount", func(t *testing.T) {
+		zostest.RequiresFUSE(t)
+		mp := filepath.Join(dir, "mp")
+		os.Mkdir(mp, 0o755)
+		startZos(t, "flist", "mount", got, mp, "--insecure", "--cache", filepath.Join(dir, "cache"))
+		zostest.WaitFor(t, 30*time.Second, func() error {
+			if !flistMounted(mp) {
+				return fmt.Errorf("not mounted yet")
+			}
+			return nil
+		})
+		t.Cleanup(func() { zos(t, "flist", "umount", mp) })
+		if b, err := os.ReadFile(filepath.Join(mp, "etc/hostname")); err != nil || string(b) != "zos\n" {
+			t.Errorf("etc/hostname through the mount: %q %v", b, err)
+		}
+		if _, err := os.Lstat(filepath.Join(mp, "opt/lower")); !os.IsNotExist(err) {
+			t.Errorf("opt/lower visible through the mount: %v", err)
+		}
+		out, err := exec.Command(filepath.Join(mp, "bin/busybox"), "echo", "from the hub").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "from the hub" {
+			t.Errorf("busybox from the mount: %v %s", err, out)
+		}
+	})
 
 	// The hub converts the image itself.
 	out = mustZos(t, "hub", "convert", ref, "--hub", hubURL, "--key", keyFile, "--name", "converted.fl", "--wait")
