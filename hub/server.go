@@ -63,7 +63,13 @@ type Config struct {
 	MaxFlistSize int64
 	// TempDir for uploads and conversions; empty means the system's.
 	TempDir string
+	// CacheBytes bounds the in-memory cache of served blocks (default
+	// DefaultCache; negative disables it).
+	CacheBytes int64
 }
+
+// DefaultCache is the default size of the hub's block cache.
+const DefaultCache = 256 << 20
 
 // Server is a running hub. Create it with New, serve Handler, stop with Close.
 type Server struct {
@@ -74,6 +80,7 @@ type Server struct {
 	auth    *authenticator
 	metrics *metrics
 	jobs    *jobs
+	cache   *blockCache
 	indexMu sync.Mutex // serialises read-modify-write of user indexes
 }
 
@@ -87,6 +94,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = 2
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = DefaultCache
 	}
 	if cfg.MaxFlistSize <= 0 {
 		cfg.MaxFlistSize = DefaultMaxFlist
@@ -106,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, blocks: blocks, meta: meta,
-		auth: newAuthenticator(cfg.Now, cfg.AuthorizedKeys), metrics: newMetrics()}
+		auth: newAuthenticator(cfg.Now, cfg.AuthorizedKeys), metrics: newMetrics(), cache: newBlockCache(cfg.CacheBytes)}
 	if cfg.EnableConvert && cfg.Convert == nil {
 		s.cfg.Convert = s.OCIConvert(cfg.PublicURL)
 	}
@@ -278,7 +288,12 @@ func (s *Server) getBlock(w http.ResponseWriter, r *http.Request) error {
 	if p := r.PathValue("prefix"); p != "" && !strings.HasPrefix(r.PathValue("id"), p) {
 		return fmt.Errorf("%w: prefix %q does not match id", ErrHubNotFound, p)
 	}
+	b, cached := s.cache.get(id)
 	if r.Method == http.MethodHead {
+		if cached {
+			w.WriteHeader(http.StatusOK)
+			return nil
+		}
 		ok, err := s.blocks.exists(r.Context(), blockKey(id))
 		if err != nil {
 			return err
@@ -289,12 +304,23 @@ func (s *Server) getBlock(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	b, ok, err := s.blocks.get(r.Context(), blockKey(id))
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%w: block %s", ErrHubNotFound, short(r.PathValue("id")))
+	if !cached {
+		var ok bool
+		var err error
+		b, ok, err = s.blocks.get(r.Context(), blockKey(id))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: block %s", ErrHubNotFound, short(r.PathValue("id")))
+		}
+		// Cache only good copies; a bad one is served as stored, so the
+		// client's check reports the corruption (and a router fails over).
+		if blake2b.Sum256(b) == id {
+			s.cache.add(id, b)
+		} else {
+			s.log.Error("stored block does not match its id", "id", r.PathValue("id"))
+		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")

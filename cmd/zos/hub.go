@@ -28,6 +28,7 @@ func newHubCmd() *cobra.Command {
 		listen, blocks, meta, authKeys, publicURL, tmp string
 		convert                                        bool
 		maxJobs                                        int
+		cacheMB                                        int64
 	)
 	cmd := &cobra.Command{
 		Use:     "hub",
@@ -57,7 +58,10 @@ redis-cli -p 9900 NSNEW hub-blocks) or redis://host:port/db.`,
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg := hub.Config{Blocks: blocks, Meta: meta, Logger: log, EnableConvert: convert, MaxJobs: maxJobs,
-				PublicURL: publicURL, TempDir: tmp}
+				PublicURL: publicURL, TempDir: tmp, CacheBytes: cacheMB << 20}
+			if cacheMB == 0 {
+				cfg.CacheBytes = -1
+			}
 			if authKeys != "" {
 				keys, err := readAuthorizedKeys(authKeys)
 				if err != nil {
@@ -101,6 +105,7 @@ redis-cli -p 9900 NSNEW hub-blocks) or redis://host:port/db.`,
 	f.IntVar(&maxJobs, "max-jobs", 2, "conversions running at once")
 	f.StringVar(&publicURL, "public-url", "", "URL mounts use to reach this hub (saved in converted flists); default http://LISTEN")
 	f.StringVar(&tmp, "tmp", "", "directory for uploads and conversion spools (default: system temp)")
+	f.Int64Var(&cacheMB, "cache-mb", hub.DefaultCache>>20, "MiB of memory for recently served blocks (0 disables)")
 	cmd.AddCommand(newHubUploadCmd(), newHubConvertCmd(), newHubTagCmd(), newHubLsCmd())
 	return cmd
 }
