@@ -34,7 +34,19 @@
 // BLAKE2b-256 of the .fl file. The index entry is written last, so a failed
 // upload leaves no visible flist; .fl bodies and blocks are content-addressed
 // and shared, and deleting a name does not delete them. Conversion jobs live in
-// memory only.
+// memory only. Served blocks are kept in a bounded in-memory LRU
+// (Config.CacheBytes); only copies that hash to their id are cached.
+//
+// # Conversion
+//
+// With Config.EnableConvert, POST /api/v1/convert pulls a registry image
+// (never a local path), flattens it (flist/pack/oci) and packs it with its
+// blocks written straight into the block namespace; the result is checked
+// and named like an upload. At most MaxJobs run at once and 16*MaxJobs may
+// wait; more are refused (503). Registry credentials in the request are used
+// for that pull only. A public hub converting user-supplied references can
+// be pointed at internal addresses: keep it on loopback or behind
+// --authorized-keys.
 //
 // May import: the standard library, key, hub/hubapi, flist, flist/store, flist/pack,
 // flist/pack/oci, go-redis, prometheus client_golang.
