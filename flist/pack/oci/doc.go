@@ -1,14 +1,15 @@
 // Package oci turns container images into the merged root filesystem that
 // flist/pack stores: it opens an image from a registry reference, a
 // `docker save` tarball or an OCI image layout directory, picks the platform
-// from a multi-arch index, downloads (spools) the compressed layers once
-// while checking their digests, and flattens the layers into one tar stream
+// from a multi-arch index, downloads each layer once and keeps it
+// uncompressed in a spool directory (checking the compressed digest and the
+// diff_id), and flattens the layers into one tar stream
 // with OCI whiteouts applied, together with the image configuration
 // (entrypoint, cmd, env, working dir, user, exposed ports, volumes, labels,
 // digest).
 //
-// Flattening reads each layer twice from the spool and never extracts files
-// to disk. The first pass reads only tar headers and builds the final tree
+// Flattening reads each spooled layer tar twice and never extracts files to
+// disk. The first pass reads only tar headers and builds the final tree
 // in memory: `.wh.NAME` removes NAME and everything under it from lower
 // layers, `.wh..wh..opq` hides every lower-layer entry of its directory (at
 // the end of the layer, so entries of the same layer survive whatever their

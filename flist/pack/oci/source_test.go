@@ -260,3 +260,30 @@ func TestSpoolBadRegistry(t *testing.T) {
 		})
 	}
 }
+
+func TestSpoolChecksDiffID(t *testing.T) {
+	img := testImage(t, testConfig, layerTar(t, ent{name: "f", body: "x"}))
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.RootFS.DiffIDs[0].Hex = strings.Repeat("0", 64)
+	bad, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := filepath.Join(t.TempDir(), "layout")
+	p, _ := layout.Write(lp, empty.Index)
+	if err := p.AppendImage(bad); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open(context.Background(), lp, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	if _, err := Spool(context.Background(), src, tmp, nil); !errors.Is(err, ErrOCIBadLayer) || !strings.Contains(err.Error(), "uncompressed digest") {
+		t.Fatalf("wrong diff_id: err = %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("spool left %d entries behind", len(left))
+	}
+}

@@ -22,9 +22,9 @@ type Progress struct {
 	Done, Total   int64
 }
 
-// Spooled is an image whose compressed layers sit in a local directory,
-// checked against their digests, ready to be flattened (twice read, once
-// downloaded).
+// Spooled is an image whose layers sit uncompressed in a local directory,
+// checked against their digests (compressed and diff_id), ready to be
+// flattened (downloaded and decompressed once, read twice).
 type Spooled struct {
 	Config ImageConfig
 	Layers []Layer
@@ -93,12 +93,39 @@ func Spool(ctx context.Context, src *Source, tmp string, progress func(Progress)
 			return nil, fmt.Errorf("layer %d (%s): %w", i, d, err)
 		}
 		done += n
-		s.Layers = append(s.Layers, Layer{
-			Open:   func() (io.ReadCloser, error) { return openDecompressed(file) },
-			DiffID: cf.RootFS.DiffIDs[i].String(),
-		})
+		// Decompress once, here, checking the diff_id; both flatten passes
+		// then read the plain tar.
+		plain := file + ".tar"
+		if err := decompressLayer(ctx, file, plain, cf.RootFS.DiffIDs[i].String()); err != nil {
+			return nil, fmt.Errorf("layer %d (%s): %w", i, d, err)
+		}
+		os.Remove(file)
+		s.Layers = append(s.Layers, Layer{Open: func() (io.ReadCloser, error) { return os.Open(plain) }})
 	}
 	return s, nil
+}
+
+// decompressLayer writes the uncompressed stream of the blob src to dst and
+// checks its sha256 against diffID.
+func decompressLayer(ctx context.Context, src, dst, diffID string) error {
+	rc, err := openDecompressed(src)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, rc}, make([]byte, 256<<10)); err != nil {
+		return fmt.Errorf("%w: decompress: %w", ErrOCIBadLayer, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+		return fmt.Errorf("%w: uncompressed digest %s, image says %s", ErrOCIBadLayer, got, diffID)
+	}
+	return f.Close()
 }
 
 // spoolLayer copies a compressed blob to file and checks its sha256.
