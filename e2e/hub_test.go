@@ -5,10 +5,10 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sys/unix"
 
@@ -382,25 +383,61 @@ func TestHubImportBadInput(t *testing.T) {
 	}
 }
 
-// hubRedis starts a real redis-server as the hub's backend; it returns host:port.
-func hubRedis(t *testing.T) string {
+// hubZdb starts `zos zdb` as the hub's backend and creates the namespaces;
+// it returns host:port.
+func hubZdb(t *testing.T, namespaces ...string) string {
 	t.Helper()
-	bin := zostest.RequiresBinary(t, "redis-server")
+	dir := t.TempDir()
 	port := freePort(t)
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	svc := startZos(t, "zdb", "--listen", "127.0.0.1", "--port", fmt.Sprint(port), "--data", filepath.Join(dir, "data"), "--index", filepath.Join(dir, "index"))
+	waitTCP(t, svc, addr)
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	for _, ns := range namespaces {
+		if err := c.Do(context.Background(), "NSNEW", ns).Err(); err != nil {
+			t.Fatalf("NSNEW %s: %v", ns, err)
+		}
+	}
+	return addr
+}
+
+func TestHubImportPlatform(t *testing.T) {
+	mk := func(arch string) v1.Image {
+		img, err := mutate.AppendLayers(empty.Image, hubLayer(t, hubEntry{name: "arch", body: arch}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		img, _ = mutate.ConfigFile(img, cf)
+		return img
+	}
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: mk("amd64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: mk("arm64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	)
+	reg, _ := hubRegistry(t, "", "")
+	ref := reg + "/zos/multi:1"
+	r, _ := name.ParseReference(ref)
+	if err := remote.WriteIndex(r, idx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	zostest.WaitFor(t, 10*time.Second, func() error {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return err
+	dir := t.TempDir()
+	store := "dir://" + filepath.Join(dir, "blocks")
+	for _, arch := range []string{"amd64", "arm64"} {
+		fl := filepath.Join(dir, arch+".fl")
+		mustZos(t, "flist", "import", "--platform", "linux/"+arch, "--store", store, "-o", fl, ref)
+		dest := filepath.Join(dir, arch)
+		mustZos(t, "flist", "unpack", "--insecure", "--store", store, fl, dest)
+		if b, _ := os.ReadFile(filepath.Join(dest, "arch")); string(b) != arch {
+			t.Errorf("--platform linux/%s imported the %q image", arch, b)
 		}
-		return c.Close()
-	})
-	return addr
+	}
+	if _, errOut, code := zos(t, "flist", "import", "--platform", "linux/s390x", "--store", store, "-o", filepath.Join(dir, "x.fl"), ref); code == 0 || !strings.Contains(errOut, "no image for platform") {
+		t.Errorf("missing platform: exit %d: %s", code, errOut)
+	}
 }
 
 func TestHubServesImportedFlists(t *testing.T) {
@@ -408,9 +445,9 @@ func TestHubServesImportedFlists(t *testing.T) {
 	reg, _ := hubRegistry(t, "", "")
 	ref := reg + "/zos/busybox:1"
 	hubPush(t, ref, img, nil)
-	rds := hubRedis(t)
+	zdbAddr := hubZdb(t, "hub-blocks", "hub-meta")
 	hubAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	hub := startZos(t, "hub", "--listen", hubAddr, "--blocks", "redis://"+rds+"/1", "--meta", "redis://"+rds+"/2", "--convert")
+	hub := startZos(t, "hub", "--listen", hubAddr, "--blocks", "zdb://"+zdbAddr+"/hub-blocks", "--meta", "zdb://"+zdbAddr+"/hub-meta", "--convert")
 	waitTCP(t, hub, hubAddr)
 	hubURL := "http://" + hubAddr
 	dir := t.TempDir()
