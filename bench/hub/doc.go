@@ -7,7 +7,8 @@
 //     store, against `skopeo copy` to an OCI layout plus `tar -x` of every
 //     layer; then a second import of the same image into the same store;
 //   - block serving over loopback: every block of that flist fetched by
-//     -clients concurrent clients from `zos hub` (redis-server backend)
+//     -clients concurrent clients from `zos hub` on `zos zdb` (with its block
+//     cache and without)
 //     against Go's http.FileServer over the same blocks in a directory.
 //
 // Run it with `go run ./bench/hub` (ZOS_BIN names the zos binary; default

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,7 @@ func run(sizeMiB, clients, rounds int) error {
 	if zosBin == "" {
 		zosBin = "bin/zos"
 	}
-	for _, b := range []string{zosBin, "docker-registry", "skopeo", "tar", "redis-server"} {
+	for _, b := range []string{zosBin, "docker-registry", "skopeo", "tar", "redis-cli"} {
 		if _, err := exec.LookPath(b); err != nil {
 			return fmt.Errorf("needs %s (make build; make deps): %w", b, err)
 		}
@@ -97,7 +98,12 @@ func run(sizeMiB, clients, rounds int) error {
 		row{"import, first time", cold.Seconds(), refDur.Seconds(), "s", "skopeo copy + tar -x", true},
 		row{"import, same image again", warm.Seconds(), refDur.Seconds(), "s", "skopeo copy + tar -x", true})
 
-	hubURL, killHub, err := startHub(zosBin, work)
+	zdbAddr, killZdb, err := startZdb(zosBin, work)
+	if err != nil {
+		return err
+	}
+	stop = append(stop, killZdb)
+	hubURL, killHub, err := startHub(zosBin, zdbAddr, 256)
 	if err != nil {
 		return err
 	}
@@ -106,6 +112,11 @@ func run(sizeMiB, clients, rounds int) error {
 	if err != nil {
 		return err
 	}
+	noCacheURL, killNoCache, err := startHub(zosBin, zdbAddr, 0)
+	if err != nil {
+		return err
+	}
+	stop = append(stop, killNoCache)
 	fsrv := &http.Server{Handler: http.FileServer(http.Dir(blocks))}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -113,16 +124,18 @@ func run(sizeMiB, clients, rounds int) error {
 	}
 	go fsrv.Serve(l)
 	stop = append(stop, func() { fsrv.Close() })
-	hubRate, err := fetchAll(hubURL+"/blocks", ids, clients, rounds)
-	if err != nil {
-		return err
-	}
 	fileRate, err := fetchAll("http://"+l.Addr().String(), ids, clients, rounds)
 	if err != nil {
 		return err
 	}
-	rows = append(rows, row{fmt.Sprintf("block serving, %d blocks (%d MiB), %d clients", len(ids), total>>20, clients),
-		hubRate, fileRate, "MiB/s", "http.FileServer", false})
+	for _, h := range []struct{ what, url string }{{"hub (zdb, 256 MiB block cache)", hubURL}, {"hub (zdb, no cache)", noCacheURL}} {
+		rate, err := fetchAll(h.url+"/blocks", ids, clients, rounds)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{fmt.Sprintf("block serving by %s, %d blocks (%d MiB), %d clients", h.what, len(ids), total>>20, clients),
+			rate, fileRate, "MiB/s", "http.FileServer", false})
+	}
 
 	fmt.Printf("| measurement | zos | reference | ratio (zos/ref) |\n|---|---|---|---|\n")
 	for _, r := range rows {
@@ -289,36 +302,44 @@ func layoutLayers(dir string) ([]string, error) {
 	return out, nil
 }
 
-func startHub(zosBin, work string) (string, func(), error) {
-	raddr, err := freeAddr()
+// startZdb runs `zos zdb` with the hub's two namespaces; it returns host:port.
+func startZdb(zosBin, work string) (string, func(), error) {
+	addr, err := freeAddr()
 	if err != nil {
 		return "", nil, err
 	}
-	_, port, _ := net.SplitHostPort(raddr)
-	redis := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work)
-	if err := redis.Start(); err != nil {
+	_, port, _ := net.SplitHostPort(addr)
+	zdb := exec.Command(zosBin, "zdb", "--listen", "127.0.0.1", "--port", port,
+		"--data", filepath.Join(work, "zdb-data"), "--index", filepath.Join(work, "zdb-index"))
+	if err := zdb.Start(); err != nil {
 		return "", nil, err
 	}
+	kill := func() { zdb.Process.Signal(os.Interrupt); zdb.Wait() }
+	if err := waitTCP(addr); err != nil {
+		kill()
+		return "", nil, err
+	}
+	for _, ns := range []string{"hub-blocks", "hub-meta"} {
+		if _, err := timed("redis-cli", "-h", "127.0.0.1", "-p", port, "NSNEW", ns); err != nil {
+			kill()
+			return "", nil, err
+		}
+	}
+	return addr, kill, nil
+}
+
+// startHub runs `zos hub` on the zdb at zdbAddr with a block cache of cacheMB.
+func startHub(zosBin, zdbAddr string, cacheMB int) (string, func(), error) {
 	haddr, err := freeAddr()
 	if err != nil {
 		return "", nil, err
 	}
-	if err := waitTCP(raddr); err != nil {
-		redis.Process.Kill()
-		return "", nil, err
-	}
-	hub := exec.Command(zosBin, "hub", "--listen", haddr, "--blocks", "redis://"+raddr+"/1", "--meta", "redis://"+raddr+"/2")
-	hub.Stderr = os.Stderr
+	hub := exec.Command(zosBin, "hub", "--listen", haddr, "--blocks", "zdb://"+zdbAddr+"/hub-blocks",
+		"--meta", "zdb://"+zdbAddr+"/hub-meta", "--cache-mb", strconv.Itoa(cacheMB))
 	if err := hub.Start(); err != nil {
-		redis.Process.Kill()
 		return "", nil, err
 	}
-	kill := func() {
-		hub.Process.Signal(os.Interrupt)
-		hub.Wait()
-		redis.Process.Kill()
-		redis.Wait()
-	}
+	kill := func() { hub.Process.Signal(os.Interrupt); hub.Wait() }
 	if err := waitHTTP("http://" + haddr + "/healthz"); err != nil {
 		kill()
 		return "", nil, err
