@@ -37,7 +37,8 @@ http(s)://host/path (read-only). Prefix one with a hex range of the block id's f
 on reads.`,
 	}
 	cmd.AddCommand(newFlistPackCmd(), newFlistUnpackCmd(), newFlistInspectCmd(), newFlistVerifyCmd(),
-		newFlistSignCmd(), newFlistTagCmd(), newFlistMountCmd(), newFlistUmountCmd())
+		newFlistSignCmd(), newFlistTagCmd(), newFlistMountCmd(), newFlistUmountCmd(),
+		newFlistImportCmd()) // flist_import.go (branch hub)
 	return cmd
 }
 
@@ -252,7 +253,7 @@ func newFlistUnpackCmd() *cobra.Command {
 }
 
 func newFlistInspectCmd() *cobra.Command {
-	var summary bool
+	var summary, showConfig bool
 	cmd := &cobra.Command{
 		Use:   "inspect X.fl",
 		Short: "Show an flist's tree, sizes, tags, routes, hash and signatures",
@@ -264,6 +265,14 @@ func newFlistInspectCmd() *cobra.Command {
 				return err
 			}
 			defer f.Close()
+			if showConfig {
+				cfg, err := f.ImageConfig(ctx)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(append(cfg, '\n'))
+				return err
+			}
 			tree, err := f.Tree(ctx)
 			if err != nil {
 				return err
@@ -313,7 +322,7 @@ func newFlistInspectCmd() *cobra.Command {
 				fmt.Fprintf(w, "route: %02x-%02x %s\n", r.Start, r.End, r.URL)
 			}
 			if cfg, err := f.ImageConfig(ctx); err == nil {
-				fmt.Fprintf(w, "image config: %d bytes of JSON\n", len(cfg))
+				printImageConfig(w, cfg)
 			}
 			good, bad, err := f.ValidSigners(ctx)
 			if err != nil {
@@ -332,6 +341,7 @@ func newFlistInspectCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&summary, "summary", false, "skip the tree listing")
+	cmd.Flags().BoolVar(&showConfig, "config", false, "print only the image configuration (JSON) saved by zos flist import")
 	return cmd
 }
 

@@ -39,6 +39,7 @@ Run "zos COMMAND --help" for the flags of each command.`,
 		newNodeLedgerCmd(),
 		newContractCmd(),
 		newTransferCmd(),
+		newHubCmd(),
 	)
 	return root
 }

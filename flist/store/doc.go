@@ -5,6 +5,8 @@
 //	zdb://[user[:pass]@]host[:port][/namespace]   RESP: SELECT ns [pass] on connect, GET/SET/EXISTS with the raw 32-byte id as key; port 9900
 //	zdb:///path/to/unix.socket
 //	http(s)://host/path                           read-only: GET <url>/<hex[0:2]>/<hex>, then <url>/<hex>
+//	hub+http(s)://host[:port][?key=KEYFILE]       a zos hub's block API (hub.go): public GET/HEAD, POST signed with
+//	                                              the key; routes saved in flists become the hub's http://host/blocks
 //
 // and the Router, which combines stores by "xx-yy=URL" ranges of the first
 // byte of the block id: writes go to every matching store (replication),
@@ -22,6 +24,6 @@
 // conformance suite every store passes; a new store (the hub's, for
 // example) is done when it passes too.
 //
-// May import: the standard library, flist, go-redis.
+// May import: the standard library, flist, key, hub/hubapi (the hub's wire contract), go-redis.
 // Must never be imported by: flist (the format does not know about stores).
 package store

@@ -31,6 +31,8 @@ func OpenURL(raw string, opts Options) (Store, error) {
 			return nil, err
 		}
 		return NewZdb(cfg), nil
+	case strings.HasPrefix(raw, "hub+"): // hub.go
+		return OpenHubURL(raw, opts)
 	case strings.HasPrefix(raw, "http://"), strings.HasPrefix(raw, "https://"):
 		if _, err := url.Parse(raw); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
@@ -120,6 +122,9 @@ func (r *Router) Routes(strip bool) []flist.Route {
 		x := rt.Route
 		if strip {
 			x.URL = stripPassword(x.URL)
+			if ru, ok := rt.s.(interface{ ReadURL() string }); ok {
+				x.URL = ru.ReadURL() // a hub store: mounts read its public block URL
+			}
 		}
 		out = append(out, x)
 	}

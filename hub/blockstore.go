@@ -1,0 +1,31 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zosgrid/zos/flist"
+)
+
+// blockStore gives conversions direct access to the hub's block namespace
+// (flist/pack's BlockStore: Has and Set).
+type blockStore struct{ s *Server }
+
+func (b blockStore) Has(ctx context.Context, id flist.ID) (bool, error) {
+	return b.s.blocks.exists(ctx, blockKey(id))
+}
+
+func (b blockStore) Set(ctx context.Context, id flist.ID, data []byte) error {
+	if !flist.CheckID(id, data) {
+		return fmt.Errorf("hub: block %s: %w", id, flist.ErrCorruptBlock)
+	}
+	if ok, err := b.s.blocks.exists(ctx, blockKey(id)); err != nil || ok {
+		return err
+	}
+	if err := b.s.blocks.set(ctx, blockKey(id), data); err != nil {
+		return err
+	}
+	b.s.metrics.blocksStored.Inc()
+	b.s.metrics.bytesStored.Add(float64(len(data)))
+	return nil
+}

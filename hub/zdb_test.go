@@ -1,0 +1,90 @@
+package hub
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/zosgrid/zos/flist/store"
+	"github.com/zosgrid/zos/internal/zostest"
+	"github.com/zosgrid/zos/key"
+	"github.com/zosgrid/zos/zdb"
+	zdbserver "github.com/zosgrid/zos/zdb/server"
+)
+
+// startZdb runs the project's zdb server in-process on a free loopback port.
+func startZdb(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "data"), IndexDir: filepath.Join(dir, "index")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := zdbserver.New(db, zdbserver.Config{Listen: "127.0.0.1", Port: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("zdb serve: %v", err)
+		}
+		db.Close()
+	})
+	return srv.Addrs()[0].String()
+}
+
+// TestHubOnZdb runs the hub on two namespaces of the real zdb server (the
+// block namespace password-protected) and packs, uploads and reads back.
+func TestHubOnZdb(t *testing.T) {
+	ctx := context.Background()
+	addr := startZdb(t)
+	admin := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
+	for _, args := range [][]any{{"NSNEW", "hub-blocks"}, {"NSSET", "hub-blocks", "password", "s3cret"}, {"NSNEW", "hub-meta"}} {
+		if err := admin.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	admin.Close()
+
+	if _, err := New(ctx, Config{Blocks: "zdb://:wrong@" + addr + "/hub-blocks", Meta: "zdb://" + addr + "/hub-meta"}); err == nil {
+		t.Fatal("hub started with a wrong namespace password")
+	}
+	if _, err := New(ctx, Config{Blocks: "zdb://" + addr + "/nosuchns", Meta: "zdb://" + addr + "/hub-meta"}); err == nil {
+		t.Fatal("hub started on a missing namespace")
+	}
+
+	zostest.CheckLeaks(t)
+	s, err := New(ctx, Config{Blocks: "zdb://:s3cret@" + addr + "/hub-blocks", Meta: "zdb://" + addr + "/hub-meta", TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := serveTestHub(t, s, zostest.NewClock(time.Now()))
+
+	dir := t.TempDir()
+	hubStore := store.NewHub(h.http.URL, h.key, nil)
+	fl := filepath.Join(dir, "app.fl")
+	st := packTree(t, fl, hubStore, strings.Repeat("zdb backed ", 200))
+	if st.NewBlocks == 0 {
+		t.Fatalf("nothing uploaded: %+v", st)
+	}
+	data := readFile(t, fl)
+	path := "/api/v1/flists/" + h.user() + "/app.fl"
+	h.want(201, "PUT", path, data, h.key)
+	if got := h.want(200, "GET", path, nil, key.Private{}); string(got) != string(data) {
+		t.Fatal("flist read back from zdb differs")
+	}
+	if again := packTree(t, filepath.Join(dir, "again.fl"), hubStore, strings.Repeat("zdb backed ", 200)); again.NewBlocks != 0 {
+		t.Errorf("second pack uploaded %d blocks", again.NewBlocks)
+	}
+}
