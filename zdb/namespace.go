@@ -456,8 +456,17 @@ func (ns *Namespace) seqLocate(id uint64) (uint32, int64, bool) {
 	return sf.file, indexHeaderSize + int64(id-sf.first)*seqEntrySize, true
 }
 
-// seqEntry reads the entry at a sequential id's position.
+// seqEntry reads the live entry at a sequential id's position.
 func (ns *Namespace) seqEntry(key []byte) (entry, uint32, int64, error) {
+	e, file, off, err := ns.seqEntryRaw(key)
+	if err == nil && e.deleted() {
+		err = ErrNotFound
+	}
+	return e, file, off, err
+}
+
+// seqEntryRaw reads the entry at a sequential id's position, deleted or not.
+func (ns *Namespace) seqEntryRaw(key []byte) (entry, uint32, int64, error) {
 	if len(key) != SeqKeySize {
 		return entry{}, 0, 0, ErrInvalidKey
 	}
@@ -474,7 +483,7 @@ func (ns *Namespace) seqEntry(key []byte) (entry, uint32, int64, error) {
 	if err != nil {
 		return entry{}, 0, 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if e.deleted() || !bytes.Equal(e.Key, key) {
+	if !bytes.Equal(e.Key, key) {
 		return entry{}, 0, 0, ErrNotFound
 	}
 	return e, file, off, nil

@@ -374,11 +374,17 @@ func (ns *Namespace) repairDataTail(p *parsedIndex) error {
 // reflected in the replayed index.
 func (ns *Namespace) accounted(r record, key []byte, file, off uint32) bool {
 	if ns.mode == ModeSeq {
-		e, _, _, err := ns.seqEntry(key)
-		if r.Flags&flagDeleted != 0 {
-			return errors.Is(err, ErrNotFound)
+		// The entry at the id's position, deleted or not, tells: an update
+		// is accounted for once the entry points at it, a delete once the
+		// entry is flagged.
+		e, _, _, err := ns.seqEntryRaw(key)
+		if err != nil {
+			return false
 		}
-		return err == nil && e.DataID == file && e.Offset == off
+		if r.Flags&flagDeleted != 0 {
+			return e.deleted()
+		}
+		return e.DataID == file && e.Offset == off
 	}
 	if r.Flags&flagDeleted == 0 {
 		return false

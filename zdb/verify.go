@@ -1,8 +1,10 @@
 package zdb
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -70,15 +72,29 @@ func verifyNamespace(rep *Report, name, dataDir, idxDir string) {
 	if len(ids) == 0 {
 		rep.addf("%s: no index file", name)
 	}
-	data := map[uint32][]byte{}
+	// Data files are streamed one at a time and then read by offset, so
+	// memory stays bounded whatever their size.
+	data := map[uint32]*fileView{}
+	defer func() {
+		for _, v := range data {
+			v.f.Close()
+		}
+	}()
 	for _, id := range dids {
-		b, err := os.ReadFile(dataPath(dataDir, id))
+		f, err := os.Open(dataPath(dataDir, id))
 		if err != nil {
 			rep.addf("%s: data file %d: %v", name, id, err)
 			continue
 		}
-		data[id] = b
-		verifyDataFile(rep, name, id, b)
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			rep.addf("%s: data file %d: %v", name, id, err)
+			continue
+		}
+		v := &fileView{f: f, size: fi.Size()}
+		data[id] = v
+		verifyDataFile(rep, name, id, v)
 	}
 	index := map[uint32]*parsedIndex{}
 	var mode Mode
@@ -110,12 +126,11 @@ func verifyNamespace(rep *Report, name, dataDir, idxDir string) {
 			rep.Entries++
 			e, _, _ := decodeEntry(p.buf[off:])
 			e.fixDataID(mode, id)
-			d, ok := data[e.DataID]
+			v, ok := data[e.DataID]
 			if !ok {
 				rep.addf("%s: index %d@%d: data file %d missing", name, id, off, e.DataID)
 				continue
 			}
-			v := &memView{d}
 			if err := v.checkEntry(&e); err != nil {
 				rep.addf("%s: index %d@%d: %v", name, id, off, err)
 			}
@@ -136,45 +151,65 @@ func containsOff(offs []uint32, off uint32) bool {
 	return i < len(offs) && offs[i] == off
 }
 
-type memView struct{ b []byte }
-
-func (v *memView) checkEntry(e *entry) error {
+// checkEntry compares an index entry with the record it points at.
+func (v *fileView) checkEntry(e *entry) error {
 	start := int64(e.Offset)
-	end := start + dataRecordSize + int64(len(e.Key)) + int64(e.Length)
-	if start < dataHeaderSize || end > int64(len(v.b)) {
-		return fmt.Errorf("record at %d (%d bytes) lies outside data file %d", start, end-start, e.DataID)
+	n := int64(dataRecordSize) + int64(len(e.Key)) + int64(e.Length)
+	if start < dataHeaderSize || e.Length > MaxValueSize || start+n > v.size {
+		return fmt.Errorf("record at %d (%d bytes) lies outside data file %d", start, n, e.DataID)
 	}
-	r, _ := decodeRecord(v.b[start:])
+	b, ok := v.read(start, n)
+	if !ok {
+		return fmt.Errorf("record at %d of data file %d cannot be read", start, e.DataID)
+	}
+	r, _ := decodeRecord(b)
 	if int(r.KeyLen) != len(e.Key) || r.Length != e.Length {
 		return fmt.Errorf("record at %d does not match its entry", start)
 	}
-	if !bytes.Equal(v.b[start+dataRecordSize:start+dataRecordSize+int64(r.KeyLen)], e.Key) {
+	if !bytes.Equal(b[dataRecordSize:dataRecordSize+len(e.Key)], e.Key) {
 		return fmt.Errorf("record at %d holds another key", start)
 	}
-	if CRC(v.b[end-int64(e.Length):end]) != e.CRC {
+	if CRC(b[dataRecordSize+len(e.Key):]) != e.CRC {
 		return fmt.Errorf("value at data file %d offset %d fails its CRC32C", e.DataID, start)
 	}
 	return nil
 }
 
-func verifyDataFile(rep *Report, name string, id uint32, b []byte) {
-	if err := checkDataHeader(b, id); err != nil {
+func verifyDataFile(rep *Report, name string, id uint32, v *fileView) {
+	hdr, ok := v.read(0, dataHeaderSize)
+	if !ok {
+		rep.addf("%s: data file %d: %v", name, id, fmt.Errorf("%w: data file shorter than its header", errFormat))
+		return
+	}
+	if err := checkDataHeader(hdr, id); err != nil {
 		rep.addf("%s: data file %d: %v", name, id, err)
 		return
 	}
+	br := bufio.NewReaderSize(io.NewSectionReader(v.f, dataHeaderSize, v.size-dataHeaderSize), 1<<20)
 	off := int64(dataHeaderSize)
-	for off < int64(len(b)) {
-		r, err := decodeRecord(b[off:])
-		if err != nil {
+	var h [dataRecordSize]byte
+	buf := make([]byte, 0, 64<<10)
+	for off < v.size {
+		if _, err := io.ReadFull(br, h[:]); err != nil {
 			rep.addf("%s: data file %d: torn record header at %d", name, id, off)
 			return
 		}
+		r, _ := decodeRecord(h[:])
 		end := off + dataRecordSize + int64(r.KeyLen) + int64(r.Length)
-		if r.Length > MaxValueSize || end > int64(len(b)) {
+		if r.Length > MaxValueSize || end > v.size {
 			rep.addf("%s: data file %d: record at %d runs past the end (torn tail)", name, id, off)
 			return
 		}
-		if CRC(b[end-int64(r.Length):end]) != r.CRC {
+		if n := int(r.KeyLen) + int(r.Length); n > cap(buf) {
+			buf = make([]byte, n)
+		} else {
+			buf = buf[:n]
+		}
+		if _, err := io.ReadFull(br, buf); err != nil {
+			rep.addf("%s: data file %d: record at %d cannot be read: %v", name, id, off, err)
+			return
+		}
+		if CRC(buf[r.KeyLen:]) != r.CRC {
 			rep.addf("%s: data file %d: record at %d fails its CRC32C", name, id, off)
 		}
 		rep.Records++

@@ -485,3 +485,17 @@ func TestSeqUpdateAtTailSurvivesReopen(t *testing.T) {
 		t.Fatalf("%q %v", v, err)
 	}
 }
+
+func TestVerifyLargeValues(t *testing.T) {
+	o := testOpts(t)
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	big := string(bytes.Repeat([]byte("b"), 200<<10))
+	set(t, ns, "big", big)
+	set(t, ns, "small", "s")
+	db.Close()
+	rep, err := Verify(o.DataDir, o.IndexDir)
+	if err != nil || !rep.OK() || rep.Records != 2 || rep.Entries != 2 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
