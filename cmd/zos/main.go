@@ -7,9 +7,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/zosgrid/zos/container"
 )
 
 func main() {
+	// Re-executed by libcontainer to become a container's first process.
+	if container.IsLibcontainerInit() {
+		container.LibcontainerInit() // never returns
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

@@ -1,0 +1,275 @@
+package container_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zosgrid/zos/container"
+	"github.com/zosgrid/zos/internal/zostest"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var nameSeq struct {
+	sync.Mutex
+	n int
+}
+
+func uniqueName(t testing.TB) string {
+	nameSeq.Lock()
+	defer nameSeq.Unlock()
+	nameSeq.n++
+	return fmt.Sprintf("t%d-%d", os.Getpid(), nameSeq.n)
+}
+
+// newRuntime returns a runtime on a temp state dir whose containers are
+// all removed at the end (and checked to leave nothing behind).
+func newRuntime(t *testing.T) *container.Runtime {
+	t.Helper()
+	zostest.RequiresRoot(t)
+	root := t.TempDir()
+	// The container's mapped root must be able to reach its rootfs.
+	for d := root; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o711)
+	}
+	r, err := container.New(root, "", slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		list, _ := r.List(context.Background())
+		for _, i := range list {
+			if err := r.Remove(context.Background(), i.Config.ID, true); err != nil {
+				t.Errorf("cleanup rm %s: %v", i.Config.ID, err)
+			}
+		}
+	})
+	return r
+}
+
+// run creates and runs a container in the foreground, returning its output and status.
+func run(t *testing.T, r *container.Runtime, image string, c container.Config) (string, container.Status) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	img, err := container.DirRootfs{}.Rootfs(ctx, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == "" {
+		c.ID = uniqueName(t)
+	}
+	c.Lower = img.Lower
+	c.Resolve(img.Image)
+	if err := r.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	st, err := r.Supervise(ctx, c.ID, container.SuperviseOptions{Output: &out, StopOnCancel: true})
+	if err != nil {
+		t.Fatalf("run: %v (output %q)", err, out.String())
+	}
+	return out.String(), st
+}
+
+func sh(script string) container.Config {
+	return container.Config{Entrypoint: []string{"/bin/sh", "-c", script}}
+}
+
+func TestRunExitCodeEnvWorkdir(t *testing.T) {
+	img := busyboxImage(t, `{"config":{"Env":["FROM_IMAGE=yes"],"WorkingDir":"/etc","Cmd":["sh","-c","echo $FROM_IMAGE $EXTRA; pwd; exit 7"]}}`)
+	r := newRuntime(t)
+	out, st := run(t, r, img, container.Config{Env: []string{"EXTRA=given"}})
+	if st.ExitCode != 7 {
+		t.Errorf("exit code %d, want 7 (output %q)", st.ExitCode, out)
+	}
+	if out != "yes given\n/etc\n" {
+		t.Errorf("output %q", out)
+	}
+	// The user's cmd replaces the image's.
+	out, st = run(t, r, img, container.Config{Cmd: []string{"sh", "-c", "pwd; exit 0"}, WorkDir: "/tmp"})
+	if st.ExitCode != 0 || out != "/tmp\n" {
+		t.Errorf("override: exit %d output %q", st.ExitCode, out)
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	cases := []struct {
+		name, script, want string
+	}{
+		// Only the container's own processes are visible: zos init as
+		// pid 1, the shell, and no host process.
+		{"pid namespace", "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; [ $n -le 3 ] && head -c 9 /proc/1/cmdline", "/.zos/zos"},
+		{"uid mapped", "cat /proc/self/uid_map | while read a b c; do [ $b -ne 0 ] && echo mapped; done", "mapped"},
+		{"root in container", "id -u", "0"},
+		{"cannot mount", "mount -t tmpfs none /tmp 2>/dev/null && echo mounted || echo denied", "denied"},
+		{"cannot load modules", "insmod /bin/busybox 2>/dev/null && echo loaded || echo denied", "denied"},
+		{"cannot write /proc/sys", "(echo x > /proc/sys/kernel/hostname) 2>/dev/null && echo wrote || echo denied", "denied"},
+		{"no network", "ls /sys/class/net", "lo"},
+		{"no_new_privs", "grep NoNewPrivs /proc/self/status | tr -d '\\t '", "NoNewPrivs:1"},
+		{"seccomp on", "grep '^Seccomp:' /proc/self/status | tr -d '\\t '", "Seccomp:2"},
+		{"capabilities cut", "grep CapEff /proc/self/status | tr -d '\\t '", "CapEff:00000000a80425fb"},
+		{"timer_list masked", "wc -c < /proc/timer_list", "0"},
+		{"hostname", "hostname", "box"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sh(tc.script)
+			c.Hostname = "box"
+			out, st := run(t, r, img, c)
+			if got := strings.TrimSpace(out); got != tc.want || st.ExitCode != 0 {
+				t.Errorf("got %q exit %d, want %q", got, st.ExitCode, tc.want)
+			}
+		})
+	}
+}
+
+func TestSignalStopsContainer(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := sh("trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done")
+	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	if err := r.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	done := make(chan container.Status, 1)
+	go func() {
+		st, err := r.Supervise(ctx, c.ID, container.SuperviseOptions{Output: &out, StopOnCancel: true, StopGrace: 20 * time.Second})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		if !strings.Contains(out.String(), "ready") {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	cancel() // SIGTERM, forwarded by zos init to the shell
+	st := <-done
+	if st.ExitCode != 3 || !strings.Contains(out.String(), "got TERM") {
+		t.Errorf("exit %d output %q; want the trap to run and exit 3", st.ExitCode, out.String())
+	}
+}
+
+func TestMemoryLimitOOM(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	// dd touches a 64 MiB buffer under a 16 MiB limit.
+	c := sh("echo start; dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null && echo survived")
+	c.MemoryBytes = 16 << 20
+	out, st := run(t, r, img, c)
+	if !st.OOMKilled {
+		t.Errorf("not reported as OOM killed: exit %d output %q", st.ExitCode, out)
+	}
+	if strings.Contains(out, "survived") {
+		t.Errorf("process survived the memory limit")
+	}
+}
+
+func TestPidsLimit(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	// Only shell builtins after the loop: forks fail once the limit is hit.
+	// A child shell forks until fork fails (busybox sh then exits).
+	c := sh("sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do sleep 5 & done' 2>/dev/null; " +
+		"n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo started $n; kill -9 -1; true")
+	c.PidsLimit = 10
+	// zos init is a Go program whose threads count against the limit;
+	// the shell as PID 1 makes the count exact.
+	c.NoInit = true
+	out, _ := run(t, r, img, c)
+	var n int
+	fmt.Sscanf(strings.TrimSpace(out), "started %d", &n)
+	if n == 0 || n >= 30 {
+		t.Errorf("pids limit 10 let %d of 30 background processes start (output %q)", n, out)
+	}
+}
+
+func TestDetachStopRemoveLeavesNothing(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	ctx := context.Background()
+	c := sh("echo up; while true; do sleep 0.05; done")
+	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	c.Volumes = []container.Volume{{SizeBytes: 8 << 20, Target: "/data"}}
+	if err := r.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.Inspect(ctx, c.ID)
+	if err != nil || info.Status.State != container.StateRunning || !info.Supervised {
+		t.Fatalf("after start: %+v %v", info, err)
+	}
+	cgroupDir := fmt.Sprintf("/sys/fs/cgroup/pids/zos/%s", c.ID)
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		cgroupDir = "/sys/fs/cgroup/zos/" + c.ID
+	}
+	if _, err := os.Stat(cgroupDir); err != nil {
+		t.Errorf("cgroup %s missing while running: %v", cgroupDir, err)
+	}
+	code, err := r.Exec(ctx, c.ID, container.ExecOptions{Args: []string{"sh", "-c", "echo hello > /data/f; cat /data/f"}})
+	if err != nil || code != 0 {
+		t.Fatalf("exec: %d %v", code, err)
+	}
+	if err := r.Remove(ctx, c.ID, false); !errors.Is(err, container.ErrContainerRunning) {
+		t.Errorf("rm of a running container: %v, want ErrContainerRunning", err)
+	}
+	if err := r.Stop(ctx, c.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	if err := r.Logs(ctx, c.ID, &logs, false); err != nil || !strings.Contains(logs.String(), "up") {
+		t.Errorf("logs %q %v", logs.String(), err)
+	}
+	if err := r.Remove(ctx, c.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cgroupDir); !os.IsNotExist(err) {
+		t.Errorf("cgroup left behind: %v", err)
+	}
+	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
+	if strings.Contains(string(b), r.Root()) {
+		t.Errorf("mounts left behind under %s", r.Root())
+	}
+	lo, _ := os.ReadFile("/proc/partitions")
+	_ = lo
+	if out, _ := osExec("losetup", "-a"); strings.Contains(out, r.Root()) {
+		t.Errorf("loop device left: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(r.Root(), "c", c.ID)); !os.IsNotExist(err) {
+		t.Errorf("state dir left: %v", err)
+	}
+}
