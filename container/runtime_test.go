@@ -273,3 +273,32 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 		t.Errorf("state dir left: %v", err)
 	}
 }
+
+func TestExecVerify(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	// A copy of the image's own busybox with one byte appended (a different
+	// binary), and a script written in the container: both are refused.
+	c := sh("cat /bin/busybox > /tmp/bb2; echo >> /tmp/bb2; chmod +x /tmp/bb2; /tmp/bb2 echo copied; echo copy=$?; " +
+		"printf '#!/bin/sh\\necho script\\n' > /tmp/s.sh; chmod +x /tmp/s.sh; /tmp/s.sh; echo script=$?; /bin/busybox echo own")
+	c.ExecVerify = true
+	out, st := run(t, r, img, c)
+	if strings.Contains(out, "copied") || !strings.Contains(out, "copy=126") {
+		t.Errorf("copied binary was not refused: %q", out)
+	}
+	if strings.Contains(out, "\nscript\n") || !strings.Contains(out, "script=126") {
+		t.Errorf("written script was not refused: %q", out)
+	}
+	if !strings.Contains(out, "own") {
+		t.Errorf("the image's own binary was refused: %q", out)
+	}
+	if st.ExecDenied < 2 {
+		t.Errorf("denied count %d, want >= 2", st.ExecDenied)
+	}
+	// An identical copy has the image's content: allowed.
+	c = sh("cp /bin/busybox /tmp/echo; /tmp/echo same")
+	c.ExecVerify = true
+	if out, _ := run(t, r, img, c); strings.TrimSpace(out) != "same" {
+		t.Errorf("identical copy: %q", out)
+	}
+}
