@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,10 @@ import (
 	"github.com/zosgrid/zos/container/supervise"
 	"github.com/zosgrid/zos/internal/zostest"
 )
+
+// Keep libcontainer's namespace-joining helper threads off the main
+// thread (see cmd/zos/main.go).
+func init() { runtime.LockOSThread() }
 
 // TestMain lets the test binary play the zos binary's other roles: the
 // libcontainer init, `zos init` inside containers, and the detached

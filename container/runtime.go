@@ -280,6 +280,7 @@ func (r *Runtime) Supervise(ctx context.Context, id string, opt SuperviseOptions
 			}
 		}
 		st.State, st.Pid, st.Error, st.OOMKilled = StateRunning, run.pid, "", false
+		st.Supervisor = os.Getpid()
 		if err := writeJSON(r.statusPath(id), st); err != nil {
 			log.Warn("cannot write status", "err", err)
 		}

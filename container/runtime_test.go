@@ -185,9 +185,9 @@ func TestSignalStopsContainer(t *testing.T) {
 func TestMemoryLimitOOM(t *testing.T) {
 	img := busyboxImage(t, "")
 	r := newRuntime(t)
-	// dd touches a 64 MiB buffer under a 16 MiB limit.
-	c := sh("echo start; dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null && echo survived")
-	c.MemoryBytes = 16 << 20
+	// dd touches a 256 MiB buffer under a 64 MiB limit.
+	c := sh("echo start; dd if=/dev/zero of=/dev/null bs=256M count=1 2>/dev/null && echo survived")
+	c.MemoryBytes = 64 << 20
 	out, st := run(t, r, img, c)
 	if !st.OOMKilled {
 		t.Errorf("not reported as OOM killed: exit %d output %q", st.ExitCode, out)
@@ -240,13 +240,25 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(cgroupDir); err != nil {
 		t.Errorf("cgroup %s missing while running: %v", cgroupDir, err)
 	}
-	code, err := r.Exec(ctx, c.ID, container.ExecOptions{Args: []string{"sh", "-c", "echo hello > /data/f; cat /data/f"}})
-	if err != nil || code != 0 {
-		t.Fatalf("exec: %d %v", code, err)
+	// exec joins the running container; the virtual disk is writable by
+	// container root and its size is enforced.
+	var eout syncBuf
+	code, err := r.Exec(ctx, c.ID, container.ExecOptions{Stdout: &eout, Stderr: &eout, Args: []string{"sh", "-c",
+		"echo hello > /data/f; cat /data/f; dd if=/dev/zero of=/data/big bs=1M count=20 2>/dev/null || echo full; exit 4"}})
+	if err != nil || code != 4 || eout.String() != "hello\nfull\n" {
+		t.Fatalf("exec: %d %v %q", code, err, eout.String())
 	}
 	if err := r.Remove(ctx, c.ID, false); !errors.Is(err, container.ErrContainerRunning) {
 		t.Errorf("rm of a running container: %v, want ErrContainerRunning", err)
 	}
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		var b bytes.Buffer
+		r.Logs(ctx, c.ID, &b, false)
+		if !strings.Contains(b.String(), "up") {
+			return errors.New("no output yet")
+		}
+		return nil
+	})
 	if err := r.Stop(ctx, c.ID, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +280,8 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 	_ = lo
 	if out, _ := osExec("losetup", "-a"); strings.Contains(out, r.Root()) {
 		t.Errorf("loop device left: %s", out)
+		holders, _ := osExec("sh", "-c", "grep -l disks /proc/[0-9]*/task/*/mountinfo; echo self=$PPID")
+		t.Logf("holders: %s", holders)
 	}
 	if _, err := os.Stat(filepath.Join(r.Root(), "c", c.ID)); !os.IsNotExist(err) {
 		t.Errorf("state dir left: %v", err)
@@ -300,5 +314,74 @@ func TestExecVerify(t *testing.T) {
 	c.ExecVerify = true
 	if out, _ := run(t, r, img, c); strings.TrimSpace(out) != "same" {
 		t.Errorf("identical copy: %q", out)
+	}
+}
+
+func TestAdoptAfterSupervisorDies(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	ctx := context.Background()
+	c := sh("i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done")
+	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	c.Restart = container.RestartPolicy{Name: "always"}
+	if err := r.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.Inspect(ctx, c.ID)
+	// A second supervisor is refused while the first lives.
+	if _, err := r.Supervise(ctx, c.ID, container.SuperviseOptions{}); !errors.Is(err, container.ErrSupervised) {
+		t.Fatalf("second supervisor: %v", err)
+	}
+	// The supervisor dies (as when zos restarts); the container runs on.
+	p, _ := os.FindProcess(before.Status.Supervisor)
+	p.Kill()
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if i, _ := r.Inspect(ctx, c.ID); i.Supervised {
+			return errors.New("still supervised")
+		}
+		return nil
+	})
+	mid, _ := r.Inspect(ctx, c.ID)
+	if mid.Status.State != container.StateRunning {
+		t.Fatalf("container died with its supervisor: %+v", mid.Status)
+	}
+	ids, err := r.Recover(ctx)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("recover: %v %v", ids, err)
+	}
+	after, _ := r.Inspect(ctx, c.ID)
+	if !after.Supervised || after.Status.Pid != before.Status.Pid || after.Status.Restarts != 0 {
+		t.Errorf("not adopted in place: before %+v after %+v", before.Status, after.Status)
+	}
+	if ids, _ := r.Recover(ctx); len(ids) != 0 {
+		t.Errorf("second recover started %v again", ids)
+	}
+	// The adopted container's output still reaches its log.
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		var b bytes.Buffer
+		r.Logs(ctx, c.ID, &b, false)
+		n := strings.Count(b.String(), "tick")
+		if n < 5 {
+			return fmt.Errorf("%d ticks", n)
+		}
+		return nil
+	})
+	// Killing the init: the adopted supervisor restarts it (policy always).
+	syscallKill(t, after.Status.Pid)
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		i, _ := r.Inspect(ctx, c.ID)
+		if i.Status.Restarts != 1 || i.Status.State != container.StateRunning {
+			return fmt.Errorf("status %+v", i.Status)
+		}
+		return nil
+	})
+	if err := r.Stop(ctx, c.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := r.Inspect(ctx, c.ID); i.Status.State != container.StateExited {
+		t.Errorf("after stop: %+v", i.Status)
 	}
 }

@@ -31,6 +31,8 @@ type Status struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	// Error is why the last start failed, if it did.
 	Error string `json:"error,omitempty"`
+	// Supervisor is the pid of the supervising process.
+	Supervisor int `json:"supervisor,omitempty"`
 	// ExecDenied counts launches refused by the exec guard.
 	ExecDenied uint64 `json:"exec_denied,omitempty"`
 }
