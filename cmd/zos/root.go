@@ -30,6 +30,8 @@ Run "zos COMMAND --help" for the flags of each command.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newKeyCmd(),
+		newZdbCmd(),
+		newFlistCmd(),
 		newContainerCmd(),
 		newInitCmd(),
 	)

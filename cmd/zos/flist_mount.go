@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/zosgrid/zos/flist/mount"
+)
+
+// parseSize reads "512M", "10G", "4096" (bytes; K, M, G, T are powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		if i := strings.IndexByte("KMGT", s[n-1]); i >= 0 {
+			mult = 1 << (10 * (i + 1))
+			s = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad size %q (want e.g. 512M, 10G)", s)
+	}
+	return v * mult, nil
+}
+
+func defaultCacheDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/cache/zos/flist"
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "zos", "flist")
+	}
+	return filepath.Join(os.TempDir(), "zos-flist-cache")
+}
+
+func newFlistMountCmd() *cobra.Command {
+	var (
+		stores, trust                     []string
+		cacheDir, cacheSize               string
+		insecure, execVerify, debug, noPT bool
+		allowOther                        bool
+		readAhead                         int
+	)
+	cmd := &cobra.Command{
+		Use:   "mount X.fl MOUNTPOINT",
+		Short: "Mount an flist read-only with FUSE; blocks are fetched lazily and verified",
+		Long: `Mount serves the flist at MOUNTPOINT until SIGTERM/SIGINT or "zos flist umount".
+Blocks are fetched on first read from the store (--store, or the flist's routes), checked
+(id and key), and kept in a size-bounded cache shared by every flist mounted with the same
+--cache directory; sequential reads fetch the next blocks ahead. A tampered block gives EIO
+and a log line naming the file and block, never wrong bytes.
+
+The flist must be signed by a --trust key, unless --insecure. --exec-verify lets execve
+run only executables of the signed metadata, each fully fetched and verified first.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			size, err := parseSize(cacheSize)
+			if err != nil {
+				return err
+			}
+			f, err := openFlist(ctx, args[0], trust, insecure, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r, err := openStores(ctx, f, stores)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			cache, err := mount.NewCache(cacheDir, size, logger)
+			if err != nil {
+				return err
+			}
+			m, err := mount.New(ctx, f, args[1], mount.Options{
+				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
+				NoPassthrough: noPT, AllowOther: allowOther, Debug: debug, Logger: logger,
+			})
+			if err != nil {
+				return err
+			}
+			f.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s at %s (hash %s)\n", args[0], args[1], m.Hash())
+			done := make(chan struct{})
+			go func() {
+				select {
+				case <-ctx.Done():
+					if err := m.Unmount(); err != nil {
+						logger.Error("unmount failed", "err", err)
+					}
+				case <-done:
+				}
+			}()
+			m.Wait()
+			close(done)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&stores, "store", "s", nil, "block store URL (default: the flist's routes)")
+	fl.StringArrayVar(&trust, "trust", nil, "public key (ed25519:hex, or a file) whose signature is accepted (repeatable)")
+	fl.BoolVar(&insecure, "insecure", false, "accept unsigned or untrusted flists")
+	fl.StringVar(&cacheDir, "cache", defaultCacheDir(), "block cache directory, shared by every mount")
+	fl.StringVar(&cacheSize, "cache-size", "10G", "cache size bound (least recently used blocks are evicted)")
+	fl.IntVar(&readAhead, "read-ahead", 4, "blocks fetched ahead of sequential reads (0: default, -1: off)")
+	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
+	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
+	fl.BoolVar(&allowOther, "allow-other", true, "let every user read the mount (needs root)")
+	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
+	return cmd
+}
+
+func newFlistUmountCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "umount MOUNTPOINT",
+		Short: "Unmount a mounted flist (the mount process then exits)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := unix.Unmount(args[0], 0)
+			if errors.Is(err, unix.EPERM) {
+				out, ferr := exec.Command("fusermount3", "-u", args[0]).CombinedOutput()
+				if ferr != nil {
+					return fmt.Errorf("flist umount: %v: %s", ferr, out)
+				}
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("flist umount %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+}

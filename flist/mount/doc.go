@@ -1,0 +1,53 @@
+// Package mount owns the FUSE filesystem of flists (hanwen/go-fuse v2) and
+// the node-wide block cache every mount shares.
+//
+// # Go API (for the container runtime)
+//
+//	cache, _ := mount.NewCache("/var/cache/zos/blocks", 10<<30, logger) // one per node
+//	f, _ := flist.Open(ctx, "app.fl")
+//	v, err := f.Verify(ctx, trusted)               // refuse untrusted flists first
+//	stores, _ := store.OpenRoutes(routes, store.Options{})
+//	m, _ := mount.New(ctx, f, "/run/zos/flist/app", mount.Options{Cache: cache, Store: stores, ExecVerify: true})
+//	f.Close()                                      // metadata is in memory now
+//	m.ImageConfig()                                // OCI config JSON stored by the importer
+//	... overlay lowerdir=/run/zos/flist/app ...
+//	m.Unmount()
+//
+// The mount is read-only and lazy: metadata lives in memory, a block is
+// fetched on first read through the shared Cache (decrypted chunk files,
+// size-bounded, LRU eviction, one fetch per block however many readers wait
+// for it, retries with backoff when the store fails) and files read
+// sequentially get the next blocks fetched in the background (read-ahead).
+// Every fetched block is checked (id, then key after decryption) and a
+// cached chunk is re-checked against its key on first use after the cache
+// is opened; a mismatch gives EIO and a log line naming the file and block,
+// never wrong bytes. Files are opened with FOPEN_KEEP_CACHE (contents are
+// immutable), and single-block files (most files of a root filesystem) are
+// handed to the kernel with FUSE passthrough to their cache file, so warm
+// reads run at local disk speed; multi-block files are served by the
+// daemon from the cache files.
+//
+// # Exec verification
+//
+// With Options.ExecVerify, an open for execve (the kernel's __FMODE_EXEC
+// open flag) succeeds only for a regular file of the signed metadata with an
+// execute bit, and only after every one of its blocks has been fetched and
+// verified; otherwise EACCES (or EIO) and a log line. On the read-only
+// flist this always holds for executables, since nothing else exists.
+//
+// It matters once a writable overlay sits on top: a file written or
+// replaced in the upper layer is not in the flist. The container runtime
+// enforces the rule there with fanotify: it marks the container's merged
+// mount with FAN_OPEN_EXEC_PERM, and for each event takes the path relative
+// to the rootfs and the file's content digest (flist.ContentDigest over the
+// opened fd, cached per inode and mtime) and allows the exec only if
+// Mount.ExecAllowed(path, digest) is true, i.e. the exact (path, content)
+// pair appears in Mount.ExecSet(), which is derived from the metadata and
+// therefore covered by the flist's signature. A workload that needs to run
+// programs it writes itself (package managers, JITs) is deployed without
+// exec verification; the deployment says which.
+//
+// May import: the standard library, flist, go-fuse, x/sync.
+// Must never be imported by: flist, flist/store, flist/pack, provision
+// (provision declares its own Mounter interface).
+package mount

@@ -1,0 +1,468 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/zosgrid/zos/flist"
+)
+
+// Options configure a mount.
+type Options struct {
+	Cache *Cache      // node-wide cache, shared by every mount (required)
+	Store BlockGetter // where blocks come from (required)
+	// ReadAhead is how many following blocks to fetch in the background when
+	// a file is read sequentially; 0 means 4, negative disables it.
+	ReadAhead int
+	// ExecVerify refuses execve of any file that is not an executable
+	// regular file of the signed metadata, and fetches and verifies a
+	// file's every block before it may be executed. See the package doc.
+	ExecVerify bool
+	// NoPassthrough disables FUSE passthrough of single-block files to
+	// their cache file (on by default; needs root and a recent kernel).
+	NoPassthrough bool
+	AllowOther    bool // let other users see the mount (needs root)
+	Debug         bool // log every FUSE request
+	Logger        *slog.Logger
+}
+
+// Mount is a mounted flist.
+type Mount struct {
+	tree       *flist.Tree
+	hash       flist.Hash
+	config     []byte
+	execSet    []flist.ExecEntry
+	nlink      map[uint64]uint32
+	opts       Options
+	log        *slog.Logger
+	server     *fuse.Server
+	mountpoint string
+
+	ctx    context.Context // canceled on unmount: stops read-ahead
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+	raSem  chan struct{}
+	once   sync.Once
+	err    error
+}
+
+// New mounts the flist f read-only at mountpoint and returns once the
+// filesystem is ready. The flist's metadata is loaded into memory, so f
+// may be closed afterwards.
+func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (*Mount, error) {
+	if opts.Cache == nil || opts.Store == nil {
+		return nil, errors.New("mount: Cache and Store are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ReadAhead == 0 {
+		opts.ReadAhead = 4
+	}
+	tree, err := f.Tree(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := f.Hash(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := f.ImageConfig(ctx)
+	if err != nil && !errors.Is(err, flist.ErrNotFound) {
+		return nil, err
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	m := &Mount{
+		tree: tree, hash: h, config: cfg, execSet: tree.ExecSet(), opts: opts,
+		log:        opts.Logger.With("component", "flist-mount", "mountpoint", mountpoint, "flist", h.String()[:16]),
+		mountpoint: mountpoint, ctx: mctx, cancel: cancel,
+		raSem: make(chan struct{}, 8), nlink: map[uint64]uint32{},
+	}
+	for link, target := range tree.HardLinks {
+		if m.nlink[target] == 0 {
+			m.nlink[target] = 1
+		}
+		m.nlink[target]++
+		_ = link
+	}
+	year := 365 * 24 * time.Hour
+	root := &node{m: m, ino: flist.RootIno}
+	fopts := &fs.Options{
+		EntryTimeout: &year, AttrTimeout: &year, NegativeTimeout: &year,
+		NullPermissions: true,
+		RootStableAttr:  &fs.StableAttr{Ino: flist.RootIno},
+		MountOptions: fuse.MountOptions{
+			FsName: "zos-flist", Name: "zos-flist", AllowOther: opts.AllowOther,
+			Debug: opts.Debug, Options: []string{"ro", "default_permissions"},
+			MaxReadAhead: 1 << 20, DirectMount: true,
+		},
+	}
+	srv, err := fs.Mount(mountpoint, root, fopts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("mount: %s: %w", mountpoint, err)
+	}
+	m.server = srv
+	m.log.Info("mounted", "entries", len(tree.Inodes))
+	return m, nil
+}
+
+// Hash is the metadata hash of the mounted flist.
+func (m *Mount) Hash() flist.Hash { return m.hash }
+
+// ImageConfig is the OCI image config stored in the flist, or nil.
+func (m *Mount) ImageConfig() []byte { return m.config }
+
+// ExecSet lists the executable files of the (signed) metadata with their
+// content digests: what the container runtime's exec guard checks against.
+func (m *Mount) ExecSet() []flist.ExecEntry { return m.execSet }
+
+// ExecAllowed reports whether path (absolute inside the flist) with content
+// digest d is an executable file of the signed metadata.
+func (m *Mount) ExecAllowed(path string, d [32]byte) bool {
+	i := sort.Search(len(m.execSet), func(i int) bool { return m.execSet[i].Path >= path })
+	return i < len(m.execSet) && m.execSet[i].Path == path && m.execSet[i].Digest == d
+}
+
+// Wait blocks until the filesystem is unmounted (by Unmount, umount(8) or
+// zos flist umount).
+func (m *Mount) Wait() {
+	m.server.Wait()
+	m.cancel()
+	m.bg.Wait()
+}
+
+// Unmount unmounts the filesystem and stops background work.
+func (m *Mount) Unmount() error {
+	m.once.Do(func() {
+		m.cancel()
+		m.err = m.server.Unmount()
+		m.bg.Wait()
+	})
+	return m.err
+}
+
+// node is one inode of the flist.
+type node struct {
+	fs.Inode
+	m   *Mount
+	ino uint64
+}
+
+var (
+	_ fs.NodeLookuper    = (*node)(nil)
+	_ fs.NodeReaddirer   = (*node)(nil)
+	_ fs.NodeGetattrer   = (*node)(nil)
+	_ fs.NodeReadlinker  = (*node)(nil)
+	_ fs.NodeOpener      = (*node)(nil)
+	_ fs.NodeGetxattrer  = (*node)(nil)
+	_ fs.NodeListxattrer = (*node)(nil)
+	_ fs.NodeStatfser    = (*node)(nil)
+)
+
+func (n *node) inode() *flist.Inode { return n.m.tree.Inodes[n.ino] }
+
+// stable returns the inode number whose content n shares (hard links).
+func (m *Mount) stable(ino uint64) uint64 {
+	if t, ok := m.tree.HardLinks[ino]; ok {
+		return t
+	}
+	return ino
+}
+
+func (m *Mount) fillAttr(ino uint64, out *fuse.Attr) {
+	in := m.tree.Inodes[ino]
+	out.Ino = m.stable(ino)
+	out.Size = in.Size
+	out.Blocks = (in.Size + 511) / 512
+	out.Mode = in.Mode
+	out.Uid, out.Gid = in.UID, in.GID
+	out.Rdev = uint32(in.Rdev)
+	out.Mtime, out.Ctime, out.Atime = uint64(in.Mtime), uint64(in.Ctime), uint64(in.Mtime)
+	out.Nlink = 1
+	if n := m.nlink[out.Ino]; n > 0 {
+		out.Nlink = n
+	}
+	if in.IsDir() {
+		out.Nlink = 2
+	}
+	out.Blksize = flist.BlockSize
+}
+
+func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.m.fillAttr(n.ino, &out.Attr)
+	return 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize = flist.BlockSize
+	out.NameLen = 255
+	out.Files = uint64(len(n.m.tree.Inodes))
+	return 0
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	kids := n.m.tree.Children[n.ino]
+	i := sort.Search(len(kids), func(i int) bool { return n.m.tree.Inodes[kids[i]].Name >= name })
+	if i == len(kids) || n.m.tree.Inodes[kids[i]].Name != name {
+		return nil, syscall.ENOENT
+	}
+	c := kids[i]
+	in := n.m.tree.Inodes[c]
+	n.m.fillAttr(c, &out.Attr)
+	child := n.NewInode(ctx, &node{m: n.m, ino: n.m.stable(c)}, fs.StableAttr{Mode: in.Type(), Ino: n.m.stable(c)})
+	return child, 0
+}
+
+func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	kids := n.m.tree.Children[n.ino]
+	ents := make([]fuse.DirEntry, 0, len(kids))
+	for _, c := range kids {
+		in := n.m.tree.Inodes[c]
+		ents = append(ents, fuse.DirEntry{Name: in.Name, Mode: in.Type(), Ino: n.m.stable(c)})
+	}
+	return fs.NewListDirStream(ents), 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	in := n.inode()
+	if !in.IsSymlink() {
+		return nil, syscall.EINVAL
+	}
+	return in.Data, 0
+}
+
+func (n *node) xattrs() []flist.Xattr { return n.m.tree.Xattrs[n.ino] }
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	for _, x := range n.xattrs() {
+		if x.Name == attr {
+			if len(dest) < len(x.Value) {
+				return uint32(len(x.Value)), syscall.ERANGE
+			}
+			return uint32(copy(dest, x.Value)), 0
+		}
+	}
+	return 0, syscall.ENODATA
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	var b strings.Builder
+	for _, x := range n.xattrs() {
+		b.WriteString(x.Name)
+		b.WriteByte(0)
+	}
+	if len(dest) < b.Len() {
+		return uint32(b.Len()), syscall.ERANGE
+	}
+	return uint32(copy(dest, b.String())), 0
+}
+
+// fmodeExec is the kernel's __FMODE_EXEC, set in the open flags FUSE
+// receives when the file is opened by execve.
+const fmodeExec = 0x20
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	in := n.inode()
+	if !in.IsRegular() {
+		return nil, 0, syscall.EINVAL
+	}
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	m := n.m
+	blocks := m.tree.Blocks[n.ino]
+	path := m.pathOf(n.ino)
+	if m.opts.ExecVerify && flags&fmodeExec != 0 {
+		if in.Mode&0o111 == 0 {
+			m.log.Warn("exec refused: not an executable of the signed flist", "file", path)
+			return nil, 0, syscall.EACCES
+		}
+		// Fetch and verify every block before the program may start.
+		for i, b := range blocks {
+			if err := m.opts.Cache.Prefetch(ctx, b, m.opts.Store); err != nil {
+				m.logBlockErr(path, i, b, err)
+				return nil, 0, syscall.EIO
+			}
+		}
+	}
+	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, cur: -1}
+	if len(blocks) == 1 && !m.opts.NoPassthrough {
+		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
+		if err != nil {
+			m.logBlockErr(path, 0, blocks[0], err)
+			return nil, 0, syscall.EIO
+		}
+		return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
+	}
+	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (m *Mount) pathOf(ino uint64) string {
+	var parts []string
+	for ino != flist.RootIno && ino != 0 {
+		in := m.tree.Inodes[ino]
+		parts = append(parts, in.Name)
+		ino = in.Parent
+	}
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return "/" + strings.Join(parts, "/")
+}
+
+func (m *Mount) logBlockErr(path string, idx int, b flist.Block, err error) {
+	if errors.Is(err, flist.ErrCorruptBlock) {
+		m.log.Error("block verification failed", "file", path, "block", idx, "id", b.ID.String(), "err", err)
+		return
+	}
+	m.log.Error("block unavailable", "file", path, "block", idx, "id", b.ID.String(), "err", err)
+}
+
+// handle reads a regular file through the cache.
+type handle struct {
+	m      *Mount
+	ino    uint64
+	path   string
+	blocks []flist.Block
+	size   uint64
+
+	mu   sync.Mutex
+	cur  int      // index of the chunk held open in f
+	f    *os.File // open cache file of chunk cur
+	last int      // last chunk read, for sequential detection
+	ra   int      // highest chunk queued for read-ahead
+}
+
+var (
+	_ fs.FileReader   = (*handle)(nil)
+	_ fs.FileReleaser = (*handle)(nil)
+)
+
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off < 0 {
+		return nil, syscall.EINVAL
+	}
+	if uint64(off) >= h.size {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(uint64(off)+uint64(len(dest)), h.size)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for pos := uint64(off); pos < end; {
+		idx := int(pos / flist.BlockSize)
+		if err := h.chunk(ctx, idx); err != nil {
+			return nil, syscall.EIO
+		}
+		within := int64(pos % flist.BlockSize)
+		want := min(end-pos, flist.BlockSize-uint64(within))
+		got, err := h.f.ReadAt(dest[n:n+int(want)], within)
+		if err != nil && !(errors.Is(err, io.EOF) && got == int(want)) {
+			h.m.log.Error("cache read failed", "file", h.path, "block", idx, "err", err)
+			return nil, syscall.EIO
+		}
+		if got < int(want) {
+			h.m.log.Error("cached block shorter than the file says", "file", h.path, "block", idx)
+			return nil, syscall.EIO
+		}
+		n += got
+		pos += uint64(got)
+	}
+	h.readAhead(int((end - 1) / flist.BlockSize))
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// chunk makes chunk idx the open one.
+func (h *handle) chunk(ctx context.Context, idx int) error {
+	if h.cur == idx && h.f != nil {
+		return nil
+	}
+	if h.f != nil {
+		h.f.Close()
+		h.f = nil
+	}
+	f, err := h.m.opts.Cache.Open(ctx, h.blocks[idx], h.m.opts.Store)
+	if err != nil {
+		h.m.logBlockErr(h.path, idx, h.blocks[idx], err)
+		return err
+	}
+	h.f, h.cur = f, idx
+	return nil
+}
+
+// readAhead queues the next blocks when reads look sequential.
+func (h *handle) readAhead(idx int) {
+	ra := h.m.opts.ReadAhead
+	sequential := idx == h.last || idx == h.last+1
+	h.last = idx
+	if ra <= 0 || !sequential {
+		return
+	}
+	from := max(idx+1, h.ra+1)
+	to := min(idx+ra, len(h.blocks)-1)
+	for i := from; i <= to; i++ {
+		b := h.blocks[i]
+		select {
+		case h.m.raSem <- struct{}{}:
+		default:
+			return // enough read-ahead in flight
+		}
+		h.ra = i
+		h.m.bg.Add(1)
+		go func(i int) {
+			defer h.m.bg.Done()
+			defer func() { <-h.m.raSem }()
+			if err := h.m.opts.Cache.Prefetch(h.m.ctx, b, h.m.opts.Store); err != nil && h.m.ctx.Err() == nil {
+				h.m.logBlockErr(h.path, i, b, err)
+			}
+		}(i)
+	}
+}
+
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.f != nil {
+		h.f.Close()
+		h.f = nil
+	}
+	return 0
+}
+
+// passthroughHandle serves a single-block file straight from its cache
+// file: the kernel reads it itself (FUSE passthrough), at local disk speed.
+// If the kernel refuses passthrough, reads come through Read as usual.
+type passthroughHandle struct {
+	*handle
+	f *os.File
+}
+
+var _ fs.FilePassthroughFder = (*passthroughHandle)(nil)
+
+func (p *passthroughHandle) PassthroughFd() (int, bool) { return int(p.f.Fd()), true }
+
+func (p *passthroughHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := p.f.ReadAt(dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, syscall.EIO
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (p *passthroughHandle) Release(ctx context.Context) syscall.Errno {
+	p.f.Close()
+	return 0
+}

@@ -1,0 +1,332 @@
+package mount_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/flist/flisttest"
+	"github.com/zosgrid/zos/flist/mount"
+	"github.com/zosgrid/zos/flist/pack"
+	"github.com/zosgrid/zos/flist/store"
+	"github.com/zosgrid/zos/internal/zostest"
+)
+
+// countingStore counts Gets and can be switched down (fault injection
+// around a real dir store).
+type countingStore struct {
+	s    *store.Dir
+	gets atomic.Int64
+	down atomic.Bool
+}
+
+func (c *countingStore) Get(ctx context.Context, id flist.ID) ([]byte, error) {
+	c.gets.Add(1)
+	if c.down.Load() {
+		return nil, errors.New("store down")
+	}
+	return c.s.Get(ctx, id)
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type fixture struct {
+	src   string
+	fl    string
+	store *countingStore
+	cache *mount.Cache
+	logs  *syncBuf
+}
+
+func newFixture(t *testing.T, build func(dir string), cacheSize int64) *fixture {
+	t.Helper()
+	src := t.TempDir()
+	build(src)
+	d, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := filepath.Join(t.TempDir(), "x.fl")
+	if _, err := pack.Dir(context.Background(), src, fl, pack.Options{Store: d}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuf{}
+	c, err := mount.NewCache(t.TempDir(), cacheSize, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Backoff = 1 // keep retries fast in tests
+	return &fixture{src: src, fl: fl, store: &countingStore{s: d}, cache: c, logs: logs}
+}
+
+func (fx *fixture) mount(t *testing.T, opts mount.Options) (*mount.Mount, string) {
+	t.Helper()
+	ctx := context.Background()
+	f, err := flist.Open(ctx, fx.fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mp := t.TempDir()
+	opts.Cache, opts.Store = fx.cache, fx.store
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(fx.logs, nil))
+	}
+	m, err := mount.New(ctx, f, mp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	return m, mp
+}
+
+func TestMountRoundTrip(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	for _, pt := range []bool{false, true} {
+		t.Run(fmt.Sprint("passthrough=", pt), func(t *testing.T) {
+			fx := newFixture(t, func(d string) { flisttest.MakeTree(t, d) }, 0)
+			_, mp := fx.mount(t, mount.Options{NoPassthrough: !pt})
+			flisttest.Compare(t, flisttest.Scan(t, fx.src, true), flisttest.Scan(t, mp, true))
+		})
+	}
+}
+
+func TestMountLazyAndSingleflight(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	big := flisttest.Random(5, 6*flist.BlockSize)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "big"), big, 0o644)
+		os.WriteFile(filepath.Join(d, "other"), []byte("other"), 0o644)
+	}, 0)
+	_, mp := fx.mount(t, mount.Options{ReadAhead: -1})
+	if n := fx.store.gets.Load(); n != 0 {
+		t.Fatalf("mount fetched %d blocks before any read", n)
+	}
+	// Many concurrent readers of the same block: one fetch.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := os.Open(filepath.Join(mp, "big"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			buf := make([]byte, 4096)
+			if _, err := f.ReadAt(buf, 3*flist.BlockSize+100); err != nil || !bytes.Equal(buf, big[3*flist.BlockSize+100:][:4096]) {
+				t.Errorf("read: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := fx.store.gets.Load(); n != 1 {
+		t.Fatalf("%d fetches for one block read by 8 readers; want 1", n)
+	}
+}
+
+func TestMountReadAhead(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	big := flisttest.Random(6, 8*flist.BlockSize)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "big"), big, 0o644) }, 0)
+	_, mp := fx.mount(t, mount.Options{ReadAhead: 3})
+	f, err := os.Open(filepath.Join(mp, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64*1024)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		t.Fatal(err)
+	}
+	// Reading the start of block 0 queues blocks 1..3 in the background.
+	zostest.WaitFor(t, 10_000_000_000, func() error {
+		if n := fx.store.gets.Load(); n < 4 {
+			return fmt.Errorf("%d blocks fetched", n)
+		}
+		return nil
+	})
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, big[len(buf):]) {
+		t.Fatalf("sequential read wrong: %v", err)
+	}
+}
+
+func TestMountCorruptBlockEIO(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	data := flisttest.Random(7, 2*flist.BlockSize)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "victim"), data, 0o644)
+		os.WriteFile(filepath.Join(d, "small"), []byte("tiny"), 0o644)
+	}, 0)
+	ctx := context.Background()
+	f, _ := flist.Open(ctx, fx.fl)
+	tree, _ := f.Tree(ctx)
+	f.Close()
+	for ino, bl := range tree.Blocks {
+		name := tree.Inodes[ino].Name
+		id := bl[len(bl)-1].ID
+		// Corrupt the last block of each file in the store.
+		b, _ := os.ReadFile(fx.store.s.Path(id))
+		b[10] ^= 0xff
+		os.WriteFile(fx.store.s.Path(id), b, 0o644)
+		_ = name
+	}
+	_, mp := fx.mount(t, mount.Options{ReadAhead: -1})
+	got, err := os.ReadFile(filepath.Join(mp, "victim"))
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of a corrupt block = %d bytes, %v; want EIO", len(got), err)
+	}
+	// The intact first block still reads fine.
+	fh, _ := os.Open(filepath.Join(mp, "victim"))
+	buf := make([]byte, 1000)
+	if _, err := fh.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, data[:1000]) {
+		t.Fatalf("intact block: %v", err)
+	}
+	fh.Close()
+	if _, err := os.ReadFile(filepath.Join(mp, "small")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("open of a corrupt single-block file = %v; want EIO", err)
+	}
+	logs := fx.logs.String()
+	if !strings.Contains(logs, "block verification failed") || !strings.Contains(logs, "file=/victim") || !strings.Contains(logs, "block=1") {
+		t.Fatalf("log does not name the file and block:\n%s", logs)
+	}
+}
+
+func TestMountCorruptCacheRefetched(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	data := flisttest.Random(8, 1000)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "f"), data, 0o644) }, 0)
+	_, mp := fx.mount(t, mount.Options{})
+	if b, err := os.ReadFile(filepath.Join(mp, "f")); err != nil || !bytes.Equal(b, data) {
+		t.Fatal(err)
+	}
+	// Tamper with the cache file, then open a fresh cache on the same dir
+	// (as after a restart): the bad chunk is detected and fetched again.
+	var cached string
+	filepath.Walk(fx.cache.Dir(), func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			cached = p
+		}
+		return nil
+	})
+	os.Chmod(cached, 0o600)
+	os.WriteFile(cached, bytes.Repeat([]byte{'X'}, len(data)), 0o600)
+	c2, err := mount.NewCache(fx.cache.Dir(), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.cache = c2
+	_, mp2 := fx.mount(t, mount.Options{})
+	if b, err := os.ReadFile(filepath.Join(mp2, "f")); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("corrupt cache served: %v", err)
+	}
+	if c2.Stats().Corrupt != 1 {
+		t.Fatalf("corrupt cache not detected: %+v", c2.Stats())
+	}
+}
+
+func TestMountCacheEviction(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	files := map[string][]byte{}
+	fx := newFixture(t, func(d string) {
+		for i := range 6 {
+			name := fmt.Sprintf("f%d", i)
+			files[name] = flisttest.Random(uint64(100+i), flist.BlockSize)
+			os.WriteFile(filepath.Join(d, name), files[name], 0o644)
+		}
+	}, 2*flist.BlockSize)
+	_, mp := fx.mount(t, mount.Options{})
+	for round := range 2 {
+		for name, want := range files {
+			got, err := os.ReadFile(filepath.Join(mp, name))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("round %d %s: %v", round, name, err)
+			}
+			if s := fx.cache.Stats(); s.Size > 2*flist.BlockSize {
+				t.Fatalf("cache grew to %d bytes over its bound", s.Size)
+			}
+		}
+	}
+	if fx.cache.Stats().Evictions == 0 {
+		t.Fatal("no evictions with a 2-block cache and 6 blocks read")
+	}
+}
+
+func TestMountSharedCache(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	data := flisttest.Random(11, flist.BlockSize+5)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "shared"), data, 0o644) }, 0)
+	_, mp1 := fx.mount(t, mount.Options{ReadAhead: -1})
+	_, mp2 := fx.mount(t, mount.Options{ReadAhead: -1})
+	for _, mp := range []string{mp1, mp2} {
+		if b, err := os.ReadFile(filepath.Join(mp, "shared")); err != nil || !bytes.Equal(b, data) {
+			t.Fatal(err)
+		}
+	}
+	if n := fx.store.gets.Load(); n != 2 {
+		t.Fatalf("two mounts of the same content fetched %d blocks; want 2 (shared cache)", n)
+	}
+}
+
+func TestMountStoreDownThenUp(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	data := flisttest.Random(12, 3000)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "f"), data, 0o644) }, 0)
+	_, mp := fx.mount(t, mount.Options{})
+	fx.store.down.Store(true)
+	if _, err := os.ReadFile(filepath.Join(mp, "f")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read with the store down = %v; want EIO", err)
+	}
+	if n := fx.store.gets.Load(); n < 2 {
+		t.Fatalf("no retries: %d attempts", n)
+	}
+	fx.store.down.Store(false)
+	if b, err := os.ReadFile(filepath.Join(mp, "f")); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("read after the store came back: %v", err)
+	}
+}
+
+func TestMountExecVerify(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	sh, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true binary")
+	}
+	bin, _ := os.ReadFile(sh)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "true"), bin, 0o755)
+		os.WriteFile(filepath.Join(d, "data"), bin, 0o644)
+	}, 0)
+	m, mp := fx.mount(t, mount.Options{ExecVerify: true})
+	if err := exec.Command(filepath.Join(mp, "true")).Run(); err != nil {
+		t.Fatalf("exec of a signed executable: %v", err)
+	}
+	d, _ := flist.ContentDigest(bytes.NewReader(bin))
+	if !m.ExecAllowed("/true", d) || m.ExecAllowed("/data", d) || m.ExecAllowed("/true", [32]byte{}) {
+		t.Fatal("ExecAllowed disagrees with the metadata")
+	}
+}

@@ -1,0 +1,142 @@
+package zdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func dirSize(t *testing.T, dirs ...string) int64 {
+	var n int64
+	for _, d := range dirs {
+		filepath.Walk(d, func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				n += fi.Size()
+			}
+			return nil
+		})
+	}
+	return n
+}
+
+func TestCompactOnline(t *testing.T) {
+	o := testOpts(t)
+	o.DataSize = 4096
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	big := strings.Repeat("x", 300)
+	for i := 0; i < 60; i++ {
+		set(t, ns, fmt.Sprintf("dead-%d", i), big)
+	}
+	set(t, ns, "hist", "v1")
+	set(t, ns, "hist", "v2")
+	set(t, ns, "keep", "k")
+	set(t, ns, "changed", "before")
+	set(t, ns, "gone", "soon")
+	for i := 0; i < 60; i++ {
+		ns.Delete([]byte(fmt.Sprintf("dead-%d", i)), 0)
+	}
+	set(t, ns, "hist", "v3")
+	ns.CommitAll()
+	before := dirSize(t, o.DataDir, o.IndexDir)
+	// Writes that land while the copy runs.
+	ns.compactHook = func() {
+		set(t, ns, "changed", "after")
+		if seq, err := ns.Delete([]byte("gone"), 0); err != nil {
+			t.Error(err)
+		} else {
+			ns.Commit(seq)
+		}
+		set(t, ns, "new", "n")
+	}
+	res, err := ns.Compact(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := dirSize(t, o.DataDir, o.IndexDir)
+	if after >= before/2 {
+		t.Fatalf("disk usage %d -> %d did not drop (%+v)", before, after, res)
+	}
+	check := func(ns *Namespace, live int) {
+		t.Helper()
+		for k, want := range map[string]string{"keep": "k", "changed": "after", "new": "n", "hist": "v3"} {
+			if v, err := get(t, ns, k); err != nil || v != want {
+				t.Fatalf("%s = %q %v, want %q", k, v, err, want)
+			}
+		}
+		for _, k := range []string{"gone", "dead-1"} {
+			if _, err := get(t, ns, k); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: %v", k, err)
+			}
+		}
+		var vals []string
+		v, err := ns.History([]byte("hist"), nil)
+		for err == nil {
+			vals = append(vals, string(v.Value))
+			if v.Parent == nil {
+				break
+			}
+			v, err = ns.History([]byte("hist"), v.Parent)
+		}
+		if fmt.Sprint(vals) != "[v3 v2 v1]" || err != nil {
+			t.Fatalf("history after compaction %v %v", vals, err)
+		}
+		v, err = ns.History([]byte("changed"), nil)
+		if err != nil || v.Parent == nil {
+			t.Fatalf("changed history %v", err)
+		}
+		if v, err = ns.History([]byte("changed"), v.Parent); err != nil || string(v.Value) != "before" {
+			t.Fatalf("relinked history %q %v", v.Value, err)
+		}
+		items, err := ns.Scan(nil, 100, false)
+		if err != nil || len(items) != live {
+			var ks []string
+			for _, it := range items {
+				ks = append(ks, string(it.Key))
+			}
+			t.Fatalf("scan after compaction: %v %v", ks, err)
+		}
+	}
+	check(ns, 4)
+	set(t, ns, "later", "l")
+	db.Close()
+	if rep, _ := Verify(o.DataDir, o.IndexDir); !rep.OK() {
+		t.Fatal(rep.Problems)
+	}
+	db = mustOpen(t, o)
+	ns, _ = db.Namespace(DefaultNamespace)
+	check(ns, 5)
+}
+
+func TestCompactRecovery(t *testing.T) {
+	o := testOpts(t)
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	db.Close()
+	// A copy interrupted before its swap leaves .compact files: dropped.
+	junk := filepath.Join(o.IndexDir, "default", "i0"+compactSuffix)
+	os.WriteFile(junk, []byte("partial"), 0o600)
+	db = mustOpen(t, o)
+	if _, err := os.Stat(junk); !os.IsNotExist(err) {
+		t.Fatal("leftover compaction file kept")
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	if v, _ := get(t, ns, "a"); v != "1" {
+		t.Fatal(v)
+	}
+}
+
+func TestCompactSeqRefused(t *testing.T) {
+	o := testOpts(t)
+	o.Mode = ModeSeq
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	if _, err := ns.Compact(context.Background()); !errors.Is(err, ErrCompactUnsupported) {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,807 @@
+package zdb
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// loc is where the live version of a user key is: 24 bytes per key in RAM.
+type loc struct {
+	file    uint32 // index file id of the entry
+	idxOff  uint32
+	dataID  uint32
+	dataOff uint32
+	length  uint32
+	crc     uint32
+	ts      uint32
+}
+
+// seqFile maps the first sequential id stored in an index file to that file.
+type seqFile struct {
+	first uint64
+	file  uint32
+}
+
+type segment struct {
+	id       uint32
+	dataBase int64
+	data     []byte
+	idxBase  int64
+	idx      []byte
+}
+
+type patch struct {
+	id  uint32
+	off int64
+	b   []byte
+}
+
+// batch is the writes queued since the last commit.
+type batch struct {
+	segs    []*segment
+	patches []patch
+	seq     uint64
+}
+
+func (b *batch) empty() bool { return len(b.segs) == 0 && len(b.patches) == 0 }
+
+// Namespace is one open namespace. All methods are safe for concurrent use.
+type Namespace struct {
+	db      *DB
+	name    string
+	idxDir  string
+	dataDir string
+	log     *slog.Logger
+
+	mu         sync.RWMutex
+	mode       Mode
+	desc       descriptor
+	side       sideFile
+	keys       map[string]loc // user mode only
+	seqmap     []seqFile      // seq mode only
+	nextID     uint64         // entries ever appended (seq ids)
+	firstID    uint32         // lowest index file id present
+	curID      uint32
+	dataEnd    int64 // logical end of the current data file, pending included
+	idxEnd     int64
+	dataPrev   uint32
+	idxPrev    uint32
+	idxSizes   map[uint32]int64  // logical size of each index file
+	lastIdx    map[uint32]uint32 // offset of the last entry of each index file
+	entries    int64
+	keyBytes   int64 // sum of live key lengths
+	payload    int64
+	pend       batch
+	inflight   *batch
+	seq        uint64
+	dirty      map[uint32]bool
+	broken     error
+	closed     bool
+	closedFlag atomic.Bool
+	lastTS     uint32 // last write timestamp, for replication lag
+	writes     atomic.Uint64
+
+	fileMu sync.Mutex
+	files  map[fileKey]*os.File
+
+	compactMu sync.Mutex // one compaction at a time
+	// compactHook, when set by tests, runs between the copy and the swap.
+	compactHook func()
+
+	commitMu  sync.Mutex
+	committed atomic.Uint64
+	lastSync  time.Time
+}
+
+type fileKey struct {
+	index bool
+	id    uint32
+}
+
+func indexPath(dir string, id uint32) string {
+	return filepath.Join(dir, "i"+strconv.FormatUint(uint64(id), 10))
+}
+func dataPath(dir string, id uint32) string {
+	return filepath.Join(dir, "d"+strconv.FormatUint(uint64(id), 10))
+}
+
+// Name returns the namespace's name.
+func (ns *Namespace) Name() string { return ns.name }
+
+// Mode returns the namespace's key mode.
+func (ns *Namespace) Mode() Mode {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.mode
+}
+
+// file returns the cached read-write handle of a data or index file.
+func (ns *Namespace) file(index bool, id uint32) (*os.File, error) {
+	ns.fileMu.Lock()
+	defer ns.fileMu.Unlock()
+	k := fileKey{index, id}
+	if f := ns.files[k]; f != nil {
+		return f, nil
+	}
+	p := dataPath(ns.dataDir, id)
+	if index {
+		p = indexPath(ns.idxDir, id)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("zdb: open %s: %w", p, err)
+	}
+	ns.files[k] = f
+	return f, nil
+}
+
+func (ns *Namespace) closeFiles() error {
+	ns.fileMu.Lock()
+	defer ns.fileMu.Unlock()
+	var first error
+	for k, f := range ns.files {
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(ns.files, k)
+	}
+	return first
+}
+
+// readAt fills dst from a data or index file at off, looking first at the
+// writes not yet committed. Index reads see in-place patches not yet applied.
+// Caller holds ns.mu (read or write).
+func (ns *Namespace) readAt(index bool, id uint32, off int64, dst []byte) error {
+	found := false
+	for _, b := range []*batch{ns.inflight, &ns.pend} {
+		if b == nil {
+			continue
+		}
+		for _, s := range b.segs {
+			if s.id != id {
+				continue
+			}
+			base, buf := s.dataBase, s.data
+			if index {
+				base, buf = s.idxBase, s.idx
+			}
+			if off >= base && off+int64(len(dst)) <= base+int64(len(buf)) {
+				copy(dst, buf[off-base:])
+				found = true
+			}
+		}
+	}
+	if !found {
+		f, err := ns.file(index, id)
+		if err != nil {
+			return err
+		}
+		n, err := f.ReadAt(dst, off)
+		if n < len(dst) {
+			if err == nil {
+				err = errors.New("short read")
+			}
+			return fmt.Errorf("%w: read %d bytes at %d of file %d: %v", ErrCorrupt, len(dst), off, id, err)
+		}
+	}
+	if index {
+		for _, b := range []*batch{ns.inflight, &ns.pend} {
+			if b == nil {
+				continue
+			}
+			for _, p := range b.patches {
+				if p.id != id || p.off >= off+int64(len(dst)) || p.off+int64(len(p.b)) <= off {
+					continue
+				}
+				// Overlap: copy the overlapping part.
+				for i := range p.b {
+					at := p.off + int64(i)
+					if at >= off && at < off+int64(len(dst)) {
+						dst[at-off] = p.b[i]
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// segment returns the pending segment of the current file, creating it.
+func (ns *Namespace) curSegment() *segment {
+	if n := len(ns.pend.segs); n > 0 && ns.pend.segs[n-1].id == ns.curID {
+		return ns.pend.segs[n-1]
+	}
+	s := &segment{id: ns.curID, dataBase: ns.dataEnd, idxBase: ns.idxEnd}
+	ns.pend.segs = append(ns.pend.segs, s)
+	return s
+}
+
+// jump starts the next data and index file pair. Caller holds ns.mu.
+func (ns *Namespace) jump() {
+	ns.idxSizes[ns.curID] = ns.idxEnd
+	ns.curID++
+	ns.dataEnd, ns.idxEnd = 0, 0
+	s := ns.curSegment()
+	s.data = appendDataHeader(s.data, ns.curID)
+	s.idx = appendIndexHeader(s.idx, ns.curID, ns.mode)
+	ns.dataEnd, ns.idxEnd = dataHeaderSize, indexHeaderSize
+	ns.idxSizes[ns.curID] = ns.idxEnd
+	ns.dirty[ns.curID] = true
+	if ns.mode == ModeSeq {
+		ns.seqmap = append(ns.seqmap, seqFile{first: ns.nextID, file: ns.curID})
+	}
+	ns.log.Info("zdb jumped to next file", "file", ns.curID)
+}
+
+// Jump forces rotation to a new data and index file pair (NSJUMP).
+func (ns *Namespace) Jump() (uint64, error) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if err := ns.writable(); err != nil {
+		return 0, err
+	}
+	ns.jump()
+	ns.seq++
+	ns.pend.seq = ns.seq
+	return ns.seq, nil
+}
+
+// writable reports why the namespace refuses writes, if it does.
+func (ns *Namespace) writable() error {
+	switch {
+	case ns.closed:
+		return ErrClosed
+	case ns.broken != nil:
+		return fmt.Errorf("%w: %v", ErrIO, ns.broken)
+	case ns.side.Freeze:
+		return ErrFrozen
+	case ns.side.Lock:
+		return ErrReadOnly
+	}
+	return nil
+}
+
+func (ns *Namespace) readable() error {
+	switch {
+	case ns.closed:
+		return ErrClosed
+	case ns.side.Freeze:
+		return ErrFrozen
+	}
+	return nil
+}
+
+// appendRecord queues a data record and its index entry (when e != nil),
+// rotating first if the record would push the data file past DataSize.
+// It returns the entry's index offset.
+func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32, e *entry) (dataOff, idxOff uint32) {
+	need := int64(dataRecordSize + len(key) + len(value))
+	if ns.dataEnd+need > ns.db.opts.DataSize && ns.dataEnd > dataHeaderSize {
+		ns.jump()
+	}
+	s := ns.curSegment()
+	dataOff = uint32(ns.dataEnd)
+	r := record{Previous: ns.dataPrev, CRC: crc, Flags: flags, Timestamp: ts}
+	s.data = appendRecord(s.data, &r, key, value)
+	ns.dataEnd += need
+	ns.dataPrev = dataOff
+	if e != nil {
+		idxOff = uint32(ns.idxEnd)
+		e.Offset = dataOff
+		e.DataID = ns.curID
+		e.Previous = ns.idxPrev
+		s.idx = appendEntry(s.idx, e)
+		ns.idxEnd += int64(indexEntrySize + len(e.Key))
+		ns.idxPrev = idxOff
+		ns.lastIdx[ns.curID] = idxOff
+		ns.idxSizes[ns.curID] = ns.idxEnd
+		ns.nextID++
+	}
+	ns.dirty[ns.curID] = true
+	return dataOff, idxOff
+}
+
+// addPatch queues an in-place rewrite of index bytes. If the target is still
+// in the pending batch it is changed there directly.
+func (ns *Namespace) addPatch(id uint32, off int64, b []byte) {
+	ns.dirty[id] = true
+	for _, s := range ns.pend.segs {
+		if s.id == id && off >= s.idxBase && off+int64(len(b)) <= s.idxBase+int64(len(s.idx)) {
+			copy(s.idx[off-s.idxBase:], b)
+			return
+		}
+	}
+	ns.pend.patches = append(ns.pend.patches, patch{id: id, off: off, b: append([]byte(nil), b...)})
+}
+
+var deletedFlag = []byte{flagDeleted}
+
+func (ns *Namespace) now() uint32 { return uint32(ns.db.opts.Now().Unix()) }
+
+// SetResult is what Set did.
+type SetResult struct {
+	Key       []byte // the key written (the new id in seq mode)
+	Unchanged bool   // the value was identical: nothing written
+	Seq       uint64 // pass to Commit before acknowledging
+}
+
+// Set writes value under key. In seq mode an empty key allocates the next id
+// and a non-empty key must be an existing id. ts == 0 means now.
+func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
+	if len(value) > MaxValueSize {
+		return SetResult{}, ErrValueTooLarge
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if err := ns.writable(); err != nil {
+		return SetResult{}, err
+	}
+	if ts == 0 {
+		ts = ns.now()
+	}
+	crc := CRC(value)
+	if ns.mode == ModeSeq {
+		return ns.setSeq(key, value, crc, ts)
+	}
+	if len(key) == 0 {
+		return SetResult{}, ErrInvalidKey
+	}
+	if len(key) > MaxKeySize {
+		return SetResult{}, ErrKeyTooLarge
+	}
+	old, exists := ns.keys[string(key)]
+	if err := ns.checkWrite(exists, old.length, len(value)); err != nil {
+		return SetResult{}, err
+	}
+	if exists && old.crc == crc && int(old.length) == len(value) {
+		same, err := ns.sameValue(old.dataID, old.dataOff, len(key), value)
+		if err != nil {
+			return SetResult{}, err
+		}
+		if same {
+			return SetResult{Unchanged: true}, nil
+		}
+	}
+	e := entry{Length: uint32(len(value)), Timestamp: ts, CRC: crc, Key: key}
+	if exists {
+		e.ParentID, e.ParentOff = old.file, old.idxOff
+	}
+	dataOff, idxOff := ns.appendRecord(key, value, 0, crc, ts, &e)
+	if exists {
+		ns.addPatch(old.file, int64(old.idxOff)+13, deletedFlag)
+		ns.payload -= int64(old.length)
+	} else {
+		ns.entries++
+		ns.keyBytes += int64(len(key))
+	}
+	ns.payload += int64(len(value))
+	ns.keys[string(key)] = loc{file: ns.curID, idxOff: idxOff, dataID: ns.curID, dataOff: dataOff,
+		length: uint32(len(value)), crc: crc, ts: ts}
+	return ns.queued(key, ts), nil
+}
+
+func (ns *Namespace) queued(key []byte, ts uint32) SetResult {
+	ns.seq++
+	ns.pend.seq = ns.seq
+	ns.lastTS = ts
+	ns.writes.Add(1)
+	return SetResult{Key: key, Seq: ns.seq}
+}
+
+// checkWrite applies worm and maxsize to a write of newLen bytes.
+func (ns *Namespace) checkWrite(exists bool, oldLen uint32, newLen int) error {
+	if exists && ns.desc.Worm {
+		return ErrWorm
+	}
+	if ns.desc.MaxSize > 0 {
+		used := ns.payload + int64(newLen)
+		if exists {
+			used -= int64(oldLen)
+		}
+		if used > int64(ns.desc.MaxSize) {
+			return ErrNamespaceFull
+		}
+	}
+	return nil
+}
+
+func (ns *Namespace) sameValue(dataID, dataOff uint32, keyLen int, value []byte) (bool, error) {
+	// The caller compared lengths: value is at most MaxValueSize.
+	cur := make([]byte, len(value))
+	if err := ns.readAt(false, dataID, int64(dataOff)+dataRecordSize+int64(keyLen), cur); err != nil {
+		return false, err
+	}
+	return bytes.Equal(cur, value), nil
+}
+
+// seqLocate returns the index file and offset of a sequential id.
+func (ns *Namespace) seqLocate(id uint64) (uint32, int64, bool) {
+	if id >= ns.nextID || len(ns.seqmap) == 0 {
+		return 0, 0, false
+	}
+	i := sort.Search(len(ns.seqmap), func(i int) bool { return ns.seqmap[i].first > id }) - 1
+	if i < 0 {
+		return 0, 0, false
+	}
+	sf := ns.seqmap[i]
+	return sf.file, indexHeaderSize + int64(id-sf.first)*seqEntrySize, true
+}
+
+// seqEntry reads the entry at a sequential id's position.
+func (ns *Namespace) seqEntry(key []byte) (entry, uint32, int64, error) {
+	if len(key) != SeqKeySize {
+		return entry{}, 0, 0, ErrInvalidKey
+	}
+	id := le.Uint64(key)
+	file, off, ok := ns.seqLocate(id)
+	if !ok {
+		return entry{}, 0, 0, ErrNotFound
+	}
+	buf := make([]byte, seqEntrySize)
+	if err := ns.readAt(true, file, off, buf); err != nil {
+		return entry{}, 0, 0, err
+	}
+	e, _, err := decodeEntry(buf)
+	if err != nil {
+		return entry{}, 0, 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if e.deleted() || !bytes.Equal(e.Key, key) {
+		return entry{}, 0, 0, ErrNotFound
+	}
+	return e, file, off, nil
+}
+
+func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32) (SetResult, error) {
+	if len(key) == 0 {
+		if err := ns.checkWrite(false, 0, len(value)); err != nil {
+			return SetResult{}, err
+		}
+		id := make([]byte, SeqKeySize)
+		le.PutUint64(id, ns.nextID)
+		e := entry{Length: uint32(len(value)), Timestamp: ts, CRC: crc, Key: id}
+		ns.appendRecord(id, value, 0, crc, ts, &e)
+		ns.entries++
+		ns.keyBytes += SeqKeySize
+		ns.payload += int64(len(value))
+		return ns.queued(id, ts), nil
+	}
+	old, file, off, err := ns.seqEntry(key)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidKey) {
+		return SetResult{}, ErrUpdateOnly
+	}
+	if err != nil {
+		return SetResult{}, err
+	}
+	if err := ns.checkWrite(true, old.Length, len(value)); err != nil {
+		return SetResult{}, err
+	}
+	if old.CRC == crc && int(old.Length) == len(value) {
+		same, err := ns.sameValue(old.DataID, old.Offset, SeqKeySize, value)
+		if err != nil {
+			return SetResult{}, err
+		}
+		if same {
+			return SetResult{Unchanged: true}, nil
+		}
+	}
+	key = append([]byte(nil), key...)
+	// A deleted copy of the old entry keeps the history; it takes an id slot.
+	cp := old
+	cp.Key = key
+	cp.Flags |= flagDeleted
+	cpFile := ns.curID
+	dataOff, cpOff := ns.appendCopy(&cp)
+	_ = dataOff
+	ne := entry{Offset: 0, Length: uint32(len(value)), Timestamp: ts, CRC: crc, Key: key,
+		ParentID: cpFile, ParentOff: cpOff}
+	// Data first (may rotate); the fixed-position entry is rewritten in place.
+	dOff, _ := ns.appendRecord(key, value, 0, crc, ts, nil)
+	ne.Offset, ne.DataID, ne.Previous = dOff, ns.curID, old.Previous
+	ns.addPatch(file, off, appendEntry(nil, &ne))
+	ns.payload += int64(len(value)) - int64(old.Length)
+	return ns.queued(key, ts), nil
+}
+
+// appendCopy appends an index entry only (no data record), for seq history.
+func (ns *Namespace) appendCopy(e *entry) (uint32, uint32) {
+	if ns.idxEnd+int64(seqEntrySize) > int64(^uint32(0)) {
+		ns.jump()
+	}
+	s := ns.curSegment()
+	idxOff := uint32(ns.idxEnd)
+	e.Previous = ns.idxPrev
+	s.idx = appendEntry(s.idx, e)
+	ns.idxEnd += int64(indexEntrySize + len(e.Key))
+	ns.idxPrev = idxOff
+	ns.lastIdx[ns.curID] = idxOff
+	ns.idxSizes[ns.curID] = ns.idxEnd
+	ns.nextID++
+	ns.dirty[ns.curID] = true
+	return e.Offset, idxOff
+}
+
+// Meta describes a key's live version.
+type Meta struct {
+	Length    uint32
+	Timestamp uint32
+	CRC       uint32
+}
+
+// lookup finds a key's live version. Caller holds ns.mu.
+func (ns *Namespace) lookup(key []byte) (loc, error) {
+	if ns.mode == ModeSeq {
+		e, file, off, err := ns.seqEntry(key)
+		if err != nil {
+			return loc{}, err
+		}
+		return loc{file: file, idxOff: uint32(off), dataID: e.DataID, dataOff: e.Offset,
+			length: e.Length, crc: e.CRC, ts: e.Timestamp}, nil
+	}
+	if len(key) > MaxKeySize {
+		return loc{}, ErrKeyTooLarge
+	}
+	l, ok := ns.keys[string(key)]
+	if !ok {
+		return loc{}, ErrNotFound
+	}
+	return l, nil
+}
+
+// Stat returns a key's length, timestamp and CRC.
+func (ns *Namespace) Stat(key []byte) (Meta, error) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if err := ns.readable(); err != nil {
+		return Meta{}, err
+	}
+	l, err := ns.lookup(key)
+	if err != nil {
+		return Meta{}, err
+	}
+	return Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}, nil
+}
+
+// Get appends the value of key to dst. The value is checked against its
+// CRC32C; a mismatch returns ErrCorrupt, never the bytes.
+func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if err := ns.readable(); err != nil {
+		return dst, Meta{}, err
+	}
+	l, err := ns.lookup(key)
+	if err != nil {
+		return dst, Meta{}, err
+	}
+	if l.length > MaxValueSize {
+		return dst, Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
+	}
+	n := len(dst)
+	dst = append(dst, make([]byte, l.length)...)
+	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), dst[n:]); err != nil {
+		return dst[:n], Meta{}, err
+	}
+	if CRC(dst[n:]) != l.crc {
+		ns.log.Error("zdb value failed its CRC check", "file", l.dataID, "offset", l.dataOff)
+		return dst[:n], Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
+	}
+	return dst, Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}, nil
+}
+
+// Check re-reads a key's value and verifies its CRC32C.
+func (ns *Namespace) Check(key []byte) (bool, error) {
+	_, _, err := ns.Get(nil, key)
+	if errors.Is(err, ErrCorrupt) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Delete removes key: a tombstone record is appended and the live index
+// entry is flagged deleted. ts == 0 means now.
+func (ns *Namespace) Delete(key []byte, ts uint32) (uint64, error) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if err := ns.writable(); err != nil {
+		return 0, err
+	}
+	l, err := ns.lookup(key)
+	if err != nil {
+		return 0, err
+	}
+	if ns.desc.Worm {
+		return 0, ErrWorm
+	}
+	if ts == 0 {
+		ts = ns.now()
+	}
+	key = append([]byte(nil), key...)
+	ns.appendRecord(key, nil, flagDeleted, 0, ts, nil)
+	ns.addPatch(l.file, int64(l.idxOff)+13, deletedFlag)
+	if ns.mode == ModeUser {
+		delete(ns.keys, string(key))
+	}
+	ns.entries--
+	ns.keyBytes -= int64(len(key))
+	ns.payload -= int64(l.length)
+	return ns.queued(key, ts).Seq, nil
+}
+
+// Commit makes every write queued up to seq durable as configured: written
+// to the files (page cache) and, under Sync (or when SyncTime has passed),
+// fsynced. Writes from many clients that queued together share one write.
+func (ns *Namespace) Commit(seq uint64) error {
+	if ns.committed.Load() >= seq {
+		return nil
+	}
+	ns.commitMu.Lock()
+	defer ns.commitMu.Unlock()
+	if ns.committed.Load() >= seq {
+		return nil
+	}
+	ns.mu.Lock()
+	if ns.broken != nil {
+		err := ns.broken
+		ns.mu.Unlock()
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	b := ns.pend
+	ns.pend = batch{}
+	ns.inflight = &b
+	ns.mu.Unlock()
+
+	err := ns.writeBatch(&b)
+
+	ns.mu.Lock()
+	ns.inflight = nil
+	if err != nil {
+		ns.broken = err
+		ns.log.Error("zdb write failed, namespace is now read-only", "err", err)
+	}
+	ns.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	ns.committed.Store(b.seq)
+	return nil
+}
+
+func (ns *Namespace) writeBatch(b *batch) error {
+	touched := map[fileKey]*os.File{}
+	for _, s := range b.segs {
+		for _, part := range []struct {
+			index bool
+			base  int64
+			buf   []byte
+		}{{false, s.dataBase, s.data}, {true, s.idxBase, s.idx}} {
+			if len(part.buf) == 0 {
+				continue
+			}
+			f, err := ns.file(part.index, s.id)
+			if err != nil {
+				return err
+			}
+			if _, err := f.WriteAt(part.buf, part.base); err != nil {
+				return fmt.Errorf("zdb: append to %s: %w", f.Name(), err)
+			}
+			touched[fileKey{part.index, s.id}] = f
+		}
+	}
+	sync := ns.db.opts.Sync
+	if !sync && ns.db.opts.SyncTime > 0 && time.Since(ns.lastSync) >= ns.db.opts.SyncTime {
+		sync = true
+	}
+	if len(b.patches) > 0 {
+		if sync {
+			// Appends must be on disk before an old entry is flagged.
+			if err := syncAll(touched); err != nil {
+				return err
+			}
+			clear(touched)
+		}
+		for _, p := range b.patches {
+			f, err := ns.file(true, p.id)
+			if err != nil {
+				return err
+			}
+			if _, err := f.WriteAt(p.b, p.off); err != nil {
+				return fmt.Errorf("zdb: update entry in %s: %w", f.Name(), err)
+			}
+			touched[fileKey{true, p.id}] = f
+		}
+	}
+	if sync {
+		if err := syncAll(touched); err != nil {
+			return err
+		}
+		ns.lastSync = time.Now()
+	}
+	return nil
+}
+
+func syncAll(files map[fileKey]*os.File) error {
+	for _, f := range files {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("zdb: fsync %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// CommitAll commits everything queued so far.
+func (ns *Namespace) CommitAll() error {
+	ns.mu.RLock()
+	s := ns.seq
+	ns.mu.RUnlock()
+	return ns.Commit(s)
+}
+
+// Stats is a namespace's counters.
+type Stats struct {
+	Entries     int64  // live keys
+	Payload     int64  // live payload bytes
+	LiveBytes   int64  // data bytes the live versions need (records with keys)
+	Files       int    // data files
+	DataSize    int64  // bytes in data files
+	IndexSize   int64  // bytes in index files
+	CurrentFile uint32 // active data/index file id
+	DataOffset  int64  // end of the active data file
+	NextID      uint64 // next sequential id
+	IndexRAM    int64  // estimated bytes of the in-memory key index
+	LastWrite   uint32 // timestamp of the last write
+	Writes      uint64 // writes since open
+}
+
+// Stats returns the namespace's counters.
+func (ns *Namespace) Stats() Stats {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	st := Stats{Entries: ns.entries, Payload: ns.payload, Files: int(ns.curID-ns.firstID) + 1,
+		LiveBytes: ns.payload + ns.keyBytes + ns.entries*dataRecordSize, CurrentFile: ns.curID, DataOffset: ns.dataEnd,
+		NextID: ns.nextID, LastWrite: ns.lastTS, Writes: ns.writes.Load()}
+	for _, s := range ns.idxSizes {
+		st.IndexSize += s
+	}
+	for id := ns.firstID; id < ns.curID; id++ {
+		if fi, err := os.Stat(dataPath(ns.dataDir, id)); err == nil {
+			st.DataSize += fi.Size()
+		}
+	}
+	st.DataSize += ns.dataEnd
+	if ns.mode == ModeUser {
+		// Swiss-table slot (16 B string header + 28 B loc) at 7/8 load,
+		// plus the key bytes rounded to an 8-byte allocation class.
+		for k := range ns.keys {
+			st.IndexRAM += int64((len(k) + 7) &^ 7)
+		}
+		st.IndexRAM += int64(len(ns.keys)) * (16 + 28) * 8 / 7
+	}
+	return st
+}
+
+// DirtyFiles lists index files changed since the last reset (INDEX DIRTY).
+func (ns *Namespace) DirtyFiles(reset bool) []uint32 {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ids := make([]uint32, 0, len(ns.dirty))
+	for id := range ns.dirty {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	if reset {
+		clear(ns.dirty)
+	}
+	return ids
+}
+
+// Closed reports whether the namespace was closed or deleted.
+func (ns *Namespace) Closed() bool { return ns.closedFlag.Load() }

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zosgrid/zos/zdb"
+)
+
+// cmdCompact runs an online compaction: COMPACT [namespace] (admin). The
+// namespace keeps serving other clients meanwhile; this client gets a
+// summary line when it is done.
+func cmdCompact(s *Server, c *client, args [][]byte) bool {
+	if !s.adminOK(c) {
+		return true
+	}
+	ns := c.ns
+	if len(args) > 2 {
+		c.w.Error("Unexpected arguments")
+		return true
+	}
+	if len(args) == 2 {
+		var err error
+		if ns, err = s.db.Namespace(string(args[1])); err != nil {
+			c.w.Error("Namespace not found")
+			return true
+		}
+	}
+	// Replies already queued go out first: compaction may take a while.
+	if !c.finishBatch() {
+		return false
+	}
+	res, err := ns.Compact(context.Background())
+	switch {
+	case errors.Is(err, zdb.ErrCompactUnsupported):
+		c.w.Error("Index running mode doesn't support this feature")
+	case err != nil:
+		s.log.Error("zdb compaction failed", "ns", ns.Name(), "err", err)
+		nsError(c, err)
+	default:
+		c.w.Simple(fmt.Sprintf("OK files=%d before=%d after=%d kept=%d dropped=%d",
+			res.Files, res.BytesBefore, res.BytesAfter, res.EntriesKept, res.EntriesDrops))
+	}
+	return true
+}
+
+// autoCompact compacts user namespaces whose dead share passed the
+// threshold, checking every interval until ctx ends.
+func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := map[string]float64{} // dead ratio right after the last compaction
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, name := range s.db.List() {
+			ns, err := s.db.Namespace(name)
+			if err != nil || ns.Mode() != zdb.ModeUser || ns.Stats().CurrentFile == 0 {
+				continue
+			}
+			r := ns.DeadRatio()
+			if r < s.cfg.AutoCompact || r < last[name]+0.1 {
+				continue
+			}
+			res, err := ns.Compact(ctx)
+			if err != nil {
+				s.log.Warn("zdb automatic compaction failed", "ns", name, "err", err)
+				continue
+			}
+			last[name] = ns.DeadRatio()
+			s.log.Info("zdb automatic compaction", "ns", name, "before", res.BytesBefore, "after", res.BytesAfter)
+		}
+	}
+}

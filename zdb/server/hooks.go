@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// hooks runs the --hook executable (no shell) as
+// "hook <event> <instance-id> <args...>" and remembers recent runs for the
+// HOOKS command.
+type hooks struct {
+	path string
+	id   string
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	recent []*hookRun
+	wg     sync.WaitGroup
+}
+
+type hookRun struct {
+	event    string
+	args     []string
+	pid      int
+	created  int64
+	finished int64
+	status   int
+}
+
+const hookKeep = 60 * time.Second
+
+func newHooks(path string, id uint32, log *slog.Logger) *hooks {
+	return &hooks{path: path, id: strconv.FormatUint(uint64(id), 10), log: log}
+}
+
+func (s *Server) ctxBackground() context.Context { return context.Background() }
+
+// run starts the hook for event. When wait is set it blocks and returns an
+// error if the hook fails; otherwise the hook runs in the background.
+func (h *hooks) run(ctx context.Context, wait bool, event string, args ...string) error {
+	if h.path == "" {
+		return nil
+	}
+	argv := append([]string{event, h.id}, args...)
+	cmd := exec.CommandContext(ctx, h.path, argv...)
+	if err := cmd.Start(); err != nil {
+		h.log.Error("zdb hook failed to start", "event", event, "err", err)
+		return err
+	}
+	r := &hookRun{event: event, args: args, pid: cmd.Process.Pid, created: time.Now().Unix()}
+	h.mu.Lock()
+	cut := 0
+	for cut < len(h.recent) && h.recent[cut].finished != 0 && time.Since(time.Unix(h.recent[cut].finished, 0)) > hookKeep {
+		cut++
+	}
+	h.recent = append(h.recent[cut:], r)
+	h.mu.Unlock()
+	finish := func() error {
+		err := cmd.Wait()
+		h.mu.Lock()
+		r.finished = time.Now().Unix()
+		r.status = cmd.ProcessState.ExitCode()
+		h.mu.Unlock()
+		return err
+	}
+	if wait {
+		if err := finish(); err != nil {
+			return fmt.Errorf("hook %s: %w", event, err)
+		}
+		return nil
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if err := finish(); err != nil {
+			h.log.Warn("zdb hook failed", "event", event, "err", err)
+		}
+	}()
+	return nil
+}
+
+func (h *hooks) wait() { h.wg.Wait() }
+
+func cmdHooks(s *Server, c *client, args [][]byte) bool {
+	if !s.adminOK(c) {
+		return true
+	}
+	h := s.hooks
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.w.Array(len(h.recent))
+	for _, r := range h.recent {
+		c.w.Array(6)
+		c.w.BulkString(r.event)
+		c.w.Array(len(r.args))
+		for _, a := range r.args {
+			c.w.BulkString(a)
+		}
+		c.w.Int(int64(r.pid))
+		c.w.Int(r.created)
+		c.w.Int(r.finished)
+		c.w.Int(int64(r.status))
+	}
+	return true
+}

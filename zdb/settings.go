@@ -1,0 +1,172 @@
+package zdb
+
+import (
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+const sideFileName = "zos-namespace"
+
+// pbkdf2Iterations makes a stolen side file slow to brute-force while a
+// SELECT with a password still costs only a few milliseconds.
+const pbkdf2Iterations = 20000
+
+// sideFile is what zos persists beside 0-db's descriptor: flags 0-db keeps
+// only in memory, and the password as a salted hash.
+type sideFile struct {
+	Lock         bool   `json:"lock,omitempty"`
+	Freeze       bool   `json:"freeze,omitempty"`
+	PasswordSalt []byte `json:"password_salt,omitempty"`
+	PasswordHash []byte `json:"password_hash,omitempty"`
+}
+
+func loadSide(dir string) (sideFile, error) {
+	var s sideFile
+	b, err := os.ReadFile(filepath.Join(dir, sideFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("zdb: %s: %w", filepath.Join(dir, sideFileName), err)
+	}
+	return s, nil
+}
+
+func (ns *Namespace) saveSide() error {
+	b, err := json.Marshal(ns.side)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(ns.idxDir, sideFileName), b)
+}
+
+func (ns *Namespace) saveDesc() error {
+	return writeFileAtomic(filepath.Join(ns.idxDir, descFile), ns.desc.encode())
+}
+
+// Settings are a namespace's properties.
+type Settings struct {
+	MaxSize     uint64
+	Public      bool
+	Worm        bool
+	Lock        bool
+	Freeze      bool
+	HasPassword bool
+	Mode        Mode
+}
+
+// Settings returns the namespace's properties.
+func (ns *Namespace) Settings() Settings {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return Settings{MaxSize: ns.desc.MaxSize, Public: ns.desc.Public, Worm: ns.desc.Worm,
+		Lock: ns.side.Lock, Freeze: ns.side.Freeze, Mode: ns.mode,
+		HasPassword: ns.desc.Password != "" || len(ns.side.PasswordHash) > 0}
+}
+
+// Update changes properties with fn and persists them (descriptor and side
+// file).
+func (ns *Namespace) Update(fn func(s *Settings)) error {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.closed {
+		return ErrClosed
+	}
+	s := Settings{MaxSize: ns.desc.MaxSize, Public: ns.desc.Public, Worm: ns.desc.Worm,
+		Lock: ns.side.Lock, Freeze: ns.side.Freeze, Mode: ns.mode}
+	fn(&s)
+	if s.Mode != ns.mode {
+		if err := ns.setModeLocked(s.Mode); err != nil {
+			return err
+		}
+	}
+	ns.desc.MaxSize, ns.desc.Public, ns.desc.Worm = s.MaxSize, s.Public, s.Worm
+	ns.side.Lock, ns.side.Freeze = s.Lock, s.Freeze
+	if err := ns.saveDesc(); err != nil {
+		return err
+	}
+	return ns.saveSide()
+}
+
+// setModeLocked changes the mode of a namespace that never held a key.
+func (ns *Namespace) setModeLocked(m Mode) error {
+	if m != ModeUser && m != ModeSeq {
+		return fmt.Errorf("zdb: invalid mode %d", m)
+	}
+	if ns.nextID > 0 || ns.curID != ns.firstID || ns.dataEnd != dataHeaderSize || len(ns.pend.segs) > 0 {
+		return ErrModeChange
+	}
+	if err := os.WriteFile(indexPath(ns.idxDir, ns.curID), appendIndexHeader(nil, ns.curID, m), 0o600); err != nil {
+		return err
+	}
+	ns.mode = m
+	ns.seqmap = nil
+	if m == ModeSeq {
+		ns.seqmap = []seqFile{{first: 0, file: ns.curID}}
+	}
+	return nil
+}
+
+// SetPassword sets (or with "" clears) the namespace password. Unless the
+// DB runs with CompatPasswords only a salted PBKDF2 hash is kept.
+func (ns *Namespace) SetPassword(pw string) error {
+	if len(pw) > 255 {
+		return fmt.Errorf("zdb: password too long")
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.desc.Password = ""
+	ns.side.PasswordSalt, ns.side.PasswordHash = nil, nil
+	if pw != "" {
+		if ns.db.opts.CompatPasswords {
+			ns.desc.Password = pw
+		} else {
+			salt := make([]byte, 16)
+			rand.Read(salt)
+			h, err := pbkdf2.Key(sha256.New, pw, salt, pbkdf2Iterations, 32)
+			if err != nil {
+				return err
+			}
+			ns.side.PasswordSalt, ns.side.PasswordHash = salt, h
+		}
+	}
+	if err := ns.saveDesc(); err != nil {
+		return err
+	}
+	return ns.saveSide()
+}
+
+// CheckPassword reports whether pw is the namespace password.
+func (ns *Namespace) CheckPassword(pw string) bool {
+	ns.mu.RLock()
+	desc, salt, hash := ns.desc.Password, ns.side.PasswordSalt, ns.side.PasswordHash
+	ns.mu.RUnlock()
+	if len(hash) > 0 {
+		h, err := pbkdf2.Key(sha256.New, pw, salt, pbkdf2Iterations, len(hash))
+		return err == nil && subtle.ConstantTimeCompare(h, hash) == 1
+	}
+	if desc != "" {
+		return subtle.ConstantTimeCompare([]byte(desc), []byte(pw)) == 1
+	}
+	return false
+}
+
+// ClearPassword returns the password in clear when it is stored that way
+// (descriptors written by 0-db or under CompatPasswords); the SECURE
+// challenge needs it.
+func (ns *Namespace) ClearPassword() (string, bool) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.desc.Password, ns.desc.Password != ""
+}
