@@ -141,8 +141,11 @@ func ParseBytes(s string) (int64, error) {
 type Config struct {
 	ID    string `json:"id"`
 	Image string `json:"image"`
-	// Lower is the read-only lower layer of the root filesystem.
-	Lower string `json:"lower"`
+	// Lower is the read-only lower layer of the root filesystem (a
+	// directory image). Empty means Image is served by the runtime's
+	// ImageProvider, with ImageArgs (e.g. trust keys, stores).
+	Lower     string   `json:"lower,omitempty"`
+	ImageArgs []string `json:"image_args,omitempty"`
 
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	Cmd        []string `json:"cmd,omitempty"`
@@ -223,7 +226,10 @@ func (c *Config) Validate() error {
 	if err := ValidateID(c.ID); err != nil {
 		return err
 	}
-	if !path.IsAbs(c.Lower) {
+	if c.Lower == "" && c.Image == "" {
+		return fmt.Errorf("%w: no image", ErrInvalidConfig)
+	}
+	if c.Lower != "" && !path.IsAbs(c.Lower) {
 		return fmt.Errorf("%w: lower layer %q must be an absolute path", ErrInvalidConfig, c.Lower)
 	}
 	if len(c.Args()) == 0 && c.Services == "" {

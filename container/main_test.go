@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) == 6 && os.Args[1] == "container" && os.Args[2] == "supervise" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
-		r, err := container.New(os.Args[4], "", nil)
+		r, err := container.New(os.Args[4], "", nil, nil)
 		if err != nil {
 			container.SignalReady(err)
 			os.Exit(1)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,27 @@ type Rootfs struct {
 	// Image is the image's run configuration.
 	Image ImageConfig
 }
+
+// ImageProvider serves images that must be mounted by the process that
+// runs the container (an flist): Image reads the run configuration without
+// mounting; Prepare makes the image's files available read-only at dir
+// (an existing empty directory) and returns which programs may run. Prepare
+// must return at once when dir already serves the image (a container being
+// adopted). Unmounting dir ends the mount.
+type ImageProvider interface {
+	Image(ctx context.Context, ref string, args []string) (ImageConfig, error)
+	Prepare(ctx context.Context, ref string, args []string, dir string) (ExecPolicy, error)
+}
+
+// ExecPolicy is the exec guard's rule for an image: a program may run if
+// Digest of its content is in Allowed. A nil Digest means SHA-256.
+type ExecPolicy struct {
+	Digest  func(io.Reader) ([32]byte, error)
+	Allowed map[[32]byte]bool
+}
+
+// Mounted reports whether path is a mount point.
+func Mounted(path string) bool { return mounted(path) }
 
 // DirRootfs serves images that are directories on the host. A reference is
 // either a root filesystem directory, or a bundle directory holding

@@ -27,15 +27,17 @@ var ErrSupervised = errors.New("container: already supervised by another process
 // root directory. Several processes may use the same root: a per-container
 // lock makes sure only one supervises a container at a time.
 type Runtime struct {
-	root string
-	self string
-	log  *slog.Logger
+	root   string
+	self   string
+	log    *slog.Logger
+	images ImageProvider
 }
 
 // New returns a runtime keeping its state under root. self is the path of
 // the zos binary (mounted into containers as their init, and re-executed as
-// a detached supervisor); empty means the running executable.
-func New(root, self string, log *slog.Logger) (*Runtime, error) {
+// a detached supervisor); empty means the running executable. images serves
+// containers whose Config has no Lower directory (nil: none).
+func New(root, self string, log *slog.Logger, images ImageProvider) (*Runtime, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -58,7 +60,7 @@ func New(root, self string, log *slog.Logger) (*Runtime, error) {
 	if err := os.Chmod(abs, 0o711); err != nil {
 		return nil, fmt.Errorf("container: state dir: %w", err)
 	}
-	return &Runtime{root: abs, self: self, log: log.With("component", "container")}, nil
+	return &Runtime{root: abs, self: self, log: log.With("component", "container"), images: images}, nil
 }
 
 // Root is the state directory.
@@ -375,6 +377,10 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		return nil, err
 	}
 	run.logs = lw
+	lower, policy, err := r.prepareImage(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	if lc, err := libcontainer.Load(r.lcRoot(), id); err == nil {
 		st, _ := lc.Status()
 		if st == libcontainer.Running || st == libcontainer.Paused {
@@ -386,7 +392,7 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 			run.memPath = memCgroup(s.CgroupPaths)
 			run.oomBase, _ = oomKills(run.memPath)
 			if c.ExecVerify {
-				if run.guard, err = r.startGuard(ctx, c, log); err != nil {
+				if run.guard, err = r.startGuard(c, lower, policy, log); err != nil {
 					return nil, err
 				}
 			}
@@ -400,7 +406,7 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	if err := r.mountVolumes(c); err != nil {
 		return nil, err
 	}
-	rootfs, err := mountOverlay(r.dir(id), c.Lower, c.IDBase)
+	rootfs, err := mountOverlay(r.dir(id), lower, c.IDBase)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +423,7 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		return nil, fmt.Errorf("container: config: %w", err)
 	}
 	if c.ExecVerify {
-		if run.guard, err = r.startGuard(ctx, c, log); err != nil {
+		if run.guard, err = r.startGuard(c, lower, policy, log); err != nil {
 			return nil, err
 		}
 	}
@@ -461,6 +467,27 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	}
 	log.Info("container started", "pid", pid)
 	return run, nil
+}
+
+// prepareImage returns the lower directory of a container, mounting its
+// image through the ImageProvider when it is not a plain directory.
+func (r *Runtime) prepareImage(ctx context.Context, c *Config) (string, *ExecPolicy, error) {
+	if c.Lower != "" {
+		return c.Lower, nil, nil
+	}
+	if r.images == nil {
+		return "", nil, fmt.Errorf("%w: image %s needs an image provider", ErrInvalidConfig, c.Image)
+	}
+	dir := filepath.Join(r.dir(c.ID), "image")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("container: %w", err)
+	}
+	os.Chmod(dir, 0o755)
+	p, err := r.images.Prepare(ctx, c.Image, c.ImageArgs, dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("container: image %s: %w", c.Image, err)
+	}
+	return dir, &p, nil
 }
 
 func (run *running) closeGuard() {

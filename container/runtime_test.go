@@ -56,7 +56,7 @@ func newRuntime(t *testing.T) *container.Runtime {
 	for d := root; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		os.Chmod(d, 0o711)
 	}
-	r, err := container.New(root, "", slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	r, err := container.New(root, "", slog.New(slog.NewTextHandler(os.Stderr, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,3 +155,40 @@ func TestContainerBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerFromSignedFlist(t *testing.T) {
+	img := containerImage(t)
+	zostest.RequiresFUSE(t)
+	root := containerRoot(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	fl, keyFile, other := filepath.Join(dir, "bb.fl"), filepath.Join(dir, "k"), filepath.Join(dir, "other")
+	mustZos(t, "flist", "pack", filepath.Join(img, "rootfs"), "-o", fl, "--store", "dir://"+filepath.Join(dir, "blocks"),
+		"--image-config", filepath.Join(img, "image.json"))
+	pub := strings.TrimSpace(mustZos(t, "key", "new", "-o", keyFile))
+	otherPub := strings.TrimSpace(mustZos(t, "key", "new", "-o", other))
+	mustZos(t, "flist", "sign", fl, "--key", keyFile)
+	cache := filepath.Join(dir, "cache")
+	z := func(args ...string) (string, string, int) {
+		return zos(t, append([]string{"container", "--root", root}, args...)...)
+	}
+	// The image config comes from the flist; exec verification allows its programs.
+	out, errOut, code := z("run", "--rm", "--trust", pub, "--cache", cache, fl)
+	if code != 0 || out != "hello from /srv\n" {
+		t.Fatalf("run from flist: exit %d out %q err %q", code, out, errOut)
+	}
+	// A file written in the container is not in the signed metadata.
+	out, _, _ = z("run", "--rm", "--trust", pub, "--cache", cache, fl, "--", "sh", "-c",
+		"cat /bin/busybox > /tmp/x; echo >> /tmp/x; chmod +x /tmp/x; /tmp/x echo ran; echo rc=$?")
+	if strings.Contains(out, "ran\n") || !strings.Contains(out, "rc=126") {
+		t.Errorf("exec guard on flist: %q", out)
+	}
+	// Signed by someone else: refused before anything runs.
+	if _, errOut, code := z("run", "--rm", "--trust", otherPub, "--cache", cache, fl); code == 0 || !strings.Contains(errOut, "refusing") {
+		t.Errorf("untrusted flist: exit %d %q", code, errOut)
+	}
+	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
+	if strings.Contains(string(b), root) {
+		t.Errorf("mounts left under %s", root)
+	}
+}

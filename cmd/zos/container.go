@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,12 +32,19 @@ namespaces (container root is an unprivileged host uid), with Docker's default
 capabilities, no_new_privs, a seccomp filter, masked /proc and /sys paths and
 cgroup limits. Needs root.
 
-An IMAGE is a root filesystem directory, or a bundle directory holding rootfs/
-and image.json (an OCI image config giving Entrypoint, Cmd, Env, WorkingDir, User).`,
+An IMAGE is an flist (X.fl: mounted lazily with FUSE, signature checked against
+--trust keys, image config from its metadata), a root filesystem directory, or a
+bundle directory holding rootfs/ and image.json (an OCI image config giving
+Entrypoint, Cmd, Env, WorkingDir, User).`,
 	}
 	cmd.PersistentFlags().StringVar(&root, "root", defaultContainerRoot, "state directory of containers")
 	rt := func() (*container.Runtime, error) {
-		return container.New(root, "", slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		return container.New(root, self, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			flistImages{self: self})
 	}
 	cmd.AddCommand(newContainerRunCmd(rt), newContainerPsCmd(rt), newContainerLogsCmd(rt),
 		newContainerStatsCmd(rt), newContainerExecCmd(rt), newContainerStopCmd(rt),
@@ -54,6 +62,9 @@ func newContainerRunCmd(rt runtimeFunc) *cobra.Command {
 		entrypoint, restart string
 		memory              string
 		detach, rm, noVerif bool
+		trust, stores       []string
+		insecure            bool
+		cacheDir            string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [-- CMD ARGS...]",
@@ -69,8 +80,29 @@ and the container's name is printed.`,
 				return err
 			}
 			ctx := cmd.Context()
-			img, err := container.DirRootfs{}.Rootfs(ctx, args[0])
-			if err != nil {
+			var img container.Rootfs
+			if strings.HasSuffix(args[0], ".fl") {
+				abs, err := filepath.Abs(args[0])
+				if err != nil {
+					return err
+				}
+				args[0] = abs
+				for _, t := range trust {
+					c.ImageArgs = append(c.ImageArgs, "--trust", t)
+				}
+				for _, s := range stores {
+					c.ImageArgs = append(c.ImageArgs, "--store", s)
+				}
+				if insecure {
+					c.ImageArgs = append(c.ImageArgs, "--insecure")
+				}
+				if cacheDir != "" {
+					c.ImageArgs = append(c.ImageArgs, "--cache", cacheDir)
+				}
+				if img.Image, err = (flistImages{}).Image(ctx, abs, c.ImageArgs); err != nil {
+					return err
+				}
+			} else if img, err = (container.DirRootfs{}).Rootfs(ctx, args[0]); err != nil {
 				return err
 			}
 			c.Image, c.Lower, c.Env = args[0], img.Lower, env
@@ -157,6 +189,10 @@ and the container's name is printed.`,
 	f.BoolVar(&c.NoInit, "no-init", false, "run the entrypoint as PID 1 instead of zos init")
 	f.BoolVar(&noVerif, "no-exec-verify", false, "allow executing files that are not part of the image")
 	f.StringVar(&c.Services, "services", "", "directory in the image with zinit-style YAML services for zos init")
+	f.StringArrayVar(&trust, "trust", nil, "flist images: public key (ed25519:hex or a file) whose signature is accepted (repeatable)")
+	f.BoolVar(&insecure, "insecure", false, "flist images: accept unsigned or untrusted flists")
+	f.StringArrayVar(&stores, "store", nil, "flist images: block store URL (default: the flist's routes)")
+	f.StringVar(&cacheDir, "cache", "", "flist images: node-wide block cache directory (default: zos flist mount's)")
 	return cmd
 }
 

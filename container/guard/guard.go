@@ -20,6 +20,15 @@ import (
 // Hash is a SHA-256 content hash.
 type Hash = [32]byte
 
+// SHA256 is the default content digest.
+func SHA256(r io.Reader) (Hash, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return Hash{}, err
+	}
+	return Hash(h.Sum(nil)), nil
+}
+
 // HashTree returns the content hashes of every regular file with an exec
 // bit under dir: the set of programs an image may run.
 func HashTree(dir string) (map[Hash]bool, error) {
@@ -60,6 +69,7 @@ func HashTree(dir string) (map[Hash]bool, error) {
 // Guard watches one filesystem.
 type Guard struct {
 	f        *os.File
+	digest   func(io.Reader) (Hash, error)
 	allowed  map[Hash]bool
 	log      *slog.Logger
 	denied   atomic.Uint64
@@ -77,8 +87,12 @@ type statKey struct {
 
 // Start watches the filesystem holding path (FAN_MARK_FILESYSTEM: every
 // mount of it, including those in containers' mount namespaces) and
-// decides every exec on it until Close.
-func Start(path string, allowed map[Hash]bool, log *slog.Logger) (*Guard, error) {
+// decides every exec on it until Close: a program runs if digest (nil:
+// SHA256) of its content is in allowed.
+func Start(path string, digest func(io.Reader) (Hash, error), allowed map[Hash]bool, log *slog.Logger) (*Guard, error) {
+	if digest == nil {
+		digest = SHA256
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -90,7 +104,7 @@ func Start(path string, allowed map[Hash]bool, log *slog.Logger) (*Guard, error)
 		unix.Close(fd)
 		return nil, fmt.Errorf("guard: fanotify_mark %s: %w", path, err)
 	}
-	g := &Guard{f: os.NewFile(uintptr(fd), "fanotify"), allowed: allowed, log: log,
+	g := &Guard{f: os.NewFile(uintptr(fd), "fanotify"), digest: digest, allowed: allowed, log: log,
 		done: make(chan struct{}), cache: map[statKey]bool{}}
 	go g.loop()
 	return g, nil
@@ -177,23 +191,11 @@ func (g *Guard) check(fd int) bool {
 	if hit {
 		return v
 	}
-	h := sha256.New()
-	buf := make([]byte, 256<<10)
-	var off int64
-	for {
-		n, err := unix.Pread(fd, buf, off)
-		if n > 0 {
-			h.Write(buf[:n])
-			off += int64(n)
-		}
-		if err != nil {
-			return false
-		}
-		if n == 0 {
-			break
-		}
+	d, err := g.digest(io.NewSectionReader(fdReaderAt(fd), 0, st.Size))
+	if err != nil {
+		return false
 	}
-	ok := g.allowed[Hash(h.Sum(nil))]
+	ok := g.allowed[d]
 	g.mu.Lock()
 	if len(g.cache) > 65536 {
 		clear(g.cache)
@@ -201,4 +203,18 @@ func (g *Guard) check(fd int) bool {
 	g.cache[k] = ok
 	g.mu.Unlock()
 	return ok
+}
+
+// fdReaderAt reads a file descriptor at offsets (pread), leaving it open.
+type fdReaderAt int
+
+func (f fdReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(f), p, off)
+	if err != nil {
+		return n, err
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
