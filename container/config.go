@@ -177,6 +177,12 @@ type Config struct {
 	// YAML units for `zos init` (empty: run the entrypoint).
 	Services string `json:"services,omitempty"`
 
+	// Corex, with Services, makes zos init serve its HTTP API (list,
+	// start, stop, restart services, logs, websocket terminal) on this
+	// address inside the container's network namespace, authenticated by
+	// the token in <root>/c/<id>/corex.token.
+	Corex string `json:"corex,omitempty"`
+
 	// LogMaxBytes rotates the log at this size (default 8 MiB); LogKeep
 	// rotated files are kept (default 3).
 	LogMaxBytes int64 `json:"log_max_bytes,omitempty"`
@@ -259,6 +265,9 @@ func (c *Config) Validate() error {
 		if v.Source == "" && v.SizeBytes < 1<<20 {
 			return fmt.Errorf("%w: virtual disk at %s must be at least 1 MiB", ErrInvalidConfig, v.Target)
 		}
+	}
+	if c.Corex != "" && c.Services == "" {
+		return fmt.Errorf("%w: corex needs services", ErrInvalidConfig)
 	}
 	for _, e := range c.Env {
 		if !strings.Contains(e, "=") {

@@ -2,6 +2,8 @@ package container
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +96,17 @@ func (r *Runtime) Create(ctx context.Context, c Config) error {
 		os.RemoveAll(dir)
 		return fmt.Errorf("container: %w", err)
 	}
+	if c.Corex != "" {
+		var b [24]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("container: %w", err)
+		}
+		if err := os.WriteFile(r.CorexTokenPath(c.ID), []byte(hex.EncodeToString(b[:])+"\n"), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("container: %w", err)
+		}
+	}
 	if err := writeJSON(r.statusPath(c.ID), Status{State: StateCreated}); err != nil {
 		os.RemoveAll(dir)
 		return err
@@ -104,6 +117,9 @@ func (r *Runtime) Create(ctx context.Context, c Config) error {
 	}
 	return nil
 }
+
+// CorexTokenPath is the file holding the container's corex API token.
+func (r *Runtime) CorexTokenPath(id string) string { return filepath.Join(r.dir(id), "corex.token") }
 
 // allocIDBase picks the lowest free range of 65536 ids above 2^20, so no
 // two containers share host ids.
@@ -413,7 +429,15 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	if err := prepareRootfs(rootfs, c); err != nil {
 		return nil, err
 	}
-	spec, err := buildSpec(c, rootfs, r.self)
+	token := ""
+	if c.Corex != "" {
+		b, err := os.ReadFile(r.CorexTokenPath(id))
+		if err != nil {
+			return nil, fmt.Errorf("container: corex token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	spec, err := buildSpec(c, rootfs, r.self, token)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -383,5 +384,63 @@ func TestAdoptAfterSupervisorDies(t *testing.T) {
 	}
 	if i, _ := r.Inspect(ctx, c.ID); i.Status.State != container.StateExited {
 		t.Errorf("after stop: %+v", i.Status)
+	}
+}
+
+func TestCorexInContainerNetns(t *testing.T) {
+	zostest.RequiresNetns(t)
+	img := busyboxImage(t, "")
+	svc := filepath.Join(img, "rootfs", "etc", "svc")
+	os.MkdirAll(svc, 0o755)
+	os.WriteFile(filepath.Join(svc, "hello.yaml"), []byte("exec: sh -c 'echo hello service; exec sleep 60'\n"), 0o644)
+	r := newRuntime(t)
+	ns := fmt.Sprintf("zosc%d", os.Getpid())
+	if out, err := osExec("ip", "netns", "add", ns); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { osExec("ip", "netns", "del", ns) })
+	osExec("ip", "-n", ns, "link", "set", "lo", "up")
+	ctx := context.Background()
+	c := container.Config{ID: uniqueName(t), Lower: filepath.Join(img, "rootfs"), Services: "/etc/svc",
+		Corex: "127.0.0.1:8822", NetNS: "/var/run/netns/" + ns}
+	if err := r.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(r.CorexTokenPath(c.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, token string) (int, string, error) {
+		conn, err := dialInNetns("/var/run/netns/"+ns, "127.0.0.1:8822")
+		if err != nil {
+			return 0, "", err
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n", path, token)
+		b, _ := io.ReadAll(conn)
+		var code int
+		fmt.Sscanf(string(b), "HTTP/1.0 %d", &code)
+		return code, string(b), nil
+	}
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		code, body, err := get("/services/hello/logs", strings.TrimSpace(string(tok)))
+		if err != nil || code != 200 || !strings.Contains(body, "hello service") {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	if code, _, err := get("/services", "bad-token-bad-token"); err != nil || code != 401 {
+		t.Errorf("bad token: %d %v", code, err)
+	}
+	// The token is not passed on to the services (only zos init's own
+	// initial environment, readable by container root alone, holds it).
+	var out syncBuf
+	code, err := r.Exec(ctx, c.ID, container.ExecOptions{Stdout: &out, Args: []string{"sh", "-c",
+		"for p in /proc/[0-9]*; do [ $p = /proc/1 ] || cat $p/environ; done 2>/dev/null | grep -c ZOS_COREX_TOKEN"}})
+	if err != nil || strings.TrimSpace(out.String()) != "0" {
+		t.Errorf("token visible in environments: %q %d %v", out.String(), code, err)
 	}
 }

@@ -35,7 +35,7 @@ var (
 
 // buildSpec turns a validated Config into an OCI runtime spec. rootfs is the
 // overlay mount point, self the host path of the zos binary.
-func buildSpec(c *Config, rootfs, self string) (*specs.Spec, error) {
+func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) {
 	uid, gid, err := parseUser(c.User)
 	if err != nil {
 		return nil, err
@@ -49,12 +49,18 @@ func buildSpec(c *Config, rootfs, self string) (*specs.Spec, error) {
 	if c.Services != "" {
 		args = append(args, "--services", c.Services)
 	}
+	if c.Corex != "" {
+		args = append(args, "--corex", c.Corex)
+	}
 	if cmd := c.Args(); len(cmd) > 0 {
 		args = append(append(args, "--"), cmd...)
 	}
 	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.Env...)
 	if c.Hostname != "" {
 		env = append(env, "HOSTNAME="+c.Hostname)
+	}
+	if corexToken != "" {
+		env = append(env, "ZOS_COREX_TOKEN="+corexToken) // zos init unsets it
 	}
 	cwd := c.WorkDir
 	if cwd == "" {
@@ -101,6 +107,17 @@ func buildSpec(c *Config, rootfs, self string) (*specs.Spec, error) {
 		Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	if c.Hostname == "" {
 		s.Hostname = c.ID
+	}
+	if !c.NoUserNS && c.NetNS != "" {
+		// sysfs can only be mounted by the owner of the network namespace;
+		// a joined one belongs to the host, so bind the host's read-only
+		// (as rootless runc does). Masked paths still apply.
+		for i, m := range s.Mounts {
+			if m.Destination == "/sys" {
+				s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "none", Source: "/sys",
+					Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+			}
+		}
 	}
 	if !c.NoUserNS {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
