@@ -90,7 +90,7 @@ func (p flistImages) Prepare(ctx context.Context, ref string, args []string, dir
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t := time.NewTicker(5 * time.Millisecond)
+	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	deadline := time.After(60 * time.Second)
 	for !container.Mounted(dir) {
@@ -106,6 +106,12 @@ func (p flistImages) Prepare(ctx context.Context, ref string, args []string, dir
 			return policy, ctx.Err()
 		case <-t.C:
 		}
+	}
+	// The mount shows up before the FUSE INIT handshake is done, and the
+	// id-mapping support is negotiated there: a request on the mount waits
+	// for it.
+	if _, err := os.ReadDir(dir); err != nil {
+		return policy, fmt.Errorf("flist mount: %w", err)
 	}
 	return policy, nil
 }
