@@ -831,8 +831,8 @@ func (r *Runtime) Recover(ctx context.Context) ([]string, error) {
 		if r.supervised(id) {
 			continue
 		}
-		if _, err := os.Stat(r.stopMarker(id)); err == nil && !r.initAlive(id) {
-			continue
+		if _, err := os.Stat(r.stopMarker(id)); err == nil {
+			continue // being stopped by the user
 		}
 		if err := r.Start(ctx, id); err != nil {
 			return out, fmt.Errorf("container: recover %s: %w", id, err)
