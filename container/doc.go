@@ -27,6 +27,7 @@
 //	<root>/c/<id>/status.json  Status written by the supervising process (pid, exit, OOM, restarts)
 //	<root>/c/<id>/upper, work  the overlay writable layer, owned by the mapped root
 //	<root>/c/<id>/lower        the id-mapped view of the lower layer (a mount point)
+//	<root>/images/<key>        a provided image (flist) mounted once for all its containers
 //	<root>/c/<id>/rootfs       the overlay mount point (the container's /)
 //	<root>/c/<id>/logs/        stdout+stderr, rotated: current.log, current.log.1 ...
 //	<root>/c/<id>/disks/       sparse virtual disk images of the container's volumes

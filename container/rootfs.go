@@ -32,15 +32,17 @@ type Rootfs struct {
 	Image ImageConfig
 }
 
-// ImageProvider serves images that must be mounted by the process that
-// runs the container (an flist): Image reads the run configuration without
-// mounting; Prepare makes the image's files available read-only at dir
-// (an existing empty directory) and returns which programs may run. Prepare
-// must return at once when dir already serves the image (a container being
-// adopted). Unmounting dir ends the mount.
+// ImageProvider serves images that must be mounted (an flist): Image reads
+// the run configuration without mounting; Prepare makes the image's files
+// available read-only and returns that directory and which programs may
+// run. Containers of the same image share the mount, which outlives the
+// process that made it (so a container can be adopted): Prepare returns at
+// once when it exists. Release unmounts it; the runtime calls it when the
+// last container of the image is removed.
 type ImageProvider interface {
 	Image(ctx context.Context, ref string, args []string) (ImageConfig, error)
-	Prepare(ctx context.Context, ref string, args []string, dir string) (ExecPolicy, error)
+	Prepare(ctx context.Context, ref string, args []string) (dir string, policy ExecPolicy, err error)
+	Release(ctx context.Context, ref string, args []string) error
 }
 
 // ExecPolicy is the exec guard's rule for an image: a program may run if

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -254,6 +255,11 @@ type SuperviseOptions struct {
 // supervisor is gone), applies its restart policy and returns its final
 // status. Only one process supervises a container at a time.
 func (r *Runtime) Supervise(ctx context.Context, id string, opt SuperviseOptions) (Status, error) {
+	// The readiness pipe from Start must not leak into what we spawn (the
+	// container, mount helpers): Start would wait for its EOF forever.
+	if fd, err := strconv.Atoi(os.Getenv("ZOS_SUPERVISE_READY_FD")); err == nil {
+		unix.CloseOnExec(fd)
+	}
 	started := func(err error) {
 		if opt.Started != nil {
 			opt.Started(err)
@@ -502,12 +508,7 @@ func (r *Runtime) prepareImage(ctx context.Context, c *Config) (string, *ExecPol
 	if r.images == nil {
 		return "", nil, fmt.Errorf("%w: image %s needs an image provider", ErrInvalidConfig, c.Image)
 	}
-	dir := filepath.Join(r.dir(c.ID), "image")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("container: %w", err)
-	}
-	os.Chmod(dir, 0o755)
-	p, err := r.images.Prepare(ctx, c.Image, c.ImageArgs, dir)
+	dir, p, err := r.images.Prepare(ctx, c.Image, c.ImageArgs)
 	if err != nil {
 		return "", nil, fmt.Errorf("container: image %s: %w", c.Image, err)
 	}
@@ -808,10 +809,28 @@ func (r *Runtime) Remove(ctx context.Context, id string, force bool) error {
 	if ms, err := mountsUnder(r.dir(id)); err != nil || len(ms) > 0 {
 		return fmt.Errorf("container: %s: mounts left after unmount: %v %v", id, ms, err)
 	}
+	c, _ := r.loadConfig(id)
 	if err := os.RemoveAll(r.dir(id)); err != nil {
 		return fmt.Errorf("container: remove %s: %w", id, err)
 	}
+	if c.Lower == "" && r.images != nil && !r.imageInUse(c) {
+		if err := r.images.Release(ctx, c.Image, c.ImageArgs); err != nil {
+			return fmt.Errorf("container: release image %s: %w", c.Image, err)
+		}
+	}
 	return nil
+}
+
+// imageInUse says whether another container uses the same provided image.
+func (r *Runtime) imageInUse(c Config) bool {
+	ids, _ := r.ids()
+	for _, id := range ids {
+		o, err := r.loadConfig(id)
+		if err == nil && o.ID != c.ID && o.Lower == "" && o.Image == c.Image && slices.Equal(o.ImageArgs, c.ImageArgs) {
+			return true
+		}
+	}
+	return false
 }
 
 // Recover starts a detached supervisor for every container that should be

@@ -187,8 +187,34 @@ func TestContainerFromSignedFlist(t *testing.T) {
 	if _, errOut, code := z("run", "--rm", "--trust", otherPub, "--cache", cache, fl); code == 0 || !strings.Contains(errOut, "refusing") {
 		t.Errorf("untrusted flist: exit %d %q", code, errOut)
 	}
+	// Two containers of one flist share one mount of it.
+	for _, n := range []string{"fa", "fb"} {
+		if _, errOut, code := z("run", "-d", "--name", n, "--trust", pub, "--cache", cache, fl, "--", "sleep", "30"); code != 0 {
+			t.Fatalf("run -d %s: %s", n, errOut)
+		}
+	}
+	if n := containerImageMounts(root); n != 1 {
+		t.Errorf("%d mounts of the flist for two containers, want 1", n)
+	}
+	z("rm", "-f", "fa")
+	if n := containerImageMounts(root); n != 1 {
+		t.Errorf("the flist mount went away while a container uses it (%d)", n)
+	}
+	z("rm", "-f", "fb")
 	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
 	if strings.Contains(string(b), root) {
 		t.Errorf("mounts left under %s", root)
 	}
+}
+
+// containerImageMounts counts the shared image mounts under a state dir.
+func containerImageMounts(root string) int {
+	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], filepath.Join(root, "images")+"/") {
+			n++
+		}
+	}
+	return n
 }

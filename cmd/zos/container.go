@@ -43,8 +43,12 @@ Entrypoint, Cmd, Env, WorkingDir, User).`,
 		if err != nil {
 			return nil, err
 		}
+		root, err := filepath.Abs(root)
+		if err != nil {
+			return nil, err
+		}
 		return container.New(root, self, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-			flistImages{self: self})
+			flistImages{self: self, root: root})
 	}
 	cmd.AddCommand(newContainerRunCmd(rt), newContainerPsCmd(rt), newContainerLogsCmd(rt),
 		newContainerStatsCmd(rt), newContainerExecCmd(rt), newContainerStopCmd(rt),

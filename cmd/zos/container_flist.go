@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +25,28 @@ import (
 //
 // args are `zos flist mount` flags: --trust KEY, --insecure, --store URL,
 // --cache DIR, --cache-size N.
-type flistImages struct{ self string }
+type flistImages struct{ self, root string }
+
+// dir is where an flist is mounted for containers: one mount per flist and
+// mount arguments, shared by every container of it.
+func (p flistImages) dir(ref string, args []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q", append([]string{ref}, args...))
+	return filepath.Join(p.root, "images", hex.EncodeToString(h.Sum(nil))[:32])
+}
+
+// Release implements container.ImageProvider: unmounting ends the mount process.
+func (p flistImages) Release(_ context.Context, ref string, args []string) error {
+	dir := p.dir(ref, args)
+	if container.Mounted(dir) {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			return err
+		}
+	}
+	os.Remove(dir + ".log")
+	os.Remove(dir + ".lock")
+	return os.Remove(dir)
+}
 
 func (p flistImages) open(ctx context.Context, ref string, args []string) (*flist.FList, error) {
 	var trust []string
@@ -60,7 +83,13 @@ func (p flistImages) Image(ctx context.Context, ref string, args []string) (cont
 }
 
 // Prepare implements container.ImageProvider.
-func (p flistImages) Prepare(ctx context.Context, ref string, args []string, dir string) (container.ExecPolicy, error) {
+func (p flistImages) Prepare(ctx context.Context, ref string, args []string) (string, container.ExecPolicy, error) {
+	dir := p.dir(ref, args)
+	policy, err := p.prepare(ctx, ref, args, dir)
+	return dir, policy, err
+}
+
+func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir string) (container.ExecPolicy, error) {
 	f, err := p.open(ctx, ref, args)
 	if err != nil {
 		return container.ExecPolicy{}, err
@@ -75,7 +104,23 @@ func (p flistImages) Prepare(ctx context.Context, ref string, args []string, dir
 		policy.Allowed[e.Digest] = true
 	}
 	if container.Mounted(dir) {
-		return policy, nil // adopted: the mount process still serves it
+		return policy, nil // shared with other containers, or adopted
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return policy, err
+	}
+	os.Chmod(filepath.Dir(dir), 0o711)
+	// One mount per image even when its containers start together.
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return policy, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return policy, err
+	}
+	if container.Mounted(dir) {
+		return policy, nil
 	}
 	logf, err := os.OpenFile(dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
