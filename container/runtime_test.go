@@ -267,6 +267,26 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 	if err := r.Logs(ctx, c.ID, &logs, false); err != nil || !strings.Contains(logs.String(), "up") {
 		t.Errorf("logs %q %v", logs.String(), err)
 	}
+	// Grown on request (offline here: online growth needs CAP_SYS_RESOURCE,
+	// which this machine's root lacks); after a restart the same write fits.
+	if err := r.GrowDisk(c.ID, "/data", 40<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.GrowDisk(c.ID, "/data", 1<<20); !errors.Is(err, container.ErrInvalidConfig) {
+		t.Errorf("shrinking a disk: %v", err)
+	}
+	if err := r.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	eout = syncBuf{}
+	code, err = r.Exec(ctx, c.ID, container.ExecOptions{Stdout: &eout, Stderr: &eout, Args: []string{"sh", "-c",
+		"rm -f /data/big; dd if=/dev/zero of=/data/big bs=1M count=20 2>/dev/null && echo fits; cat /data/f"}})
+	if err != nil || code != 0 || eout.String() != "fits\nhello\n" {
+		t.Errorf("after grow: %d %v %q", code, err, eout.String())
+	}
+	if err := r.Stop(ctx, c.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Remove(ctx, c.ID, false); err != nil {
 		t.Fatal(err)
 	}

@@ -72,8 +72,9 @@ func createDisk(img string, size int64) error {
 	return os.Rename(img+".tmp", img)
 }
 
-// GrowDisk grows virtual disk i (in the order of Config.Volumes) of a
-// container to size bytes; a mounted disk's filesystem grows online.
+// GrowDisk grows the virtual disk mounted at target in a container to size
+// bytes. A disk in use grows online (the kernel needs CAP_SYS_RESOURCE for
+// that); a stopped container's disk is checked and grown offline.
 func (r *Runtime) GrowDisk(id string, target string, size int64) error {
 	c, err := r.loadConfig(id)
 	if err != nil {
@@ -103,6 +104,9 @@ func (r *Runtime) GrowDisk(id string, target string, size int64) error {
 			}
 			out, err = exec.Command("resize2fs", devPath).CombinedOutput()
 		} else {
+			if out, err = exec.Command("e2fsck", "-f", "-p", img).CombinedOutput(); err != nil {
+				return fmt.Errorf("container: grow disk: check: %v: %s", err, out)
+			}
 			out, err = exec.Command("resize2fs", img).CombinedOutput()
 		}
 		if err != nil {

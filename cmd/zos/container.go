@@ -53,7 +53,7 @@ Entrypoint, Cmd, Env, WorkingDir, User).`,
 	cmd.AddCommand(newContainerRunCmd(rt), newContainerPsCmd(rt), newContainerLogsCmd(rt),
 		newContainerStatsCmd(rt), newContainerExecCmd(rt), newContainerStopCmd(rt),
 		newContainerStartCmd(rt), newContainerRmCmd(rt), newContainerInspectCmd(rt),
-		newContainerRecoverCmd(rt), newContainerSuperviseCmd(rt))
+		newContainerRecoverCmd(rt), newContainerGrowCmd(rt), newContainerSuperviseCmd(rt))
 	return cmd
 }
 
@@ -383,6 +383,28 @@ func newContainerInspectCmd(rt runtimeFunc) *cobra.Command {
 				return err
 			}
 			return printJSON(cmd, i)
+		},
+	}
+}
+
+func newContainerGrowCmd(rt runtimeFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "grow NAME TARGET SIZE",
+		Short: "Grow a container's virtual disk (the volume at TARGET) to SIZE, e.g. 2G",
+		Long: `Grow the sparse virtual disk mounted at TARGET in container NAME. A stopped
+container's disk is checked and grown offline; a running one's online (the kernel
+requires CAP_SYS_RESOURCE). Disks never shrink.`,
+		Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rt()
+			if err != nil {
+				return err
+			}
+			size, err := container.ParseBytes(args[2])
+			if err != nil {
+				return err
+			}
+			return r.GrowDisk(args[0], args[1], size)
 		},
 	}
 }
