@@ -40,6 +40,8 @@ Run "zos COMMAND --help" for the flags of each command.`,
 		newContractCmd(),
 		newTransferCmd(),
 		newHubCmd(),
+		newContainerCmd(),
+		newInitCmd(),
 	)
 	return root
 }

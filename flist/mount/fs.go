@@ -108,6 +108,9 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 			FsName: "zos-flist", Name: "zos-flist", AllowOther: opts.AllowOther,
 			Debug: opts.Debug, Options: []string{"ro", "default_permissions"},
 			MaxReadAhead: 1 << 20, DirectMount: true,
+			// Containers with a user namespace see the flist through an
+			// id-mapped mount (container root owns the image files).
+			IDMappedMount: true,
 		},
 	}
 	srv, err := fs.Mount(mountpoint, root, fopts)

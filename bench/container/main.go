@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+func main() {
+	n := flag.Int("n", 10, "runs per case")
+	sizeMB := flag.Int("size", 100, "MiB of filler in the image")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fail("bench/container needs root")
+	}
+	zos := os.Getenv("ZOS_BIN")
+	if zos == "" {
+		zos = "bin/zos"
+	}
+	zos, _ = filepath.Abs(zos)
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		fail("runc not found (make deps installs it)")
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		fail("busybox not found (make deps installs busybox-static)")
+	}
+	work, err := os.MkdirTemp("", "bench-container-")
+	check(err)
+	defer os.RemoveAll(work)
+	os.Chmod(work, 0o755)
+
+	rootfs := filepath.Join(work, "image", "rootfs")
+	for _, d := range []string{"bin", "etc", "tmp", "data"} {
+		check(os.MkdirAll(filepath.Join(rootfs, d), 0o755))
+	}
+	b, err := os.ReadFile(busybox)
+	check(err)
+	check(os.WriteFile(filepath.Join(rootfs, "bin/busybox"), b, 0o755))
+	for _, a := range []string{"sh", "echo"} {
+		check(os.Symlink("busybox", filepath.Join(rootfs, "bin", a)))
+	}
+	filler, err := os.Create(filepath.Join(rootfs, "data/filler"))
+	check(err)
+	_, err = io.CopyN(filler, rand.Reader, int64(*sizeMB)<<20)
+	check(err)
+	filler.Close()
+
+	fl := filepath.Join(work, "image.fl")
+	blocks := filepath.Join(work, "blocks")
+	run(zos, "flist", "pack", rootfs, "-o", fl, "--store", "dir://"+blocks)
+	state := filepath.Join(work, "state")
+	cache := filepath.Join(work, "cache")
+	zosRun := func(image string, extra ...string) []string {
+		args := append([]string{"container", "--root", state, "run", "--rm"}, extra...)
+		return append(append(args, image, "--"), "/bin/echo", "hi")
+	}
+
+	bundle := filepath.Join(work, "bundle")
+	check(os.MkdirAll(bundle, 0o755))
+	writeRuncSpec(runc, bundle)
+	setRoot(bundle, rootfs)
+
+	cases := []struct {
+		name  string
+		setup func(i int) // not timed
+		cmd   func(i int) []string
+		pre   func(i int) // timed, before cmd (unpack)
+	}{
+		{name: "runc, unpacked dir (reference)", cmd: func(i int) []string {
+			return []string{runc, "run", "-b", bundle, fmt.Sprintf("bench%d-%d", os.Getpid(), i)}
+		}},
+		{name: "zos, unpacked dir", cmd: func(int) []string { return append([]string{zos}, zosRun(filepath.Join(work, "image"))...) }},
+		{name: "zos, flist mounted, blocks cached", setup: func(i int) {
+			if i == 0 { // another container of the image keeps it mounted, as on a node
+				run(zos, "container", "--root", state, "run", "-d", "--name", "holder", "--insecure", "--cache", cache, fl, "--", "sleep", "3600")
+			}
+		}, cmd: func(int) []string {
+			return append([]string{zos}, zosRun(fl, "--insecure", "--cache", cache)...)
+		}},
+		{name: "zos, flist cold (not mounted, empty cache)", setup: func(i int) {
+			if i == 0 {
+				run(zos, "container", "--root", state, "rm", "-f", "holder")
+			}
+			os.RemoveAll(cache)
+		}, cmd: func(int) []string {
+			return append([]string{zos}, zosRun(fl, "--insecure", "--cache", cache)...)
+		}},
+		{name: "unpack + runc (Docker path)", setup: func(i int) {
+			os.RemoveAll(filepath.Join(work, "unpacked"))
+		}, pre: func(i int) {
+			u := filepath.Join(work, "unpacked")
+			run(zos, "flist", "unpack", fl, filepath.Join(u, "rootfs"), "--insecure")
+			writeRuncSpec(runc, u)
+		}, cmd: func(i int) []string {
+			return []string{runc, "run", "-b", filepath.Join(work, "unpacked"), fmt.Sprintf("benchu%d-%d", os.Getpid(), i)}
+		}},
+	}
+	// warm the flist cache once
+	run(zos, zosRun(fl, "--insecure", "--cache", cache)...)
+
+	results := map[string]time.Duration{}
+	fmt.Printf("container start: run -> first output of `echo hi` (image: busybox + %d MiB filler), median of %d\n\n", *sizeMB, *n)
+	fmt.Println("| case | median | min | max | vs runc |")
+	fmt.Println("| --- | --- | --- | --- | --- |")
+	var ref time.Duration
+	for _, c := range cases {
+		var ds []time.Duration
+		for i := 0; i < *n; i++ {
+			if c.setup != nil {
+				c.setup(i)
+			}
+			start := time.Now()
+			if c.pre != nil {
+				c.pre(i)
+			}
+			ds = append(ds, firstOutput(start, c.cmd(i)))
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		med := ds[len(ds)/2]
+		results[c.name] = med
+		if ref == 0 {
+			ref = med
+		}
+		fmt.Printf("| %s | %s | %s | %s | %.2fx |\n", c.name, ms(med), ms(ds[0]), ms(ds[len(ds)-1]), float64(med)/float64(ref))
+	}
+	cold, unpack := results["zos, flist cold (not mounted, empty cache)"], results["unpack + runc (Docker path)"]
+	fmt.Printf("\ntargets: cached flist within 1.5x of runc: %.2fx; cold flist >= 5x faster than unpack+run: %.1fx\n",
+		float64(results["zos, flist mounted, blocks cached"])/float64(ref), float64(unpack)/float64(cold))
+}
+
+// firstOutput runs argv and returns the time from start to its first byte of stdout.
+func firstOutput(start time.Time, argv []string) time.Duration {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.StdoutPipe()
+	check(err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	check(cmd.Start())
+	r := bufio.NewReader(out)
+	_, err = r.ReadByte()
+	d := time.Since(start)
+	io.Copy(io.Discard, r)
+	if werr := cmd.Wait(); err != nil || werr != nil {
+		fail(fmt.Sprintf("%s: %v %v: %s", strings.Join(argv, " "), err, werr, stderr.String()))
+	}
+	return d
+}
+
+func writeRuncSpec(runc, bundle string) {
+	os.Remove(filepath.Join(bundle, "config.json"))
+	cmd := exec.Command(runc, "spec")
+	cmd.Dir = bundle
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		fail(fmt.Sprintf("runc spec: %v: %s", err, out))
+	}
+	var spec map[string]any
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	check(err)
+	check(json.Unmarshal(b, &spec))
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"/bin/echo", "hi"}
+	b, err = json.Marshal(spec)
+	check(err)
+	check(os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644))
+}
+
+// setRoot points a bundle's config at an absolute root directory.
+func setRoot(bundle, root string) {
+	var spec map[string]any
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	check(err)
+	check(json.Unmarshal(b, &spec))
+	spec["root"] = map[string]any{"path": root, "readonly": true}
+	b, err = json.Marshal(spec)
+	check(err)
+	check(os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644))
+}
+
+func run(argv0 string, args ...string) {
+	out, err := exec.Command(argv0, args...).CombinedOutput()
+	if err != nil {
+		fail(fmt.Sprintf("%s %s: %v\n%s", argv0, strings.Join(args, " "), err, out))
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func check(err error) {
+	if err != nil {
+		fail(err.Error())
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "bench/container:", msg)
+	os.Exit(1)
+}

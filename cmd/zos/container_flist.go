@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/zosgrid/zos/container"
+	"github.com/zosgrid/zos/flist"
+)
+
+// flistImages serves flist images to the container runtime: the image
+// config comes from the flist's metadata; the files from a `zos flist
+// mount` process started per container (so the mount outlives a
+// supervisor that dies, and the container can be adopted); the exec guard
+// allows the executables of the signed metadata.
+//
+// args are `zos flist mount` flags: --trust KEY, --insecure, --store URL,
+// --cache DIR, --cache-size N.
+type flistImages struct{ self, root string }
+
+// dir is where an flist is mounted for containers: one mount per flist and
+// mount arguments, shared by every container of it.
+func (p flistImages) dir(ref string, args []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q", append([]string{ref}, args...))
+	return filepath.Join(p.root, "images", hex.EncodeToString(h.Sum(nil))[:32])
+}
+
+// Release implements container.ImageProvider: unmounting ends the mount process.
+func (p flistImages) Release(_ context.Context, ref string, args []string) error {
+	dir := p.dir(ref, args)
+	if container.Mounted(dir) {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			return err
+		}
+	}
+	os.Remove(dir + ".log")
+	os.Remove(dir + ".lock")
+	return os.Remove(dir)
+}
+
+func (p flistImages) open(ctx context.Context, ref string, args []string) (*flist.FList, error) {
+	var trust []string
+	insecure := false
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case "--insecure":
+			insecure = true
+		case "--trust":
+			if i+1 < len(args) {
+				trust = append(trust, args[i+1])
+				i++
+			}
+		}
+	}
+	return openFlist(ctx, ref, trust, insecure, io.Discard)
+}
+
+// Image implements container.ImageProvider.
+func (p flistImages) Image(ctx context.Context, ref string, args []string) (container.ImageConfig, error) {
+	f, err := p.open(ctx, ref, args)
+	if err != nil {
+		return container.ImageConfig{}, err
+	}
+	defer f.Close()
+	b, err := f.ImageConfig(ctx)
+	if errors.Is(err, flist.ErrNotFound) {
+		return container.ImageConfig{}, nil
+	}
+	if err != nil {
+		return container.ImageConfig{}, err
+	}
+	return container.DecodeImageConfig(b)
+}
+
+// Prepare implements container.ImageProvider.
+func (p flistImages) Prepare(ctx context.Context, ref string, args []string) (string, container.ExecPolicy, error) {
+	dir := p.dir(ref, args)
+	policy, err := p.prepare(ctx, ref, args, dir)
+	return dir, policy, err
+}
+
+func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir string) (container.ExecPolicy, error) {
+	f, err := p.open(ctx, ref, args)
+	if err != nil {
+		return container.ExecPolicy{}, err
+	}
+	tree, err := f.Tree(ctx)
+	f.Close()
+	if err != nil {
+		return container.ExecPolicy{}, err
+	}
+	policy := container.ExecPolicy{Digest: flist.ContentDigest, Allowed: map[[32]byte]bool{}}
+	for _, e := range tree.ExecSet() {
+		policy.Allowed[e.Digest] = true
+	}
+	if container.Mounted(dir) {
+		return policy, nil // shared with other containers, or adopted
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return policy, err
+	}
+	os.Chmod(filepath.Dir(dir), 0o711)
+	// One mount per image even when its containers start together.
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return policy, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return policy, err
+	}
+	if container.Mounted(dir) {
+		return policy, nil
+	}
+	logf, err := os.OpenFile(dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return policy, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(p.self, append([]string{"flist", "mount", ref, dir}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return policy, fmt.Errorf("start flist mount: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(60 * time.Second)
+	for !container.Mounted(dir) {
+		select {
+		case err := <-exited:
+			b, _ := os.ReadFile(filepath.Clean(dir + ".log"))
+			return policy, fmt.Errorf("flist mount exited (%v): %s", err, lastLine(b))
+		case <-deadline:
+			cmd.Process.Kill()
+			return policy, errors.New("flist mount: not mounted after 60s")
+		case <-ctx.Done():
+			cmd.Process.Kill()
+			return policy, ctx.Err()
+		case <-t.C:
+		}
+	}
+	// The mount shows up before the FUSE INIT handshake is done, and the
+	// id-mapping support is negotiated there: a request on the mount waits
+	// for it.
+	if _, err := os.ReadDir(dir); err != nil {
+		return policy, fmt.Errorf("flist mount: %w", err)
+	}
+	return policy, nil
+}
+
+func lastLine(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' {
+			return s[i+1:]
+		}
+	}
+	return s
+}

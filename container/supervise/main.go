@@ -1,0 +1,79 @@
+package supervise
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Main is `zos init`: it parses its arguments, optionally installs the
+// seccomp filter, then execs, supervises one command or runs services. It
+// returns the process exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("zos init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	services := fs.String("services", "", "directory of YAML service units")
+	logDir := fs.String("log-dir", "/var/log/zos", "where services' log files go")
+	seccomp := fs.Bool("seccomp", false, "first install the container seccomp filter (and no_new_privs)")
+	execOnly := fs.Bool("exec", false, "replace zos init with the command instead of supervising it")
+	corex := fs.String("corex", "", "serve the corex API on this address (needs --services; token in $ZOS_COREX_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cmd := fs.Args()
+	if *seccomp {
+		if err := ApplySeccomp(); err != nil {
+			fmt.Fprintln(stderr, "zos init:", err)
+			return 126
+		}
+	}
+	if *execOnly {
+		err := Exec(cmd)
+		fmt.Fprintln(stderr, "zos init:", err)
+		return 127
+	}
+	if *services == "" {
+		code, err := RunEntrypoint(ctx, cmd)
+		if err != nil {
+			fmt.Fprintln(stderr, "zos init:", err)
+		}
+		return code
+	}
+	units, err := LoadUnits(*services)
+	if err != nil {
+		fmt.Fprintln(stderr, "zos init:", err)
+		return 2
+	}
+	s, err := New(units, *logDir, stdout, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "zos init:", err)
+		return 2
+	}
+	if *corex != "" {
+		token := os.Getenv("ZOS_COREX_TOKEN")
+		os.Unsetenv("ZOS_COREX_TOKEN") // services do not inherit it
+		api, err := NewCorex(s, token, nil, nil)
+		if err != nil {
+			fmt.Fprintln(stderr, "zos init:", err)
+			return 2
+		}
+		ln, err := net.Listen("tcp", *corex)
+		if err != nil {
+			fmt.Fprintln(stderr, "zos init: corex:", err)
+			return 2
+		}
+		srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "zos init:", err)
+		return 1
+	}
+	return 0
+}
