@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -101,7 +102,13 @@ func must(out string, err error) string {
 
 // start runs a long-lived process and stops it at cleanup.
 func (b *bench) start(name string, args ...string) (*exec.Cmd, error) {
+	return b.startAttr(nil, name, args...)
+}
+
+// startAttr is start with process attributes.
+func (b *bench) startAttr(attr *syscall.SysProcAttr, name string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = attr
 	logf, err := os.Create(filepath.Join(b.dir, fmt.Sprintf("proc-%d.log", len(b.cleanup))))
 	if err != nil {
 		return nil, err
@@ -225,7 +232,7 @@ func (b *bench) run() error {
 	}
 	// Standalone wireguard-go between the node namespaces.
 	wsa, wsb := b.ns("wsa"), b.ns("wsb")
-	if err := b.standaloneWG(wgBin, na, nb, wsa, wsb); err != nil {
+	if err := b.standaloneWG(wgBin, na, nb, wsa, wsb, wgPair{tag: "s", tunnel: "wg", net: 98, port: 51830}); err != nil {
 		return err
 	}
 	if err := add("wireguard-go standalone", "", "wg", na, nb, "10.98.0.2"); err != nil {
@@ -234,8 +241,17 @@ func (b *bench) run() error {
 	if err := add("wireguard-go standalone, routed workloads", "", "wg", wsa, wsb, "10.95.2.2"); err != nil {
 		return err
 	}
+	// The same daemons, each started in a session of its own (setsid), as
+	// the zos device helper once was: the kernel then schedules each in an
+	// autogroup of its own, apart from the iperf3 it serves.
+	if err := b.standaloneWG(wgBin, na, nb, "", "", wgPair{tag: "x", tunnel: "wg-setsid", net: 94, port: 51831, setsid: true}); err != nil {
+		return err
+	}
+	if err := add("wireguard-go standalone, daemons in own sessions (setsid)", "wireguard-go standalone", "wg-setsid", na, nb, "10.94.0.2"); err != nil {
+		return err
+	}
 	// The zos private network between workloads.
-	wbAddr, err := b.zosNetwork(na, nb, wa, wb)
+	wbAddr, err := b.zosNetwork(na, nb, wa, wb, zosNet{name: "bench", net: 97, port: 51840, tunnel: "zos-wg"})
 	if err != nil {
 		return err
 	}
@@ -243,6 +259,15 @@ func (b *bench) run() error {
 		return err
 	}
 	if err := add("zos private network, again (vs routed workloads)", "wireguard-go standalone, routed workloads", "zos-wg", wa, wb, wbAddr); err != nil {
+		return err
+	}
+	// Before the session fix: the same, with each device helper in a
+	// session (so a scheduling autogroup) of its own.
+	ssAddr, err := b.zosNetwork(na, nb, wa, wb, zosNet{name: "benchss", net: 96, port: 51841, tunnel: "zos-wg-setsid", setsid: true})
+	if err != nil {
+		return err
+	}
+	if err := add("zos private network, helpers in own sessions (before the fix)", "wireguard-go standalone, routed workloads", "zos-wg-setsid", wa, wb, ssAddr); err != nil {
 		return err
 	}
 	// Standalone yggdrasil between its own pair of namespaces, wired the same
@@ -526,20 +551,29 @@ func latency(client, server, host string) (time.Duration, error) {
 	return d[len(d)/2], nil
 }
 
-// standaloneWG runs wireguard-go between na and nb (10.98.0.1/.2) and, for
+// wgPair says how to run one pair of standalone wireguard-go daemons.
+type wgPair struct {
+	tag    string // in the interface names
+	tunnel string // key into bench.tunnels
+	net    int    // tunnel addresses 10.<net>.0.1/.2
+	port   int
+	setsid bool // each daemon in a session of its own
+}
+
+// standaloneWG runs wireguard-go between na and nb (10.<net>.0.1/.2) and, for
 // a like-for-like comparison with zos, routes a workload namespace behind
-// each (wsa 10.95.1.2, wsb 10.95.2.2) through the tunnel.
-func (b *bench) standaloneWG(bin, na, nb, wsa, wsb string) error {
+// each (wsa 10.95.1.2, wsb 10.95.2.2; none when wsa is "") through the tunnel.
+func (b *bench) standaloneWG(bin, na, nb, wsa, wsb string, pair wgPair) error {
 	ka, _ := wg.GeneratePrivateKey()
 	kb, _ := wg.GeneratePrivateKey()
 	for i, n := range []string{na, nb} {
-		name := fmt.Sprintf("wgs%d%s", i, b.prefix[2:6])
-		cmd, err := b.start("ip", "netns", "exec", n, bin, "-f", name)
+		name := fmt.Sprintf("wg%s%d%s", pair.tag, i, b.prefix[2:6])
+		cmd, err := b.startAttr(&syscall.SysProcAttr{Setsid: pair.setsid}, "ip", "netns", "exec", n, bin, "-f", name)
 		if err != nil {
 			return err
 		}
 		// ip netns exec execs the program, so the pid is the daemon's.
-		b.tunnels["wg"] = append(b.tunnels["wg"], cmd.Process.Pid)
+		b.tunnels[pair.tunnel] = append(b.tunnels[pair.tunnel], cmd.Process.Pid)
 		sock := "/var/run/wireguard/" + name + ".sock"
 		if err := waitFor(10*time.Second, func() error { _, err := os.Stat(sock); return err }); err != nil {
 			return fmt.Errorf("wireguard-go did not start: %w", err)
@@ -548,16 +582,23 @@ func (b *bench) standaloneWG(bin, na, nb, wsa, wsb string) error {
 		if i == 1 {
 			self, other, peerIP = kb, ka, "10.99.0.1"
 		}
-		if err := (wg.Client{Socket: sock}).Configure(contextTODO(), wg.Config{PrivateKey: self, ListenPort: 51830,
-			Peers: []wg.Peer{{PublicKey: other.Public(), Endpoint: mustAddrPort(peerIP + ":51830"),
-				AllowedIPs: []netipPrefix{mustPrefix(fmt.Sprintf("10.98.0.%d/32", 2-i)), mustPrefix(fmt.Sprintf("10.95.%d.0/24", 2-i))}}}}); err != nil {
+		allowed := []netipPrefix{mustPrefix(fmt.Sprintf("10.%d.0.%d/32", pair.net, 2-i))}
+		if wsa != "" {
+			allowed = append(allowed, mustPrefix(fmt.Sprintf("10.95.%d.0/24", 2-i)))
+		}
+		if err := (wg.Client{Socket: sock}).Configure(contextTODO(), wg.Config{PrivateKey: self, ListenPort: uint16(pair.port),
+			Peers: []wg.Peer{{PublicKey: other.Public(), Endpoint: mustAddrPort(fmt.Sprintf("%s:%d", peerIP, pair.port)),
+				AllowedIPs: allowed}}}); err != nil {
 			return err
 		}
-		if _, err := run("ip", "-n", n, "addr", "add", fmt.Sprintf("10.98.0.%d/24", i+1), "dev", name); err != nil {
+		if _, err := run("ip", "-n", n, "addr", "add", fmt.Sprintf("10.%d.0.%d/24", pair.net, i+1), "dev", name); err != nil {
 			return err
 		}
 		if _, err := run("ip", "-n", n, "link", "set", name, "up"); err != nil {
 			return err
+		}
+		if wsa == "" {
+			continue
 		}
 		ws := []string{wsa, wsb}[i]
 		for _, c := range [][]string{
@@ -585,52 +626,114 @@ func (b *bench) zosCmd(node string, args ...string) (string, error) {
 	return run(b.zos, append([]string{"network", "--host-ns", node, "--prefix", node + "-", "--state", state}, args...)...)
 }
 
-func (b *bench) zosNetwork(na, nb, wa, wb string) (string, error) {
+// zosNet says how to set up one zos private network between the nodes.
+type zosNet struct {
+	name   string
+	net    int // ip_range 10.<net>.0.0/16, node subnets 10.<net>.1.0/24 and .2.0/24
+	port   int
+	tunnel string // key into bench.tunnels
+	// setsid restarts each device helper in a session of its own, as zos
+	// used to start them: a same-run "before" for the session fix.
+	setsid bool
+}
+
+func (b *bench) zosNetwork(na, nb, wa, wb string, zn zosNet) (string, error) {
 	ka, _ := wg.GeneratePrivateKey()
 	kb, _ := wg.GeneratePrivateKey()
+	sub := func(i int) string { return fmt.Sprintf("10.%d.%d.0/24", zn.net, i) }
 	spec := func(self, other wg.PrivateKey, sub, peerSub, ep string) string {
 		kt, _ := self.MarshalText()
-		s, _ := json.Marshal(map[string]any{"name": "bench", "ip_range": "10.97.0.0/16", "subnet": sub,
-			"wireguard_private_key": string(kt), "wireguard_listen_port": 51840,
+		s, _ := json.Marshal(map[string]any{"name": zn.name, "ip_range": fmt.Sprintf("10.%d.0.0/16", zn.net), "subnet": sub,
+			"wireguard_private_key": string(kt), "wireguard_listen_port": zn.port,
 			"peers": []any{map[string]any{"subnet": peerSub, "wireguard_public_key": other.Public().String(),
 				"allowed_ips": []string{peerSub}, "endpoint": ep}}})
 		return string(s)
 	}
 	specs := map[string]string{
-		na: spec(ka, kb, "10.97.1.0/24", "10.97.2.0/24", "10.99.0.2:51840"),
-		nb: spec(kb, ka, "10.97.2.0/24", "10.97.1.0/24", "10.99.0.1:51840"),
+		na: spec(ka, kb, sub(1), sub(2), fmt.Sprintf("10.99.0.2:%d", zn.port)),
+		nb: spec(kb, ka, sub(2), sub(1), fmt.Sprintf("10.99.0.1:%d", zn.port)),
 	}
 	for _, n := range []string{na, nb} {
-		f := filepath.Join(b.dir, n+".json")
+		before, _ := filepath.Glob(filepath.Join(b.dir, n, "*.sock.pid"))
+		f := filepath.Join(b.dir, n+"-"+zn.name+".json")
 		os.WriteFile(f, []byte(specs[n]), 0o600)
 		if _, err := b.zosCmd(n, "apply", "-f", f); err != nil {
 			return "", err
 		}
-		b.cleanup = append(b.cleanup, func() { b.zosCmd(n, "rm", "bench") })
+		b.cleanup = append(b.cleanup, func() { b.zosCmd(n, "rm", zn.name) })
 		// apply leaves the device helper running and records its pid
 		// next to its UAPI socket.
-		pidFiles, _ := filepath.Glob(filepath.Join(b.dir, n, "*.sock.pid"))
-		if len(pidFiles) != 1 {
-			return "", fmt.Errorf("%s: want one device pid file, found %v", n, pidFiles)
+		after, _ := filepath.Glob(filepath.Join(b.dir, n, "*.sock.pid"))
+		var pidFile string
+		for _, a := range after {
+			if !slices.Contains(before, a) {
+				pidFile = a
+			}
 		}
-		pid, err := os.ReadFile(pidFiles[0])
+		if pidFile == "" || len(after) != len(before)+1 {
+			return "", fmt.Errorf("%s: want one new device pid file, found %v after %v", n, after, before)
+		}
+		pid, err := os.ReadFile(pidFile)
 		if err != nil {
 			return "", err
 		}
 		p, err := strconv.Atoi(strings.TrimSpace(string(pid)))
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", pidFiles[0], err)
+			return "", fmt.Errorf("%s: %w", pidFile, err)
 		}
-		b.tunnels["zos-wg"] = append(b.tunnels["zos-wg"], p)
+		if zn.setsid {
+			if p, err = b.zosHelperSetsid(n, pidFile, p); err != nil {
+				return "", err
+			}
+			// Re-apply: the device answers, so apply configures it and
+			// brings its link and routes back.
+			if _, err := b.zosCmd(n, "apply", "-f", f); err != nil {
+				return "", err
+			}
+		}
+		b.tunnels[zn.tunnel] = append(b.tunnels[zn.tunnel], p)
 	}
-	if _, err := b.zosCmd(na, "attach", "bench", wa); err != nil {
-		return "", err
+	var addr string
+	for i, w := range []string{wa, wb} {
+		out, err := b.zosCmd([]string{na, nb}[i], "attach", zn.name, w)
+		if err != nil {
+			return "", err
+		}
+		addr = strings.Split(strings.TrimSpace(out), "/")[0]
+		// A second network is not the workload's default route.
+		if _, err := run("ip", "-n", w, "route", "replace", sub(2-i), "via", fmt.Sprintf("10.%d.%d.1", zn.net, i+1)); err != nil {
+			return "", err
+		}
 	}
-	out, err := b.zosCmd(nb, "attach", "bench", wb)
+	return addr, nil
+}
+
+// zosHelperSetsid replaces the device helper pid of node by the same
+// command started in a session of its own, and returns the new pid.
+func (b *bench) zosHelperSetsid(node, pidFile string, pid int) (int, error) {
+	sock := strings.TrimSuffix(pidFile, ".pid")
+	id := strings.TrimSuffix(filepath.Base(sock), ".sock")
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return 0, err
+	}
+	if err := waitFor(10*time.Second, func() error {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			return fmt.Errorf("device helper %d still running", pid)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	cmd, err := b.startAttr(&syscall.SysProcAttr{Setsid: true}, "ip", "netns", "exec", node, b.zos, "network", "device",
+		"--tun", "wg0", "--tun-ns", "/var/run/netns/"+node+"-n-"+id, "--socket", sock)
 	if err != nil {
-		return "", err
+		return 0, err
 	}
-	return strings.Split(strings.TrimSpace(out), "/")[0], nil
+	if err := waitFor(10*time.Second, func() error { _, err := (wg.Client{Socket: sock}).Get(contextTODO()); return err }); err != nil {
+		return 0, fmt.Errorf("setsid device helper: %w", err)
+	}
+	os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+	return cmd.Process.Pid, nil
 }
 
 func (b *bench) standaloneYgg(bin, na, nb string) (string, error) {
