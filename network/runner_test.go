@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/network/wg"
@@ -85,11 +86,13 @@ func TestExecHelperSession(t *testing.T) {
 	if err := r.StopDevice(ctx, sock); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-		// StopDevice waits for the process to go; a zombie would still
-		// have a /proc entry, so check its state instead of failing.
-		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); len(st) > 0 && !strings.Contains(string(st), ") Z") {
-			t.Errorf("helper %d still running after StopDevice", pid)
+	// The helper may still be finishing its exit when StopDevice returns
+	// (its command line is gone first); it must be gone or a zombie soon.
+	zostest.WaitFor(t, 5*time.Second, func() error {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return nil
 		}
-	}
+		return fmt.Errorf("helper %d still running after StopDevice: %s", pid, st)
+	})
 }
