@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -372,6 +374,10 @@ func newNetworkDeviceCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The helper outlives the terminal of whoever ran apply; it
+			// shares that session (see network.Exec), so a hangup must not
+			// take the network down.
+			signal.Ignore(syscall.SIGHUP)
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			return wg.Run(cmd.Context(), cfg)
 		},

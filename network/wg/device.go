@@ -71,6 +71,9 @@ func Start(cfg DeviceConfig) (*Device, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("wg: create tun %s: %w", cfg.TunName, err)
 	}
+	if cfg.TunNS != "" {
+		tdev = nsTUN{Device: tdev, ns: cfg.TunNS}
+	}
 	d := &Device{cfg: cfg, log: log}
 	wlog := &device.Logger{
 		Verbosef: func(string, ...any) {},
@@ -162,3 +165,26 @@ func Run(ctx context.Context, cfg DeviceConfig) error {
 
 // Socket is the path of the device's UAPI socket.
 func (d *Device) Socket() string { return d.cfg.Socket }
+
+// nsTUN is a TUN living in another namespace than this process. wireguard-go
+// reads the MTU with an ioctl by interface name from whichever thread asks,
+// which would look the name up in this process's namespace: it would fail
+// (and the device would assume 1420 whatever the TUN's MTU) or, worse, read
+// an unrelated interface of the same name. Everything else it does goes
+// through the TUN's file descriptor or a netlink socket opened at creation,
+// in the right namespace.
+type nsTUN struct {
+	tun.Device
+	ns string
+}
+
+// MTU reads the TUN's MTU inside its namespace.
+func (t nsTUN) MTU() (int, error) {
+	var mtu int
+	err := netnsx.Do(t.ns, func() error {
+		var err error
+		mtu, err = t.Device.MTU()
+		return err
+	})
+	return mtu, err
+}
