@@ -163,8 +163,8 @@ func (m *Machine) AppHash() []byte {
 }
 
 // CheckTx decides whether a transaction may enter the mempool: it decodes,
-// its signature verifies, the signer's account exists, and its nonce is not
-// already used. The state is not changed. The mempool re-checks the
+// its signature verifies, the signer's account exists, its nonce is not
+// already used, and the balance covers the transaction fee. The state is not changed. The mempool re-checks the
 // transactions left after every block; their signatures are not verified
 // again.
 func (m *Machine) CheckTx(raw []byte) (*Tx, error) {
@@ -187,6 +187,9 @@ func (m *Machine) CheckTx(raw []byte) (*Tx, error) {
 	}
 	if tx.Nonce < a.Nonce {
 		return nil, fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, tx.Nonce, a.Nonce)
+	}
+	if fee := m.s.params.TxFee; a.Balance < fee {
+		return nil, fmt.Errorf("%w: transaction fee %d, balance %d", ErrFunds, fee, a.Balance)
 	}
 	return tx, nil
 }
@@ -248,9 +251,20 @@ func (s *state) applyTx(tx *Tx, msg Msg) TxResult {
 		err := fmt.Errorf("%w: got %d, want %d", ErrBadNonce, tx.Nonce, a.Nonce)
 		return TxResult{Code: Code(err), Log: err.Error()}
 	}
-	// The nonce is used even if the message fails, so it cannot be replayed.
+	// A signer who cannot pay the fee gets no effect at all: not even the
+	// nonce is used (CheckTx keeps such transactions out of the mempool;
+	// only a proposer could include one).
+	if a.Balance < s.params.TxFee {
+		err := fmt.Errorf("%w: transaction fee %d, balance %d", ErrFunds, s.params.TxFee, a.Balance)
+		return TxResult{Code: Code(err), Log: err.Error()}
+	}
+	// The nonce is used and the fee paid even if the message fails, so the
+	// transaction cannot be replayed and failing ones are not free.
 	a.Nonce++
 	s.touchAccount(tx.Signer)
+	if err := s.move(tx.Signer, s.treasury, s.params.TxFee); err != nil {
+		panic(fmt.Sprintf("ledger: fee after balance check: %v", err)) // an invariant, not input
+	}
 	ctx := &execCtx{signer: tx.Signer}
 	if id, ok := s.twinByAccount[tx.Signer]; ok {
 		ctx.twin = s.twins[id]
@@ -263,7 +277,7 @@ func (s *state) applyTx(tx *Tx, msg Msg) TxResult {
 
 // exec runs one message. Every handler checks everything before it changes
 // anything, so a failed message leaves the state as it was (apart from the
-// nonce). asGroup is true when a group's approved proposal runs it.
+// nonce and the fee). asGroup is true when a group's approved proposal runs it.
 func (s *state) exec(ctx *execCtx, msg Msg, asGroup bool) error {
 	switch m := msg.(type) {
 	case *Transfer:

@@ -14,7 +14,7 @@ import (
 )
 
 func testGenesis(keys []key.Private) Genesis {
-	g := Genesis{ChainID: "test", Params: Params{BlockSeconds: 360, BillingFrequency: 5, GracePeriod: 10, NodeOffline: 20, Pricing: DefaultPricing()},
+	g := Genesis{ChainID: "test", Params: Params{BlockSeconds: 360, BillingFrequency: 5, GracePeriod: 10, NodeOffline: 20, Pricing: DefaultPricing(), TxFee: 3},
 		Treasury: nameKey("treasury").Public()}
 	for i, k := range keys {
 		g.Balances = append(g.Balances, GenesisBalance{Account: k.Public(), Amount: uint64(1000 * (i + 1) * (i + 1) * 1000)})
@@ -176,6 +176,18 @@ func TestCheckTx(t *testing.T) {
 		if _, err := m.CheckTx(c.tx); !errors.Is(err, c.want) {
 			t.Errorf("%s: want %v, got %v", name, c.want, err)
 		}
+	}
+	// The fee: an account that cannot pay it stays out of the mempool.
+	g := testGenesis(keys) // keys[0] has 10⁶ units, keys[1] 4·10⁶
+	g.Params.TxFee = 2_000_000
+	m, _ = New(g)
+	poor, _ := NewTx("test", keys[0], 0, &TwinCreate{})
+	if _, err := m.CheckTx(poor); !errors.Is(err, ErrFunds) {
+		t.Errorf("an account below the fee: %v", err)
+	}
+	rich, _ := NewTx("test", keys[1], 0, &TwinCreate{})
+	if _, err := m.CheckTx(rich); err != nil {
+		t.Errorf("an account above the fee: %v", err)
 	}
 	if Code(nil) != 0 || Code(ErrNotOwner) != 9 || Code(fmt.Errorf("x: %w", ErrFunds)) != 5 || Code(errors.New("other")) != 99 {
 		t.Fatal("result codes changed: clients depend on them")

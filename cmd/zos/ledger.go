@@ -51,6 +51,7 @@ type genesisFlags struct {
 	billingFreq   uint64
 	gracePeriod   uint64
 	nodeOffline   uint64
+	txFee         uint64
 	timeoutCommit string
 }
 
@@ -64,6 +65,7 @@ func (g *genesisFlags) add(cmd *cobra.Command) {
 	f.Uint64Var(&g.billingFreq, "billing-frequency", d.BillingFrequency, "billing cycle in blocks")
 	f.Uint64Var(&g.gracePeriod, "grace-period", d.GracePeriod, "blocks a contract stays in grace before deletion")
 	f.Uint64Var(&g.nodeOffline, "node-offline", d.NodeOffline, "blocks without a node report after which the node is offline (not billed)")
+	f.Uint64Var(&g.txFee, "tx-fee", d.TxFee, "units every transaction pays the treasury, even when it fails (0: no fees)")
 	f.StringVar(&g.timeoutCommit, "timeout-commit", "1s", "CometBFT timeout_commit: the pause between blocks")
 }
 
@@ -82,6 +84,7 @@ func parseAccount(s string) (key.Public, error) {
 func (g *genesisFlags) genesis(home string) (ledger.Genesis, error) {
 	p := ledger.DefaultParams()
 	p.BlockSeconds, p.BillingFrequency, p.GracePeriod, p.NodeOffline = g.blockSeconds, g.billingFreq, g.gracePeriod, g.nodeOffline
+	p.TxFee = g.txFee
 	gen := ledger.Genesis{ChainID: g.chainID, Params: p}
 	if g.treasury == "" {
 		path := filepath.Join(home, "treasury.key")

@@ -43,7 +43,7 @@ func TestSingleValidator(t *testing.T) {
 	p := ledger.DefaultParams()
 	p.BillingFrequency = 5
 	g := ledger.Genesis{ChainID: "zos-test", Params: p, Treasury: seedKey(t, "treasury").Public(),
-		Balances: []ledger.GenesisBalance{{Account: alice.Public(), Amount: 1_000_000_000}, {Account: farmer.Public(), Amount: 10}}}
+		Balances: []ledger.GenesisBalance{{Account: alice.Public(), Amount: 1_000_000_000}, {Account: farmer.Public(), Amount: 10 * ledger.DefaultTxFee}}}
 	if err := Init(home, InitOptions{Genesis: g, Settings: testSettings()}); err != nil {
 		t.Fatal(err)
 	}
