@@ -13,9 +13,10 @@ import (
 // Machine is the ledger state machine. ApplyBlock is its only writer; the
 // read methods (query.go) may run concurrently with it.
 type Machine struct {
-	mu   sync.RWMutex
-	s    *state
-	sigs sigCache
+	mu      sync.RWMutex
+	genesis Genesis // what Snapshot records, so Restore refuses another chain's state
+	s       *state
+	sigs    sigCache
 	// journal keeps the latest events for followers (nodes watch their
 	// contracts); it is derived from the blocks and not hashed.
 	journal []HeightEvent
@@ -142,7 +143,7 @@ func New(g Genesis) (*Machine, error) {
 	gb, _ := json.Marshal(g)
 	s.dirty["genesis"] = func() any { return json.RawMessage(gb) }
 	s.commitHash()
-	return &Machine{s: s}, nil
+	return &Machine{s: s, genesis: g}, nil
 }
 
 // ChainID returns the chain id transactions must be signed for.
