@@ -52,6 +52,7 @@ type genesisFlags struct {
 	gracePeriod   uint64
 	nodeOffline   uint64
 	txFee         uint64
+	snapshotEvery int64
 	timeoutCommit string
 }
 
@@ -66,6 +67,7 @@ func (g *genesisFlags) add(cmd *cobra.Command) {
 	f.Uint64Var(&g.gracePeriod, "grace-period", d.GracePeriod, "blocks a contract stays in grace before deletion")
 	f.Uint64Var(&g.nodeOffline, "node-offline", d.NodeOffline, "blocks without a node report after which the node is offline (not billed)")
 	f.Uint64Var(&g.txFee, "tx-fee", d.TxFee, "units every transaction pays the treasury, even when it fails (0: no fees)")
+	f.Int64Var(&g.snapshotEvery, "snapshot-every", chain.DefaultSettings().SnapshotEvery, "save the ledger state every N blocks (and on stop) so a restart replays only the blocks after it (0: only on stop)")
 	f.StringVar(&g.timeoutCommit, "timeout-commit", "1s", "CometBFT timeout_commit: the pause between blocks")
 }
 
@@ -140,7 +142,7 @@ func newLedgerInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s.TimeoutCommit = g.timeoutCommit
+			s.TimeoutCommit, s.SnapshotEvery = g.timeoutCommit, g.snapshotEvery
 			if err := chain.Init(home, chain.InitOptions{Genesis: gen, Settings: s}); err != nil {
 				return err
 			}
@@ -228,7 +230,7 @@ BASE+3i+2 (JSON API). Start each with: zos ledger start --home DIR/vI`,
 				s.P2P = fmt.Sprintf("tcp://%s:%d", host, basePort+3*i)
 				s.RPC = fmt.Sprintf("tcp://%s:%d", host, basePort+3*i+1)
 				s.HTTP = fmt.Sprintf("%s:%d", host, basePort+3*i+2)
-				s.TimeoutCommit = g.timeoutCommit
+				s.TimeoutCommit, s.SnapshotEvery = g.timeoutCommit, g.snapshotEvery
 				settings = append(settings, s)
 			}
 			if err := chain.Testnet(homes, gen, settings); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -16,6 +17,11 @@ type App struct {
 	abci.BaseApplication
 	m   *ledger.Machine
 	log *slog.Logger
+	// snap is where Commit saves the state every snapEvery blocks ("" to
+	// never save); committed is the last height Commit saw.
+	snap      string
+	snapEvery int64
+	committed atomic.Int64
 }
 
 var _ abci.Application = (*App)(nil)
@@ -102,7 +108,27 @@ func abciEvents(evs []ledger.Event) []abci.Event {
 	return out
 }
 
-// Commit has nothing to persist: the block store is the durable copy.
+// Commit saves a snapshot of the state every snapEvery blocks. A failed
+// save is logged, not fatal: the block store still holds every block, so
+// the next start replays from an older snapshot or from genesis.
 func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	h := a.m.Height()
+	a.committed.Store(h)
+	if a.snap != "" && a.snapEvery > 0 && h%a.snapEvery == 0 {
+		a.saveSnapshot()
+	}
 	return &abci.CommitResponse{}, nil
+}
+
+// saveSnapshot writes the state of the last committed block, if the
+// machine is at it (it is between Commits).
+func (a *App) saveSnapshot() {
+	if a.snap == "" || a.m.Height() != a.committed.Load() || a.m.Height() == 0 {
+		return
+	}
+	if err := writeSnapshot(a.snap, a.m.Snapshot()); err != nil {
+		a.log.Error("saving ledger snapshot", "height", a.m.Height(), "err", err)
+		return
+	}
+	a.log.Debug("ledger snapshot saved", "height", a.m.Height())
 }
