@@ -31,31 +31,37 @@ type HeightEvent struct {
 // journalSize bounds the events kept for Events.
 const journalSize = 1 << 16
 
-// sigCache remembers transactions whose signature CheckTx verified, so the
-// block that includes them does not verify again. It only saves work: a
-// transaction missing from it is verified, so results never depend on it.
+// sigCache remembers transactions whose signature CheckTx verified, with
+// their signer and nonce, so the mempool's re-check after each block needs
+// no decoding and the block that includes them does not verify again. It
+// only saves work: a transaction missing from it is decoded and verified,
+// so results never depend on it.
 type sigCache struct {
 	mu    sync.Mutex
-	set   map[[32]byte]struct{}
+	set   map[[32]byte]checked
 	order [][32]byte
+}
+
+// checked is what CheckTx needs of a transaction it verified before.
+type checked struct {
+	signer key.Public
+	nonce  uint64
 }
 
 const sigCacheSize = 1 << 17
 
-func (c *sigCache) has(raw []byte) bool {
-	h := sha256.Sum256(raw)
+func (c *sigCache) get(h [32]byte) (checked, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.set[h]
-	return ok
+	e, ok := c.set[h]
+	return e, ok
 }
 
-func (c *sigCache) add(raw []byte) {
-	h := sha256.Sum256(raw)
+func (c *sigCache) add(h [32]byte, e checked) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.set == nil {
-		c.set = make(map[[32]byte]struct{}, sigCacheSize)
+		c.set = make(map[[32]byte]checked, sigCacheSize)
 	}
 	if _, ok := c.set[h]; ok {
 		return
@@ -64,7 +70,7 @@ func (c *sigCache) add(raw []byte) {
 		delete(c.set, c.order[0])
 		c.order = c.order[1:]
 	}
-	c.set[h] = struct{}{}
+	c.set[h] = e
 	c.order = append(c.order, h)
 }
 
@@ -165,34 +171,43 @@ func (m *Machine) AppHash() []byte {
 
 // CheckTx decides whether a transaction may enter the mempool: it decodes,
 // its signature verifies, the signer's account exists, its nonce is not
-// already used, and the balance covers the transaction fee. The state is not changed. The mempool re-checks the
-// transactions left after every block; their signatures are not verified
-// again.
-func (m *Machine) CheckTx(raw []byte) (*Tx, error) {
-	var tx *Tx
-	var err error
-	if m.sigs.has(raw) {
-		tx, _, err = decodeTx(raw)
-	} else {
-		tx, _, err = DecodeTx(m.s.chainID, raw)
+// already used, and the balance covers the transaction fee. The state is
+// not changed. The mempool re-checks the transactions left after every
+// block: those are neither decoded nor verified again (the cache keeps
+// their signer and nonce).
+func (m *Machine) CheckTx(raw []byte) (Checked, error) {
+	if len(raw) > MaxTxSize { // before hashing more than a transaction may hold
+		return Checked{}, fmt.Errorf("%w: %d bytes, at most %d", ErrDecode, len(raw), MaxTxSize)
 	}
-	if err != nil {
-		return nil, err
+	h := sha256.Sum256(raw)
+	e, ok := m.sigs.get(h)
+	if !ok {
+		tx, _, err := DecodeTx(m.s.chainID, raw)
+		if err != nil {
+			return Checked{}, err
+		}
+		e = checked{signer: tx.Signer, nonce: tx.Nonce}
+		m.sigs.add(h, e)
 	}
-	m.sigs.add(raw)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	a := m.s.accounts[tx.Signer]
+	a := m.s.accounts[e.signer]
 	if a == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNoAccount, tx.Signer)
+		return Checked{}, fmt.Errorf("%w: %s", ErrNoAccount, e.signer)
 	}
-	if tx.Nonce < a.Nonce {
-		return nil, fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, tx.Nonce, a.Nonce)
+	if e.nonce < a.Nonce {
+		return Checked{}, fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, e.nonce, a.Nonce)
 	}
 	if fee := m.s.params.TxFee; a.Balance < fee {
-		return nil, fmt.Errorf("%w: transaction fee %d, balance %d", ErrFunds, fee, a.Balance)
+		return Checked{}, fmt.Errorf("%w: transaction fee %d, balance %d", ErrFunds, fee, a.Balance)
 	}
-	return tx, nil
+	return Checked{Signer: e.signer, Nonce: e.nonce}, nil
+}
+
+// Checked is what CheckTx learnt of an admitted transaction.
+type Checked struct {
+	Signer key.Public
+	Nonce  uint64
 }
 
 // ApplyBlock applies the transactions of the block at height (which must be

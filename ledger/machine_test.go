@@ -273,3 +273,26 @@ func TestSigCache(t *testing.T) {
 		t.Fatal("the signature cache changed the state")
 	}
 }
+
+// TestRecheck: the mempool's re-check after a block uses the cached signer
+// and nonce, and still sees the new state.
+func TestRecheck(t *testing.T) {
+	keys := testKeys(2)
+	m, _ := New(testGenesis(keys))
+	first, _ := NewTx("test", keys[0], 0, &Transfer{To: keys[1].Public(), Amount: 1})
+	second, _ := NewTx("test", keys[0], 1, &Transfer{To: keys[1].Public(), Amount: 1})
+	for _, tx := range [][]byte{first, second} {
+		if c, err := m.CheckTx(tx); err != nil || c.Signer != keys[0].Public() {
+			t.Fatalf("check: %+v %v", c, err)
+		}
+	}
+	if r, _ := m.ApplyBlock(1, [][]byte{first}); r.Txs[0].Code != 0 {
+		t.Fatal(r.Txs[0].Log)
+	}
+	if _, err := m.CheckTx(first); !errors.Is(err, ErrBadNonce) {
+		t.Fatalf("re-check of an included transaction: %v", err)
+	}
+	if c, err := m.CheckTx(second); err != nil || c.Nonce != 1 {
+		t.Fatalf("re-check of the next one: %+v %v", c, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -78,13 +79,22 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	}
 	out := &abci.FinalizeBlockResponse{TxResults: make([]*abci.ExecTxResult, len(res.Txs)), AppHash: res.AppHash}
 	for i, r := range res.Txs {
-		data, _ := json.Marshal(struct {
-			Created uint64 `json:"created,omitempty"`
-		}{r.Created})
-		out.TxResults[i] = &abci.ExecTxResult{Code: r.Code, Log: r.Log, Data: data, Events: abciEvents(r.Events)}
+		out.TxResults[i] = &abci.ExecTxResult{Code: r.Code, Log: r.Log, Data: resultData(r.Created), Events: abciEvents(r.Events)}
 	}
 	out.Events = abciEvents(res.Events)
 	return out, nil
+}
+
+// resultData is the JSON {"created":N} ({} when nothing was created) that
+// clients read; built by hand because it is made for every transaction.
+// The bytes are part of CometBFT's results hash: never change them.
+func resultData(created uint64) []byte {
+	if created == 0 {
+		return []byte("{}")
+	}
+	b := append(make([]byte, 0, 32), `{"created":`...)
+	b = strconv.AppendUint(b, created, 10)
+	return append(b, '}')
 }
 
 func abciEvents(evs []ledger.Event) []abci.Event {
@@ -96,7 +106,7 @@ func abciEvents(evs []ledger.Event) []abci.Event {
 		attrs := []abci.EventAttribute{}
 		add := func(k string, v uint64) {
 			if v != 0 {
-				attrs = append(attrs, abci.EventAttribute{Key: k, Value: fmt.Sprint(v), Index: true})
+				attrs = append(attrs, abci.EventAttribute{Key: k, Value: strconv.FormatUint(v, 10), Index: true})
 			}
 		}
 		add("contract", e.Contract)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,4 +201,15 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func TestResultData(t *testing.T) {
+	for _, c := range []uint64{0, 1, 18446744073709551615} {
+		want, _ := json.Marshal(struct {
+			Created uint64 `json:"created,omitempty"`
+		}{c})
+		if got := resultData(c); !bytes.Equal(got, want) {
+			t.Errorf("%d: %s, want %s (the bytes are in CometBFT's results hash)", c, got, want)
+		}
+	}
 }
