@@ -42,13 +42,17 @@ type sigCache struct {
 	order [][32]byte
 }
 
-// checked is what CheckTx needs of a transaction it verified before.
+// checked is a transaction CheckTx decoded and verified: the block that
+// includes it takes the decoded form instead of parsing the bytes again
+// (the same bytes always decode the same way, and each entry is taken once).
 type checked struct {
 	signer key.Public
 	nonce  uint64
+	tx     *Tx
+	msg    Msg
 }
 
-const sigCacheSize = 1 << 17
+const sigCacheSize = 1 << 15 // several full mempools (5000 by default)
 
 func (c *sigCache) get(h [32]byte) (checked, bool) {
 	c.mu.Lock()
@@ -74,25 +78,21 @@ func (c *sigCache) add(h [32]byte, e checked) {
 	c.order = append(c.order, h)
 }
 
-func (c *sigCache) take(raw []byte) bool {
+func (c *sigCache) take(raw []byte) (checked, bool) {
 	h := sha256.Sum256(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.set[h]
+	e, ok := c.set[h]
 	delete(c.set, h)
-	return ok
+	return e, ok
 }
 
 // decode parses raw and checks its signature, unless CheckTx already did.
 func (m *Machine) decode(raw []byte) (*Tx, Msg, error) {
-	tx, msg, err := decodeTx(raw)
-	if err != nil {
-		return nil, nil, err
+	if e, ok := m.sigs.take(raw); ok {
+		return e.tx, e.msg, nil
 	}
-	if !m.sigs.take(raw) && !tx.Signer.Verify(tx.SignBytes(m.s.chainID), tx.Sig) {
-		return nil, nil, ErrBadSignature
-	}
-	return tx, msg, nil
+	return DecodeTx(m.s.chainID, raw)
 }
 
 // TxResult is the outcome of one transaction of a block.
@@ -182,11 +182,11 @@ func (m *Machine) CheckTx(raw []byte) (Checked, error) {
 	h := sha256.Sum256(raw)
 	e, ok := m.sigs.get(h)
 	if !ok {
-		tx, _, err := DecodeTx(m.s.chainID, raw)
+		tx, msg, err := DecodeTx(m.s.chainID, raw)
 		if err != nil {
 			return Checked{}, err
 		}
-		e = checked{signer: tx.Signer, nonce: tx.Nonce}
+		e = checked{signer: tx.Signer, nonce: tx.Nonce, tx: tx, msg: msg}
 		m.sigs.add(h, e)
 	}
 	m.mu.RLock()
