@@ -171,7 +171,7 @@ func (m *Machine) AppHash() []byte {
 
 // CheckTx decides whether a transaction may enter the mempool: it decodes,
 // its signature verifies, the signer's account exists, its nonce is not
-// already used, and the balance covers the transaction fee. The state is
+// already used, and the balance covers the fees up to this nonce. The state is
 // not changed. The mempool re-checks the transactions left after every
 // block: those are neither decoded nor verified again (the cache keeps
 // their signer and nonce).
@@ -198,8 +198,12 @@ func (m *Machine) CheckTx(raw []byte) (Checked, error) {
 	if e.nonce < a.Nonce {
 		return Checked{}, fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, e.nonce, a.Nonce)
 	}
-	if fee := m.s.params.TxFee; a.Balance < fee {
-		return Checked{}, fmt.Errorf("%w: transaction fee %d, balance %d", ErrFunds, fee, a.Balance)
+	// The balance must cover the fees of this transaction and of the ones
+	// before it that are still pending (nonces a.Nonce up to this one), so a
+	// queue of transactions that could never pay stays out of the mempool.
+	ahead := e.nonce - a.Nonce + 1
+	if fee := m.s.params.TxFee; fee > 0 && (ahead > a.Balance/fee) {
+		return Checked{}, fmt.Errorf("%w: transaction fee %d for nonces %d..%d, balance %d", ErrFunds, fee, a.Nonce, e.nonce, a.Balance)
 	}
 	return Checked{Signer: e.signer, Nonce: e.nonce}, nil
 }

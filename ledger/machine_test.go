@@ -189,6 +189,15 @@ func TestCheckTx(t *testing.T) {
 	if _, err := m.CheckTx(rich); err != nil {
 		t.Errorf("an account above the fee: %v", err)
 	}
+	// 4·10⁶ covers two pending fees of 2·10⁶, not a third.
+	next, _ := NewTx("test", keys[1], 1, &TwinCreate{})
+	third, _ := NewTx("test", keys[1], 2, &TwinCreate{})
+	if _, err := m.CheckTx(next); err != nil {
+		t.Errorf("second pending fee: %v", err)
+	}
+	if _, err := m.CheckTx(third); !errors.Is(err, ErrFunds) {
+		t.Errorf("third pending fee: %v", err)
+	}
 	if Code(nil) != 0 || Code(ErrNotOwner) != 9 || Code(fmt.Errorf("x: %w", ErrFunds)) != 5 || Code(errors.New("other")) != 99 {
 		t.Fatal("result codes changed: clients depend on them")
 	}
