@@ -174,7 +174,7 @@ func TestLedgerCLI(t *testing.T) {
 	api := fmt.Sprintf("127.0.0.1:%d", apiPort)
 	mustZos(t, "ledger", "init", "--home", home, "--timeout-commit", "100ms", "--rpc", "",
 		"--p2p", fmt.Sprintf("tcp://127.0.0.1:%d", p2p), "--http", api,
-		"--fund", keys["alice"]+"=1000000000", "--fund", keys["farmer"]+"=1", "--fund", keys["node"]+"=1")
+		"--fund", keys["alice"]+"=1000000000", "--fund", keys["farmer"]+"=1000000", "--fund", keys["node"]+"=1000000")
 	if _, stderr, code := zos(t, "ledger", "init", "--home", home); code == 0 || !strings.Contains(stderr, "refusing") {
 		t.Fatalf("second init: %d %s", code, stderr)
 	}

@@ -58,3 +58,30 @@ func BenchmarkBillContract(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkApplyChecked is the validator's path: CheckTx admitted the
+// transactions (not timed), the block applies them.
+func BenchmarkApplyChecked(b *testing.B) {
+	keys := testKeys(2)
+	m, _ := New(testGenesis(keys))
+	var txs [][]byte
+	for i := range b.N {
+		tx, _ := NewTx("test", keys[0], uint64(i), &Transfer{To: keys[1].Public(), Amount: 1})
+		txs = append(txs, tx)
+	}
+	b.ResetTimer()
+	for i := 0; i < len(txs); i += 1000 {
+		block := txs[i:min(i+1000, len(txs))]
+		b.StopTimer()
+		for _, tx := range block {
+			if _, err := m.CheckTx(tx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		res, _ := m.ApplyBlock(m.Height()+1, block)
+		if res.Txs[0].Code != 0 {
+			b.Fatal(res.Txs[0].Log)
+		}
+	}
+}

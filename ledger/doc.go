@@ -18,6 +18,16 @@
 // where values are the JSON encoding of the object (struct fields in a fixed
 // order, no maps) and strings and integers are length-prefixed.
 //
+// Every transaction that passes the signature and nonce checks pays
+// Params.TxFee to the treasury before its message runs, and the fee stays
+// paid when the message fails; a signer who cannot pay it gets no effect.
+//
+// Machine.Snapshot encodes the whole state (derived indexes and the event
+// journal included) for ledger/chain to save: a line "zos-ledger-snapshot 1",
+// a line with the hex SHA-256 of the body, then the body as JSON (maps as
+// slices sorted by key, and the genesis it belongs to). Restore refuses a
+// snapshot whose checksum, version or genesis does not match (ErrSnapshot).
+//
 // Amounts are integers in "units" (10⁷ units = 1 USD in the reference
 // pricing); balances are held in the same unit.
 //

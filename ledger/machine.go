@@ -13,9 +13,10 @@ import (
 // Machine is the ledger state machine. ApplyBlock is its only writer; the
 // read methods (query.go) may run concurrently with it.
 type Machine struct {
-	mu   sync.RWMutex
-	s    *state
-	sigs sigCache
+	mu      sync.RWMutex
+	genesis Genesis // what Snapshot records, so Restore refuses another chain's state
+	s       *state
+	sigs    sigCache
 	// journal keeps the latest events for followers (nodes watch their
 	// contracts); it is derived from the blocks and not hashed.
 	journal []HeightEvent
@@ -30,31 +31,41 @@ type HeightEvent struct {
 // journalSize bounds the events kept for Events.
 const journalSize = 1 << 16
 
-// sigCache remembers transactions whose signature CheckTx verified, so the
-// block that includes them does not verify again. It only saves work: a
-// transaction missing from it is verified, so results never depend on it.
+// sigCache remembers transactions whose signature CheckTx verified, with
+// their signer and nonce, so the mempool's re-check after each block needs
+// no decoding and the block that includes them does not verify again. It
+// only saves work: a transaction missing from it is decoded and verified,
+// so results never depend on it.
 type sigCache struct {
 	mu    sync.Mutex
-	set   map[[32]byte]struct{}
+	set   map[[32]byte]checked
 	order [][32]byte
 }
 
-const sigCacheSize = 1 << 17
-
-func (c *sigCache) has(raw []byte) bool {
-	h := sha256.Sum256(raw)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.set[h]
-	return ok
+// checked is a transaction CheckTx decoded and verified: the block that
+// includes it takes the decoded form instead of parsing the bytes again
+// (the same bytes always decode the same way, and each entry is taken once).
+type checked struct {
+	signer key.Public
+	nonce  uint64
+	tx     *Tx
+	msg    Msg
 }
 
-func (c *sigCache) add(raw []byte) {
-	h := sha256.Sum256(raw)
+const sigCacheSize = 1 << 15 // several full mempools (5000 by default)
+
+func (c *sigCache) get(h [32]byte) (checked, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.set[h]
+	return e, ok
+}
+
+func (c *sigCache) add(h [32]byte, e checked) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.set == nil {
-		c.set = make(map[[32]byte]struct{}, sigCacheSize)
+		c.set = make(map[[32]byte]checked, sigCacheSize)
 	}
 	if _, ok := c.set[h]; ok {
 		return
@@ -63,29 +74,25 @@ func (c *sigCache) add(raw []byte) {
 		delete(c.set, c.order[0])
 		c.order = c.order[1:]
 	}
-	c.set[h] = struct{}{}
+	c.set[h] = e
 	c.order = append(c.order, h)
 }
 
-func (c *sigCache) take(raw []byte) bool {
+func (c *sigCache) take(raw []byte) (checked, bool) {
 	h := sha256.Sum256(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.set[h]
+	e, ok := c.set[h]
 	delete(c.set, h)
-	return ok
+	return e, ok
 }
 
 // decode parses raw and checks its signature, unless CheckTx already did.
 func (m *Machine) decode(raw []byte) (*Tx, Msg, error) {
-	tx, msg, err := decodeTx(raw)
-	if err != nil {
-		return nil, nil, err
+	if e, ok := m.sigs.take(raw); ok {
+		return e.tx, e.msg, nil
 	}
-	if !m.sigs.take(raw) && !tx.Signer.Verify(tx.SignBytes(m.s.chainID), tx.Sig) {
-		return nil, nil, ErrBadSignature
-	}
-	return tx, msg, nil
+	return DecodeTx(m.s.chainID, raw)
 }
 
 // TxResult is the outcome of one transaction of a block.
@@ -142,7 +149,7 @@ func New(g Genesis) (*Machine, error) {
 	gb, _ := json.Marshal(g)
 	s.dirty["genesis"] = func() any { return json.RawMessage(gb) }
 	s.commitHash()
-	return &Machine{s: s}, nil
+	return &Machine{s: s, genesis: g}, nil
 }
 
 // ChainID returns the chain id transactions must be signed for.
@@ -163,32 +170,48 @@ func (m *Machine) AppHash() []byte {
 }
 
 // CheckTx decides whether a transaction may enter the mempool: it decodes,
-// its signature verifies, the signer's account exists, and its nonce is not
-// already used. The state is not changed. The mempool re-checks the
-// transactions left after every block; their signatures are not verified
-// again.
-func (m *Machine) CheckTx(raw []byte) (*Tx, error) {
-	var tx *Tx
-	var err error
-	if m.sigs.has(raw) {
-		tx, _, err = decodeTx(raw)
-	} else {
-		tx, _, err = DecodeTx(m.s.chainID, raw)
+// its signature verifies, the signer's account exists, its nonce is not
+// already used, and the balance covers the fees up to this nonce. The state is
+// not changed. The mempool re-checks the transactions left after every
+// block: those are neither decoded nor verified again (the cache keeps
+// their signer and nonce).
+func (m *Machine) CheckTx(raw []byte) (Checked, error) {
+	if len(raw) > MaxTxSize { // before hashing more than a transaction may hold
+		return Checked{}, fmt.Errorf("%w: %d bytes, at most %d", ErrDecode, len(raw), MaxTxSize)
 	}
-	if err != nil {
-		return nil, err
+	h := sha256.Sum256(raw)
+	e, ok := m.sigs.get(h)
+	if !ok {
+		tx, msg, err := DecodeTx(m.s.chainID, raw)
+		if err != nil {
+			return Checked{}, err
+		}
+		e = checked{signer: tx.Signer, nonce: tx.Nonce, tx: tx, msg: msg}
+		m.sigs.add(h, e)
 	}
-	m.sigs.add(raw)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	a := m.s.accounts[tx.Signer]
+	a := m.s.accounts[e.signer]
 	if a == nil {
-		return nil, fmt.Errorf("%w: %s", ErrNoAccount, tx.Signer)
+		return Checked{}, fmt.Errorf("%w: %s", ErrNoAccount, e.signer)
 	}
-	if tx.Nonce < a.Nonce {
-		return nil, fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, tx.Nonce, a.Nonce)
+	if e.nonce < a.Nonce {
+		return Checked{}, fmt.Errorf("%w: nonce %d already used (next is %d)", ErrBadNonce, e.nonce, a.Nonce)
 	}
-	return tx, nil
+	// The balance must cover the fees of this transaction and of the ones
+	// before it that are still pending (nonces a.Nonce up to this one), so a
+	// queue of transactions that could never pay stays out of the mempool.
+	ahead := e.nonce - a.Nonce + 1
+	if fee := m.s.params.TxFee; fee > 0 && (ahead > a.Balance/fee) {
+		return Checked{}, fmt.Errorf("%w: transaction fee %d for nonces %d..%d, balance %d", ErrFunds, fee, a.Nonce, e.nonce, a.Balance)
+	}
+	return Checked{Signer: e.signer, Nonce: e.nonce}, nil
+}
+
+// Checked is what CheckTx learnt of an admitted transaction.
+type Checked struct {
+	Signer key.Public
+	Nonce  uint64
 }
 
 // ApplyBlock applies the transactions of the block at height (which must be
@@ -248,9 +271,20 @@ func (s *state) applyTx(tx *Tx, msg Msg) TxResult {
 		err := fmt.Errorf("%w: got %d, want %d", ErrBadNonce, tx.Nonce, a.Nonce)
 		return TxResult{Code: Code(err), Log: err.Error()}
 	}
-	// The nonce is used even if the message fails, so it cannot be replayed.
+	// A signer who cannot pay the fee gets no effect at all: not even the
+	// nonce is used (CheckTx keeps such transactions out of the mempool;
+	// only a proposer could include one).
+	if a.Balance < s.params.TxFee {
+		err := fmt.Errorf("%w: transaction fee %d, balance %d", ErrFunds, s.params.TxFee, a.Balance)
+		return TxResult{Code: Code(err), Log: err.Error()}
+	}
+	// The nonce is used and the fee paid even if the message fails, so the
+	// transaction cannot be replayed and failing ones are not free.
 	a.Nonce++
 	s.touchAccount(tx.Signer)
+	if err := s.move(tx.Signer, s.treasury, s.params.TxFee); err != nil {
+		panic(fmt.Sprintf("ledger: fee after balance check: %v", err)) // an invariant, not input
+	}
 	ctx := &execCtx{signer: tx.Signer}
 	if id, ok := s.twinByAccount[tx.Signer]; ok {
 		ctx.twin = s.twins[id]
@@ -263,7 +297,7 @@ func (s *state) applyTx(tx *Tx, msg Msg) TxResult {
 
 // exec runs one message. Every handler checks everything before it changes
 // anything, so a failed message leaves the state as it was (apart from the
-// nonce). asGroup is true when a group's approved proposal runs it.
+// nonce and the fee). asGroup is true when a group's approved proposal runs it.
 func (s *state) exec(ctx *execCtx, msg Msg, asGroup bool) error {
 	switch m := msg.(type) {
 	case *Transfer:

@@ -14,7 +14,7 @@ import (
 )
 
 func testGenesis(keys []key.Private) Genesis {
-	g := Genesis{ChainID: "test", Params: Params{BlockSeconds: 360, BillingFrequency: 5, GracePeriod: 10, NodeOffline: 20, Pricing: DefaultPricing()},
+	g := Genesis{ChainID: "test", Params: Params{BlockSeconds: 360, BillingFrequency: 5, GracePeriod: 10, NodeOffline: 20, Pricing: DefaultPricing(), TxFee: 3},
 		Treasury: nameKey("treasury").Public()}
 	for i, k := range keys {
 		g.Balances = append(g.Balances, GenesisBalance{Account: k.Public(), Amount: uint64(1000 * (i + 1) * (i + 1) * 1000)})
@@ -177,6 +177,27 @@ func TestCheckTx(t *testing.T) {
 			t.Errorf("%s: want %v, got %v", name, c.want, err)
 		}
 	}
+	// The fee: an account that cannot pay it stays out of the mempool.
+	g := testGenesis(keys) // keys[0] has 10⁶ units, keys[1] 4·10⁶
+	g.Params.TxFee = 2_000_000
+	m, _ = New(g)
+	poor, _ := NewTx("test", keys[0], 0, &TwinCreate{})
+	if _, err := m.CheckTx(poor); !errors.Is(err, ErrFunds) {
+		t.Errorf("an account below the fee: %v", err)
+	}
+	rich, _ := NewTx("test", keys[1], 0, &TwinCreate{})
+	if _, err := m.CheckTx(rich); err != nil {
+		t.Errorf("an account above the fee: %v", err)
+	}
+	// 4·10⁶ covers two pending fees of 2·10⁶, not a third.
+	next, _ := NewTx("test", keys[1], 1, &TwinCreate{})
+	third, _ := NewTx("test", keys[1], 2, &TwinCreate{})
+	if _, err := m.CheckTx(next); err != nil {
+		t.Errorf("second pending fee: %v", err)
+	}
+	if _, err := m.CheckTx(third); !errors.Is(err, ErrFunds) {
+		t.Errorf("third pending fee: %v", err)
+	}
 	if Code(nil) != 0 || Code(ErrNotOwner) != 9 || Code(fmt.Errorf("x: %w", ErrFunds)) != 5 || Code(errors.New("other")) != 99 {
 		t.Fatal("result codes changed: clients depend on them")
 	}
@@ -259,5 +280,28 @@ func TestSigCache(t *testing.T) {
 	}
 	if !bytes.Equal(rw.AppHash, rc.AppHash) {
 		t.Fatal("the signature cache changed the state")
+	}
+}
+
+// TestRecheck: the mempool's re-check after a block uses the cached signer
+// and nonce, and still sees the new state.
+func TestRecheck(t *testing.T) {
+	keys := testKeys(2)
+	m, _ := New(testGenesis(keys))
+	first, _ := NewTx("test", keys[0], 0, &Transfer{To: keys[1].Public(), Amount: 1})
+	second, _ := NewTx("test", keys[0], 1, &Transfer{To: keys[1].Public(), Amount: 1})
+	for _, tx := range [][]byte{first, second} {
+		if c, err := m.CheckTx(tx); err != nil || c.Signer != keys[0].Public() {
+			t.Fatalf("check: %+v %v", c, err)
+		}
+	}
+	if r, _ := m.ApplyBlock(1, [][]byte{first}); r.Txs[0].Code != 0 {
+		t.Fatal(r.Txs[0].Log)
+	}
+	if _, err := m.CheckTx(first); !errors.Is(err, ErrBadNonce) {
+		t.Fatalf("re-check of an included transaction: %v", err)
+	}
+	if c, err := m.CheckTx(second); err != nil || c.Nonce != 1 {
+		t.Fatalf("re-check of the next one: %+v %v", c, err)
 	}
 }

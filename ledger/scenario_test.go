@@ -29,7 +29,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of ledger
 // Script format: a command line, a "----" line, the expected output, a blank
 // line. Lines starting with # are comments. Commands:
 //
-//	genesis k=v... fund=NAME:AMOUNT...   billing_frequency, block_seconds, grace_period, node_offline, cu, su, nu, ipv4, name, dedicated
+//	genesis k=v... fund=NAME:AMOUNT...   billing_frequency, block_seconds, grace_period, node_offline, cu, su, nu, ipv4, name, dedicated, fee
 //	tx NAME [nonce=N] [badsig] [signer=OTHER] TYPE JSON   queue a transaction ("@name" in JSON is that name's key, "#x" a hash of x)
 //	block                                                 apply the queued transactions as the next block
 //	blocks N                                              apply N empty blocks and print their events
@@ -172,6 +172,8 @@ func (sc *scenario) run(cmd string) string {
 				p.Pricing.UniqueName = n
 			case "dedicated":
 				p.Pricing.DedicatedDiscountPercent = n
+			case "fee":
+				p.TxFee = n
 			default:
 				t.Fatalf("genesis: unknown %s", k)
 			}

@@ -38,12 +38,20 @@ type Params struct {
 	// capacity.
 	NodeOffline uint64  `json:"node_offline"`
 	Pricing     Pricing `json:"pricing"`
+	// TxFee is what every transaction costs its signer, in units, paid to
+	// the treasury before the message runs and kept even if the message
+	// fails, so no account can fill blocks for free. 0 disables fees.
+	TxFee uint64 `json:"tx_fee"`
 }
 
+// DefaultTxFee is 0.0001 USD at the reference pricing (10⁷ units = 1 USD).
+const DefaultTxFee = 1000
+
 // DefaultParams suits a chain with one-second blocks: hourly billing, a
-// 14-day grace period, nodes offline after 2 hours without a report.
+// 14-day grace period, nodes offline after 2 hours without a report, and a
+// fee of DefaultTxFee per transaction.
 func DefaultParams() Params {
-	return Params{BlockSeconds: 1, BillingFrequency: 3600, GracePeriod: 14 * 24 * 3600, NodeOffline: 7200, Pricing: DefaultPricing()}
+	return Params{BlockSeconds: 1, BillingFrequency: 3600, GracePeriod: 14 * 24 * 3600, NodeOffline: 7200, Pricing: DefaultPricing(), TxFee: DefaultTxFee}
 }
 
 // Genesis is the initial state.

@@ -33,10 +33,10 @@ func billingRun(n int) error {
 		g.Balances = append(g.Balances, ledger.GenesisBalance{Account: userKeys[i].Public(), Amount: 1e15})
 	}
 	farmer := seed("farmer", 0)
-	g.Balances = append(g.Balances, ledger.GenesisBalance{Account: farmer.Public(), Amount: 1})
+	g.Balances = append(g.Balances, ledger.GenesisBalance{Account: farmer.Public(), Amount: 1e12})
 	for i := range nodes {
 		nodeKeys = append(nodeKeys, seed("node", i))
-		g.Balances = append(g.Balances, ledger.GenesisBalance{Account: nodeKeys[i].Public(), Amount: 1})
+		g.Balances = append(g.Balances, ledger.GenesisBalance{Account: nodeKeys[i].Public(), Amount: 1e12})
 	}
 	m, err := ledger.New(g)
 	if err != nil {

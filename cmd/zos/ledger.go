@@ -51,6 +51,8 @@ type genesisFlags struct {
 	billingFreq   uint64
 	gracePeriod   uint64
 	nodeOffline   uint64
+	txFee         uint64
+	snapshotEvery int64
 	timeoutCommit string
 }
 
@@ -64,6 +66,8 @@ func (g *genesisFlags) add(cmd *cobra.Command) {
 	f.Uint64Var(&g.billingFreq, "billing-frequency", d.BillingFrequency, "billing cycle in blocks")
 	f.Uint64Var(&g.gracePeriod, "grace-period", d.GracePeriod, "blocks a contract stays in grace before deletion")
 	f.Uint64Var(&g.nodeOffline, "node-offline", d.NodeOffline, "blocks without a node report after which the node is offline (not billed)")
+	f.Uint64Var(&g.txFee, "tx-fee", d.TxFee, "units every transaction pays the treasury, even when it fails (0: no fees)")
+	f.Int64Var(&g.snapshotEvery, "snapshot-every", chain.DefaultSettings().SnapshotEvery, "save the ledger state every N blocks (and on stop) so a restart replays only the blocks after it (0: only on stop)")
 	f.StringVar(&g.timeoutCommit, "timeout-commit", "1s", "CometBFT timeout_commit: the pause between blocks")
 }
 
@@ -82,6 +86,7 @@ func parseAccount(s string) (key.Public, error) {
 func (g *genesisFlags) genesis(home string) (ledger.Genesis, error) {
 	p := ledger.DefaultParams()
 	p.BlockSeconds, p.BillingFrequency, p.GracePeriod, p.NodeOffline = g.blockSeconds, g.billingFreq, g.gracePeriod, g.nodeOffline
+	p.TxFee = g.txFee
 	gen := ledger.Genesis{ChainID: g.chainID, Params: p}
 	if g.treasury == "" {
 		path := filepath.Join(home, "treasury.key")
@@ -137,7 +142,7 @@ func newLedgerInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s.TimeoutCommit = g.timeoutCommit
+			s.TimeoutCommit, s.SnapshotEvery = g.timeoutCommit, g.snapshotEvery
 			if err := chain.Init(home, chain.InitOptions{Genesis: gen, Settings: s}); err != nil {
 				return err
 			}
@@ -225,7 +230,7 @@ BASE+3i+2 (JSON API). Start each with: zos ledger start --home DIR/vI`,
 				s.P2P = fmt.Sprintf("tcp://%s:%d", host, basePort+3*i)
 				s.RPC = fmt.Sprintf("tcp://%s:%d", host, basePort+3*i+1)
 				s.HTTP = fmt.Sprintf("%s:%d", host, basePort+3*i+2)
-				s.TimeoutCommit = g.timeoutCommit
+				s.TimeoutCommit, s.SnapshotEvery = g.timeoutCommit, g.snapshotEvery
 				settings = append(settings, s)
 			}
 			if err := chain.Testnet(homes, gen, settings); err != nil {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync/atomic"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -16,6 +18,11 @@ type App struct {
 	abci.BaseApplication
 	m   *ledger.Machine
 	log *slog.Logger
+	// snap is where Commit saves the state every snapEvery blocks ("" to
+	// never save); committed is the last height Commit saw.
+	snap      string
+	snapEvery int64
+	committed atomic.Int64
 }
 
 var _ abci.Application = (*App)(nil)
@@ -72,13 +79,22 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	}
 	out := &abci.FinalizeBlockResponse{TxResults: make([]*abci.ExecTxResult, len(res.Txs)), AppHash: res.AppHash}
 	for i, r := range res.Txs {
-		data, _ := json.Marshal(struct {
-			Created uint64 `json:"created,omitempty"`
-		}{r.Created})
-		out.TxResults[i] = &abci.ExecTxResult{Code: r.Code, Log: r.Log, Data: data, Events: abciEvents(r.Events)}
+		out.TxResults[i] = &abci.ExecTxResult{Code: r.Code, Log: r.Log, Data: resultData(r.Created), Events: abciEvents(r.Events)}
 	}
 	out.Events = abciEvents(res.Events)
 	return out, nil
+}
+
+// resultData is the JSON {"created":N} ({} when nothing was created) that
+// clients read; built by hand because it is made for every transaction.
+// The bytes are part of CometBFT's results hash: never change them.
+func resultData(created uint64) []byte {
+	if created == 0 {
+		return []byte("{}")
+	}
+	b := append(make([]byte, 0, 32), `{"created":`...)
+	b = strconv.AppendUint(b, created, 10)
+	return append(b, '}')
 }
 
 func abciEvents(evs []ledger.Event) []abci.Event {
@@ -90,7 +106,7 @@ func abciEvents(evs []ledger.Event) []abci.Event {
 		attrs := []abci.EventAttribute{}
 		add := func(k string, v uint64) {
 			if v != 0 {
-				attrs = append(attrs, abci.EventAttribute{Key: k, Value: fmt.Sprint(v), Index: true})
+				attrs = append(attrs, abci.EventAttribute{Key: k, Value: strconv.FormatUint(v, 10), Index: true})
 			}
 		}
 		add("contract", e.Contract)
@@ -102,7 +118,27 @@ func abciEvents(evs []ledger.Event) []abci.Event {
 	return out
 }
 
-// Commit has nothing to persist: the block store is the durable copy.
+// Commit saves a snapshot of the state every snapEvery blocks. A failed
+// save is logged, not fatal: the block store still holds every block, so
+// the next start replays from an older snapshot or from genesis.
 func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	h := a.m.Height()
+	a.committed.Store(h)
+	if a.snap != "" && a.snapEvery > 0 && h%a.snapEvery == 0 {
+		a.saveSnapshot()
+	}
 	return &abci.CommitResponse{}, nil
+}
+
+// saveSnapshot writes the state of the last committed block, if the
+// machine is at it (it is between Commits).
+func (a *App) saveSnapshot() {
+	if a.snap == "" || a.m.Height() != a.committed.Load() || a.m.Height() == 0 {
+		return
+	}
+	if err := writeSnapshot(a.snap, a.m.Snapshot()); err != nil {
+		a.log.Error("saving ledger snapshot", "height", a.m.Height(), "err", err)
+		return
+	}
+	a.log.Debug("ledger snapshot saved", "height", a.m.Height())
 }

@@ -42,12 +42,16 @@ type Settings struct {
 	TimeoutCommit string `json:"timeout_commit"`
 	// MempoolSize bounds the mempool in transactions.
 	MempoolSize int `json:"mempool_size"`
+	// SnapshotEvery is how often (in blocks) the ledger state is saved to
+	// HOME/data/ledger.snapshot, besides on a clean stop; 0 saves only on
+	// stop. A restart loads it and replays only the blocks after it.
+	SnapshotEvery int64 `json:"snapshot_every"`
 }
 
 // DefaultSettings listen on loopback with CometBFT's defaults.
 func DefaultSettings() Settings {
 	return Settings{Moniker: "zos-ledger", P2P: "tcp://127.0.0.1:26656", RPC: "tcp://127.0.0.1:26657",
-		HTTP: "127.0.0.1:8850", TimeoutCommit: "1s", MempoolSize: 5000}
+		HTTP: "127.0.0.1:8850", TimeoutCommit: "1s", MempoolSize: 5000, SnapshotEvery: 100}
 }
 
 const settingsFile = "ledger.json"
@@ -208,6 +212,9 @@ type Node struct {
 	http   *http.Server
 	ln     net.Listener
 	log    *slog.Logger
+	// startHeight is the height the ledger state was loaded at (its
+	// snapshot's, 0 from genesis); CometBFT replayed the blocks after it.
+	startHeight int64
 }
 
 // Start starts the validator in HOME and its HTTP query API.
@@ -220,11 +227,13 @@ func Start(ctx context.Context, home string, s Settings, log *slog.Logger) (*Nod
 	if err != nil {
 		return nil, err
 	}
-	m, err := ledger.New(g)
+	m, err := loadMachine(home, g, log)
 	if err != nil {
 		return nil, err
 	}
 	app := NewApp(m, log)
+	app.snap, app.snapEvery = SnapshotPath(home), s.SnapshotEvery
+	startHeight := m.Height()
 	c, err := cometConfig(home, s)
 	if err != nil {
 		return nil, err
@@ -242,7 +251,7 @@ func Start(ctx context.Context, home string, s Settings, log *slog.Logger) (*Nod
 	if err := n.Start(); err != nil {
 		return nil, fmt.Errorf("chain: start: %w", err)
 	}
-	node := &Node{node: n, app: app, client: local.New(n), log: log}
+	node := &Node{node: n, app: app, client: local.New(n), log: log, startHeight: startHeight}
 	if s.HTTP != "" {
 		ln, err := net.Listen("tcp", s.HTTP)
 		if err != nil {
@@ -266,6 +275,10 @@ func Start(ctx context.Context, home string, s Settings, log *slog.Logger) (*Nod
 func (n *Node) Machine() *ledger.Machine { return n.app.m }
 
 // HTTPAddr returns the query API's address ("" if disabled).
+// StartHeight is the height the ledger state was loaded at on start: the
+// snapshot's, or 0 when it was rebuilt from genesis by replaying every block.
+func (n *Node) StartHeight() int64 { return n.startHeight }
+
 func (n *Node) HTTPAddr() string {
 	if n.ln == nil {
 		return ""
@@ -301,6 +314,7 @@ func (n *Node) Close() error {
 	}
 	err := n.node.Stop()
 	n.node.Wait()
+	n.app.saveSnapshot() // so the next start replays nothing
 	return err
 }
 

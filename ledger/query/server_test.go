@@ -37,7 +37,7 @@ func (a applySubmitter) Submit(_ context.Context, tx []byte) (SubmitResult, erro
 func TestAPI(t *testing.T) {
 	alice, node := seedKey("alice"), seedKey("node")
 	m, err := ledger.New(ledger.Genesis{ChainID: "q", Params: ledger.DefaultParams(), Treasury: seedKey("t").Public(),
-		Balances: []ledger.GenesisBalance{{Account: alice.Public(), Amount: 100}, {Account: node.Public(), Amount: 1}}})
+		Balances: []ledger.GenesisBalance{{Account: alice.Public(), Amount: 100_000}, {Account: node.Public(), Amount: 2 * ledger.DefaultTxFee}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestAPI(t *testing.T) {
 			t.Fatalf("%s: %v", step.msg.TxType(), err)
 		}
 	}
-	if _, err := c.Send(ctx, alice, &ledger.Transfer{To: node.Public(), Amount: 1000}); !errors.Is(err, ErrTx) || !strings.Contains(err.Error(), "insufficient") {
+	if _, err := c.Send(ctx, alice, &ledger.Transfer{To: node.Public(), Amount: 1_000_000}); !errors.Is(err, ErrTx) || !strings.Contains(err.Error(), "insufficient") {
 		t.Fatalf("overdraft: %v", err)
 	}
 	var nodes []ledger.NodeView
@@ -82,6 +82,10 @@ func TestAPI(t *testing.T) {
 	var acct AccountView
 	if err := c.Get(ctx, "/accounts/"+alice.Public().String(), &acct); err != nil || acct.Twin != 1 || acct.Nonce != 4 {
 		t.Fatalf("account: %+v %v", acct, err)
+	}
+	// Six transactions paid the fee to the treasury, the failed transfer too.
+	if err := c.Get(ctx, "/accounts/"+seedKey("t").Public().String(), &acct); err != nil || acct.Balance != 6*ledger.DefaultTxFee {
+		t.Fatalf("treasury: %+v %v", acct, err)
 	}
 	var e ledger.Estimate
 	if err := c.Get(ctx, "/estimate?cru=2&mru=4294967296&sru=107374182400&ips=1&balance=200000000", &e); err != nil || e.Paid != 132000 {
