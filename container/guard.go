@@ -23,7 +23,10 @@ func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *s
 		}
 		policy = &ExecPolicy{Allowed: allowed}
 	}
-	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), filepath.Join(r.dir(c.ID), "upper"), policy.Digest, policy.Allowed, log)
+	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), guard.Options{
+		Digest: policy.Digest, Allowed: policy.Allowed, Libs: policy.Libs,
+		Upper: filepath.Join(r.dir(c.ID), "upper"), Log: log,
+	})
 }
 
 // memfdNoexec makes memfds of pid's namespace non-executable: sysctl

@@ -77,6 +77,7 @@ type Guard struct {
 	f        *os.File
 	digest   func(io.Reader) (Hash, error)
 	allowed  map[Hash]bool
+	libSet   map[Hash]bool
 	log      *slog.Logger
 	denied   atomic.Uint64
 	allowedN atomic.Uint64
@@ -95,19 +96,41 @@ type statKey struct {
 	mtime, ctime   int64
 }
 
+// Options says what a Guard allows.
+type Options struct {
+	// Digest hashes a file's content; nil means SHA256.
+	Digest func(io.Reader) (Hash, error)
+	// Allowed is the content of the programs that may be exec'd.
+	Allowed map[Hash]bool
+	// Upper, if set, is the overlay's writable layer as seen on the host:
+	// opening an ELF file present in it is refused unless its content is
+	// in Libs (see Start).
+	Upper string
+	// Libs is the content an ELF file of Upper may have to be opened (the
+	// image's files); nil means Allowed.
+	Libs map[Hash]bool
+	// Log receives denials; nil discards.
+	Log *slog.Logger
+}
+
 // Start watches the filesystem holding path (FAN_MARK_FILESYSTEM: every
 // mount of it, including those in containers' mount namespaces) and
-// decides every exec on it until Close: a program runs if digest (nil:
-// SHA256) of its content is in allowed.
+// decides every exec on it until Close: a program runs if the digest of its
+// content is in o.Allowed.
 //
-// With upper (the overlay's writable layer as seen on the host) it also
-// decides every open on the filesystem (FAN_OPEN_PERM): opening an ELF file
-// that exists in upper, whatever the access mode, is refused unless its
-// content is in allowed. This is what stops a shared library written into
-// the container from being loaded (LD_PRELOAD, dlopen): the dynamic loader
-// opens libraries for reading, which FAN_OPEN_EXEC_PERM does not see. Files
-// only in the lower layer (the signed image) open without a content check.
-func Start(path, upper string, digest func(io.Reader) (Hash, error), allowed map[Hash]bool, log *slog.Logger) (*Guard, error) {
+// With o.Upper it also decides every open on the filesystem
+// (FAN_OPEN_PERM): opening an ELF file that exists in Upper, whatever the
+// access mode, is refused unless its content is in o.Libs. This is what
+// stops a shared library written into the container from being loaded
+// (LD_PRELOAD, dlopen): the dynamic loader opens libraries for reading,
+// which FAN_OPEN_EXEC_PERM does not see. Files only in the lower layer (the
+// signed image) open without a content check.
+func Start(path string, o Options) (*Guard, error) {
+	digest, allowed, log, upper := o.Digest, o.Allowed, o.Log, o.Upper
+	libs := o.Libs
+	if libs == nil {
+		libs = allowed
+	}
 	if digest == nil {
 		digest = SHA256
 	}
@@ -127,7 +150,7 @@ func Start(path, upper string, digest func(io.Reader) (Hash, error), allowed map
 		return nil, fmt.Errorf("guard: fanotify_mark %s: %w", path, err)
 	}
 	g := &Guard{f: os.NewFile(uintptr(fd), "fanotify"), digest: digest, allowed: allowed, log: log,
-		done: make(chan struct{}), cache: map[statKey]bool{}, libs: map[statKey]bool{}, upper: upper, path: filepath.Clean(path)}
+		done: make(chan struct{}), cache: map[statKey]bool{}, libs: map[statKey]bool{}, libSet: libs, upper: upper, path: filepath.Clean(path)}
 	go g.loop()
 	return g, nil
 }
@@ -205,14 +228,18 @@ func (g *Guard) decide(fd int, pid int32, ok bool, msg string) {
 }
 
 // check hashes the file behind fd (cached by inode identity and times).
-func (g *Guard) check(fd int) bool {
+func (g *Guard) check(fd int) bool { return g.checkIn(fd, g.allowed, g.cache) }
+
+// checkIn hashes the file behind fd and looks it up in set, caching the
+// answer in cache (if not nil) by inode identity and times.
+func (g *Guard) checkIn(fd int, set map[Hash]bool, cache map[statKey]bool) bool {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false
 	}
 	k := statKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 	g.mu.Lock()
-	v, hit := g.cache[k]
+	v, hit := cache[k]
 	g.mu.Unlock()
 	if hit {
 		return v
@@ -221,12 +248,15 @@ func (g *Guard) check(fd int) bool {
 	if err != nil {
 		return false
 	}
-	ok := g.allowed[d]
-	g.mu.Lock()
-	if len(g.cache) > 65536 {
-		clear(g.cache)
+	ok := set[d]
+	if cache == nil {
+		return ok
 	}
-	g.cache[k] = ok
+	g.mu.Lock()
+	if len(cache) > 65536 {
+		clear(cache)
+	}
+	cache[k] = ok
 	g.mu.Unlock()
 	return ok
 }
@@ -256,7 +286,7 @@ func (g *Guard) checkOpen(fd int) bool {
 		return err == nil // unreadable: refuse; short: not ELF
 	}
 	if magic == [4]byte{0x7f, 'E', 'L', 'F'} && g.inUpper(fd) {
-		ok = g.check(fd)
+		ok = g.checkIn(fd, g.libSet, nil)
 	}
 	g.mu.Lock()
 	if len(g.libs) > 65536 {

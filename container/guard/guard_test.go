@@ -33,7 +33,7 @@ func TestGuardOnTmpfs(t *testing.T) {
 	bad := filepath.Join(dir, "bad", "echo")
 	os.MkdirAll(filepath.Dir(bad), 0o755)
 	os.WriteFile(bad, append(b, '\n'), 0o755)
-	g, err := Start(dir, "", nil, allowed, nil)
+	g, err := Start(dir, Options{Allowed: allowed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestGuardRefusesUnknownELFOfUpper(t *testing.T) {
 			os.WriteFile(filepath.Join(upper, name), nil, 0o644)
 		}
 	}
-	g, err := Start(dir, upper, nil, map[Hash]bool{sha256sum(b): true}, nil)
+	g, err := Start(dir, Options{Upper: upper, Allowed: map[Hash]bool{sha256sum(b): true}})
 	if err != nil {
 		t.Fatal(err)
 	}
