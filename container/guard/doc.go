@@ -27,8 +27,12 @@
 //     exec'd, not when opened.
 //   - Every open in the container waits for this process to answer (one
 //     fstat when cached, a 4-byte read, a hash for new ELF files of the
-//     writable layer). Closing the guard removes the watch (pending
-//     launches are allowed by the kernel).
+//     writable layer): BenchmarkOpen measured about 7-10 µs per open
+//     against 1.5-2 µs unguarded on a busy 2-core machine. Per-inode
+//     ignore marks would remove the round trip for files seen before, but
+//     writes through a shared mapping do not clear them, so they are not
+//     used. Closing the guard removes the watch (pending launches are
+//     allowed by the kernel).
 //
 // May import: the standard library and x/sys.
 // Must never be imported by: grid, resp, ledger, flist.

@@ -108,3 +108,51 @@ func sha256sum(b []byte) Hash {
 	h, _ := SHA256(bytes.NewReader(b))
 	return h
 }
+
+// BenchmarkOpen measures what the guard adds to an open: without a guard,
+// with the exec watch only, and with the open watch (a cached ELF file of
+// the lower layer, and an ELF file of the upper layer).
+func BenchmarkOpen(b *testing.B) {
+	zostest.RequiresRoot(b)
+	bb := zostest.RequiresBinary(b, "busybox")
+	dir, upper := b.TempDir(), b.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
+		b.Skipf("skipped: cannot mount tmpfs: %v", err)
+	}
+	b.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	elf, err := os.ReadFile(bb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "lower.so"), elf, 0o644)
+	os.WriteFile(filepath.Join(dir, "upper.so"), elf, 0o644)
+	os.WriteFile(filepath.Join(upper, "upper.so"), nil, 0o644)
+	open := func(b *testing.B, name string) {
+		p := filepath.Join(dir, name)
+		for b.Loop() {
+			fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			unix.Close(fd)
+		}
+	}
+	b.Run("unguarded", func(b *testing.B) { open(b, "lower.so") })
+	for _, c := range []struct {
+		name, file string
+		o          Options
+	}{
+		{"exec-only", "lower.so", Options{}},
+		{"open-lower", "lower.so", Options{Upper: upper}},
+		{"open-upper", "upper.so", Options{Upper: upper, Allowed: map[Hash]bool{sha256sum(elf): true}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			g, err := Start(dir, c.o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			open(b, c.file)
+		})
+	}
+}
