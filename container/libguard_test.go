@@ -16,10 +16,10 @@ import (
 // distribution's libraries), and /src/evil: a library whose first byte is
 // changed, so that it is not ELF (and not in the image's set) until a
 // process in the container restores it.
-func libImage(t *testing.T) string {
+func libImage(t *testing.T) (img, loader string) {
 	t.Helper()
 	gcc := zostest.RequiresBinary(t, "gcc")
-	img := busyboxImage(t, "")
+	img = busyboxImage(t, "")
 	root := filepath.Join(img, "rootfs")
 	build := t.TempDir()
 	cc := func(args ...string) {
@@ -63,19 +63,24 @@ func libImage(t *testing.T) string {
 			put(f[2], f[2], 0o644) // libc: mapped, never exec'd
 		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
 			put(f[0], f[0], 0o755) // the dynamic loader: exec'd by the kernel
+			loader = f[0]
 		}
 	}
-	return img
+	if loader == "" {
+		t.Fatalf("no dynamic loader in ldd's output:\n%s", out)
+	}
+	return img, loader
 }
 
 // TestExecVerifyLibraries: with the exec guard, a library written into the
-// writable layer cannot be preloaded or dlopen'ed and memfds cannot be
-// executed, while the image's own libraries (and identical copies of them)
+// writable layer cannot be preloaded or dlopen'ed, a program written there
+// cannot be run through the dynamic loader, and memfds cannot be executed, while the image's own libraries (and identical copies of them)
 // load.
 func TestExecVerifyLibraries(t *testing.T) {
-	img := libImage(t)
+	img, loader := libImage(t)
 	r := newRuntime(t)
 	c := sh(`/bin/prog own
+cat /bin/prog > /tmp/prog2; echo >> /tmp/prog2; ` + loader + ` /tmp/prog2 via-loader; echo loader=$?
 LD_PRELOAD=/lib/good.so /bin/prog preload-image
 cp /lib/good.so /tmp/good.so; LD_PRELOAD=/tmp/good.so /bin/prog preload-copy
 (printf '\177'; /bin/busybox tail -c +2 /src/evil) > /tmp/evil.so
@@ -92,12 +97,13 @@ LD_PRELOAD=/tmp/evil.so /bin/prog preload-evil 2>/dev/null
 		"dlopen=refused\n",
 		"memfd_exec=refused\n",
 		"fexecve=refused",
+		"loader=127", // the loader cannot open a program written in the container
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "LOADED evil") || strings.Contains(out, "from-memfd") {
+	if strings.Contains(out, "LOADED evil") || strings.Contains(out, "from-memfd") || strings.Contains(out, "via-loader") {
 		t.Errorf("a library or memfd not in the image ran:\n%s", out)
 	}
 	if st.ExecDenied < 2 {
@@ -108,7 +114,7 @@ LD_PRELOAD=/tmp/evil.so /bin/prog preload-evil 2>/dev/null
 	c.ExecVerify = false
 	c.ID = ""
 	out, _ = run(t, r, img, c)
-	if !strings.Contains(out, "LOADED evil") || !strings.Contains(out, "dlopen=ok") {
+	if !strings.Contains(out, "LOADED evil") || !strings.Contains(out, "dlopen=ok") || !strings.Contains(out, "hello via-loader") {
 		t.Errorf("without the guard the written library should load:\n%s", out)
 	}
 }
