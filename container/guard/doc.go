@@ -23,6 +23,10 @@
 //     but may still be mapped executable) can run code the attacker wrote,
 //     as can any interpreter of the image fed a script. The guard keeps
 //     unknown binaries off the launch path; it is not a W^X policy.
+//   - The price: an unknown ELF file of the writable layer cannot be
+//     opened at all, not even to be read, copied or rewritten (it can be
+//     deleted), so compiling and linking programs inside a guarded
+//     container fails; such workloads run without the guard.
 //   - Non-ELF formats executed through binfmt_misc are checked only when
 //     exec'd, not when opened.
 //   - Every open in the container waits for this process to answer (one
