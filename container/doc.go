@@ -20,6 +20,15 @@
 // watches the overlay's superblock with fanotify and lets a program start
 // only if its content digest is in the image's set (every executable of the
 // directory, or the flist's signed ExecSet). Volumes are mounted noexec then.
+// It also refuses opening an ELF file of the writable layer whose content is
+// not in the set, so a library written into the container cannot be loaded
+// by LD_PRELOAD or dlopen, and sets vm.memfd_noexec=2 in the container's pid
+// namespace (Linux 6.3+, written by a child nsenter forks into it, before the
+// container's first program runs): memfds are created non-executable and
+// MFD_EXEC is refused, so a program built in memory cannot be exec'd. Not
+// covered (see package guard): code written to executable memory (mprotect,
+// a memfd mapped PROT_EXEC), a library changed by a writer between its
+// checked open and its mapping, scripts fed to an image's interpreter.
 // Owns: the state directory of containers. Its layout, under Runtime's root:
 //
 //	<root>/lc/<id>/            libcontainer state (state.json), owned by libcontainer

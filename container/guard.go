@@ -1,8 +1,14 @@
 package container
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/zosgrid/zos/container/guard"
 )
@@ -17,5 +23,29 @@ func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *s
 		}
 		policy = &ExecPolicy{Allowed: allowed}
 	}
-	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), policy.Digest, policy.Allowed, log)
+	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), guard.Options{
+		Digest: policy.Digest, Allowed: policy.Allowed, Libs: policy.Libs,
+		Upper: filepath.Join(r.dir(c.ID), "upper"), Log: log,
+	})
+}
+
+// memfdNoexec makes memfds of pid's namespace non-executable: sysctl
+// vm.memfd_noexec=2 (Linux 6.3+), which is per pid namespace and inherited
+// by nested ones, and which the container cannot lower. memfd_create then
+// seals new memfds non-executable and refuses MFD_EXEC, so a program built
+// in memory cannot be run with execveat or mapped executable. The value is
+// read from the writer's pid namespace, so it is written by a child forked
+// into the container's (nsenter), from the host's /proc.
+func memfdNoexec(ctx context.Context, pid int, log *slog.Logger) error {
+	const knob = "/proc/sys/vm/memfd_noexec"
+	if _, err := os.Stat(knob); err != nil {
+		log.Warn("exec guard: kernel has no vm.memfd_noexec; memfd exec is not refused", "err", err)
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(pid), "--pid", "--",
+		"/bin/sh", "-c", "echo 2 > "+knob)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("container: set vm.memfd_noexec in the container: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

@@ -46,10 +46,13 @@ type ImageProvider interface {
 }
 
 // ExecPolicy is the exec guard's rule for an image: a program may run if
-// Digest of its content is in Allowed. A nil Digest means SHA-256.
+// Digest of its content is in Allowed, and an ELF file written into the
+// container may be opened (as a library) if its digest is in Libs (nil:
+// Allowed). A nil Digest means SHA-256.
 type ExecPolicy struct {
 	Digest  func(io.Reader) ([32]byte, error)
 	Allowed map[[32]byte]bool
+	Libs    map[[32]byte]bool
 }
 
 // Mounted reports whether path is a mount point.

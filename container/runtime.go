@@ -482,7 +482,16 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		p.Stdout, p.Stderr = f, f
 		go lw.rotateLoop(run.stopLog)
 	}
-	if err := lc.Run(p); err != nil {
+	err = lc.Start(p)
+	if err == nil && c.ExecVerify {
+		if pid, perr := p.Pid(); perr == nil {
+			err = memfdNoexec(ctx, pid, log)
+		}
+	}
+	if err == nil {
+		err = lc.Exec()
+	}
+	if err != nil {
 		lc.Destroy()
 		run.closeGuard()
 		if run.logFile != nil {

@@ -162,6 +162,16 @@ func TestContainerFromSignedFlist(t *testing.T) {
 	root := containerRoot(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
+	// A library of the image that is not executable (as most are): a copy
+	// of it written in the container may be opened, an altered one not.
+	bb, err := os.ReadFile(filepath.Join(img, "rootfs", "bin", "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(img, "rootfs", "lib"), 0o755)
+	if err := os.WriteFile(filepath.Join(img, "rootfs", "lib", "data.so"), append(bb, 'L'), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	fl, keyFile, other := filepath.Join(dir, "bb.fl"), filepath.Join(dir, "k"), filepath.Join(dir, "other")
 	mustZos(t, "flist", "pack", filepath.Join(img, "rootfs"), "-o", fl, "--store", "dir://"+filepath.Join(dir, "blocks"),
 		"--image-config", filepath.Join(img, "image.json"))
@@ -182,6 +192,12 @@ func TestContainerFromSignedFlist(t *testing.T) {
 		"cat /bin/busybox > /tmp/x; echo >> /tmp/x; chmod +x /tmp/x; /tmp/x echo ran; echo rc=$?")
 	if strings.Contains(out, "ran\n") || !strings.Contains(out, "rc=126") {
 		t.Errorf("exec guard on flist: %q", out)
+	}
+	out, _, _ = z("run", "--rm", "--trust", pub, "--cache", cache, fl, "--", "sh", "-c",
+		"cat /lib/data.so > /tmp/y.so; cat /tmp/y.so > /dev/null && echo copy-ok; "+
+			"cat /tmp/y.so > /tmp/z.so; echo >> /tmp/z.so; cat /tmp/z.so > /dev/null || echo altered-refused")
+	if !strings.Contains(out, "copy-ok") || !strings.Contains(out, "altered-refused") {
+		t.Errorf("library guard on flist: %q", out)
 	}
 	// Signed by someone else: refused before anything runs.
 	if _, errOut, code := z("run", "--rm", "--trust", otherPub, "--cache", cache, fl); code == 0 || !strings.Contains(errOut, "refusing") {

@@ -190,7 +190,7 @@ and the container's name is printed.`,
 	f.StringVar(&c.NetNS, "netns", "none", "network namespace path to join; none = a fresh empty one")
 	f.BoolVar(&c.NoUserNS, "no-userns", false, "run container root as host root (weaker isolation)")
 	f.BoolVar(&c.NoInit, "no-init", false, "run the entrypoint as PID 1 instead of zos init")
-	f.BoolVar(&noVerif, "no-exec-verify", false, "allow executing files that are not part of the image")
+	f.BoolVar(&noVerif, "no-exec-verify", false, "allow executing, or loading as libraries, files that are not part of the image (and executable memfds)")
 	f.StringVar(&c.Services, "services", "", "directory in the image with zinit-style YAML services for zos init")
 	f.StringVar(&c.Corex, "corex", "", "with --services: serve the corex API (services, logs, terminal) on ADDR in the container's netns; token in STATE/c/NAME/corex.token")
 	f.StringArrayVar(&trust, "trust", nil, "flist images: public key (ed25519:hex or a file) whose signature is accepted (repeatable)")

@@ -103,6 +103,15 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 	for _, e := range tree.ExecSet() {
 		policy.Allowed[e.Digest] = true
 	}
+	// Shared libraries are often not executable (mode 0644): a copy of any
+	// file of the signed image may be opened as one.
+	policy.Libs = map[[32]byte]bool{}
+	tree.Walk(func(_ string, in *flist.Inode) error {
+		if in.IsRegular() {
+			policy.Libs[flist.DigestOfKeys(tree.Blocks[in.Ino])] = true
+		}
+		return nil
+	})
 	if container.Mounted(dir) {
 		return policy, nil // shared with other containers, or adopted
 	}

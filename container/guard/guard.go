@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -29,8 +30,9 @@ func SHA256(r io.Reader) (Hash, error) {
 	return Hash(h.Sum(nil)), nil
 }
 
-// HashTree returns the content hashes of every regular file with an exec
-// bit under dir: the set of programs an image may run.
+// HashTree returns the content hashes of every regular file under dir with
+// an exec bit or an ELF header (shared libraries are often mode 0644): the
+// set of programs and libraries an image may run.
 func HashTree(dir string) (map[Hash]bool, error) {
 	out := map[Hash]bool{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -44,12 +46,16 @@ func HashTree(dir string) (map[Hash]bool, error) {
 		if err != nil {
 			return err
 		}
-		if info.Mode().Perm()&0o111 == 0 {
-			return nil
-		}
 		f, err := os.Open(p)
 		if err != nil {
 			return err
+		}
+		if info.Mode().Perm()&0o111 == 0 {
+			var magic [4]byte
+			if n, _ := f.ReadAt(magic[:], 0); n != 4 || magic != [4]byte{0x7f, 'E', 'L', 'F'} {
+				f.Close()
+				return nil
+			}
 		}
 		h := sha256.New()
 		_, err = io.Copy(h, f)
@@ -71,13 +77,18 @@ type Guard struct {
 	f        *os.File
 	digest   func(io.Reader) (Hash, error)
 	allowed  map[Hash]bool
+	libSet   map[Hash]bool
 	log      *slog.Logger
 	denied   atomic.Uint64
 	allowedN atomic.Uint64
 	done     chan struct{}
 
+	path  string // the watched mount point
+	upper string // the overlay's writable layer on the host, or ""
+
 	mu    sync.Mutex
 	cache map[statKey]bool
+	libs  map[statKey]bool
 }
 
 type statKey struct {
@@ -85,11 +96,41 @@ type statKey struct {
 	mtime, ctime   int64
 }
 
+// Options says what a Guard allows.
+type Options struct {
+	// Digest hashes a file's content; nil means SHA256.
+	Digest func(io.Reader) (Hash, error)
+	// Allowed is the content of the programs that may be exec'd.
+	Allowed map[Hash]bool
+	// Upper, if set, is the overlay's writable layer as seen on the host:
+	// opening an ELF file present in it is refused unless its content is
+	// in Libs (see Start).
+	Upper string
+	// Libs is the content an ELF file of Upper may have to be opened (the
+	// image's files); nil means Allowed.
+	Libs map[Hash]bool
+	// Log receives denials; nil discards.
+	Log *slog.Logger
+}
+
 // Start watches the filesystem holding path (FAN_MARK_FILESYSTEM: every
 // mount of it, including those in containers' mount namespaces) and
-// decides every exec on it until Close: a program runs if digest (nil:
-// SHA256) of its content is in allowed.
-func Start(path string, digest func(io.Reader) (Hash, error), allowed map[Hash]bool, log *slog.Logger) (*Guard, error) {
+// decides every exec on it until Close: a program runs if the digest of its
+// content is in o.Allowed.
+//
+// With o.Upper it also decides every open on the filesystem
+// (FAN_OPEN_PERM): opening an ELF file that exists in Upper, whatever the
+// access mode, is refused unless its content is in o.Libs. This is what
+// stops a shared library written into the container from being loaded
+// (LD_PRELOAD, dlopen): the dynamic loader opens libraries for reading,
+// which FAN_OPEN_EXEC_PERM does not see. Files only in the lower layer (the
+// signed image) open without a content check.
+func Start(path string, o Options) (*Guard, error) {
+	digest, allowed, log, upper := o.Digest, o.Allowed, o.Log, o.Upper
+	libs := o.Libs
+	if libs == nil {
+		libs = allowed
+	}
 	if digest == nil {
 		digest = SHA256
 	}
@@ -100,17 +141,21 @@ func Start(path string, digest func(io.Reader) (Hash, error), allowed map[Hash]b
 	if err != nil {
 		return nil, fmt.Errorf("guard: fanotify_init: %w", err)
 	}
-	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_OPEN_EXEC_PERM, unix.AT_FDCWD, path); err != nil {
+	mask := uint64(unix.FAN_OPEN_EXEC_PERM)
+	if upper != "" {
+		mask |= unix.FAN_OPEN_PERM
+	}
+	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, mask, unix.AT_FDCWD, path); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("guard: fanotify_mark %s: %w", path, err)
 	}
 	g := &Guard{f: os.NewFile(uintptr(fd), "fanotify"), digest: digest, allowed: allowed, log: log,
-		done: make(chan struct{}), cache: map[statKey]bool{}}
+		done: make(chan struct{}), cache: map[statKey]bool{}, libs: map[statKey]bool{}, libSet: libs, upper: upper, path: filepath.Clean(path)}
 	go g.loop()
 	return g, nil
 }
 
-// Denied is how many launches were refused.
+// Denied is how many launches (execs and refused library opens) were refused.
 func (g *Guard) Denied() uint64 { return g.denied.Load() }
 
 // Allowed is how many launches were allowed.
@@ -149,8 +194,15 @@ func (g *Guard) loop() {
 				break
 			}
 			if fd >= 0 {
-				if mask&unix.FAN_OPEN_EXEC_PERM != 0 {
-					g.decide(int(fd), pid)
+				switch {
+				case mask&unix.FAN_OPEN_EXEC_PERM != 0:
+					ok := g.check(int(fd))
+					if ok {
+						g.allowedN.Add(1)
+					}
+					g.decide(int(fd), pid, ok, "exec denied: file is not part of the image")
+				case mask&unix.FAN_OPEN_PERM != 0:
+					g.decide(int(fd), pid, g.checkOpen(int(fd)), "load denied: ELF file written into the container is not part of the image")
 				}
 				unix.Close(int(fd))
 			}
@@ -159,34 +211,35 @@ func (g *Guard) loop() {
 	}
 }
 
-func (g *Guard) decide(fd int, pid int32) {
-	ok := g.check(fd)
+func (g *Guard) decide(fd int, pid int32, ok bool, msg string) {
 	resp := uint32(unix.FAN_ALLOW)
 	if !ok {
 		resp = unix.FAN_DENY
 		g.denied.Add(1)
 		target, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-		g.log.Warn("exec denied: file is not part of the image", "file", target, "pid", pid)
-	} else {
-		g.allowedN.Add(1)
+		g.log.Warn(msg, "file", target, "pid", pid)
 	}
 	var b [8]byte
 	binary.NativeEndian.PutUint32(b[0:], uint32(fd))
 	binary.NativeEndian.PutUint32(b[4:], resp)
-	if _, err := unix.Write(int(g.f.Fd()), b[:]); err != nil {
+	if _, err := g.f.Write(b[:]); err != nil && !errors.Is(err, os.ErrClosed) {
 		g.log.Error("exec guard cannot answer", "err", err)
 	}
 }
 
 // check hashes the file behind fd (cached by inode identity and times).
-func (g *Guard) check(fd int) bool {
+func (g *Guard) check(fd int) bool { return g.checkIn(fd, g.allowed, g.cache) }
+
+// checkIn hashes the file behind fd and looks it up in set, caching the
+// answer in cache (if not nil) by inode identity and times.
+func (g *Guard) checkIn(fd int, set map[Hash]bool, cache map[statKey]bool) bool {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false
 	}
 	k := statKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 	g.mu.Lock()
-	v, hit := g.cache[k]
+	v, hit := cache[k]
 	g.mu.Unlock()
 	if hit {
 		return v
@@ -195,14 +248,74 @@ func (g *Guard) check(fd int) bool {
 	if err != nil {
 		return false
 	}
-	ok := g.allowed[d]
-	g.mu.Lock()
-	if len(g.cache) > 65536 {
-		clear(g.cache)
+	ok := set[d]
+	if cache == nil {
+		return ok
 	}
-	g.cache[k] = ok
+	g.mu.Lock()
+	if len(cache) > 65536 {
+		clear(cache)
+	}
+	cache[k] = ok
 	g.mu.Unlock()
 	return ok
+}
+
+// checkOpen decides a plain open: anything but an ELF file of the
+// writable layer is allowed; such a file must have the image's content.
+// Decisions are cached by inode identity and times, so the common case (a
+// file seen before) costs one fstat.
+func (g *Guard) checkOpen(fd int) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < 4 {
+		return true
+	}
+	k := statKey{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+	g.mu.Lock()
+	v, hit := g.libs[k]
+	g.mu.Unlock()
+	if hit {
+		return v
+	}
+	ok := true
+	var magic [4]byte
+	if n, err := unix.Pread(fd, magic[:], 0); err != nil || n != 4 {
+		return err == nil // unreadable: refuse; short: not ELF
+	}
+	if magic == [4]byte{0x7f, 'E', 'L', 'F'} && g.inUpper(fd) {
+		ok = g.checkIn(fd, g.libSet, nil)
+	}
+	g.mu.Lock()
+	if len(g.libs) > 65536 {
+		clear(g.libs)
+	}
+	g.libs[k] = ok
+	g.mu.Unlock()
+	return ok
+}
+
+// inUpper reports whether the file behind fd is present in the writable
+// layer. Its path is the one the kernel reports for the fd, relative to
+// the container's root; if that is unknown the answer is yes (checked).
+func (g *Guard) inUpper(fd int) bool {
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil || !filepath.IsAbs(p) {
+		return true
+	}
+	// Opened through the host's mount of the filesystem, or from inside
+	// the container (the path is then relative to its root).
+	if rel, ok := strings.CutPrefix(p, g.path+"/"); ok {
+		p = "/" + rel
+	}
+	var st unix.Stat_t
+	err = unix.Lstat(filepath.Join(g.upper, p), &st)
+	if err == nil {
+		return true
+	}
+	return !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR)
 }
 
 // fdReaderAt reads a file descriptor at offsets (pread), leaving it open.
