@@ -471,8 +471,20 @@ func TestHubServesImportedFlists(t *testing.T) {
 	if strings.Contains(out, "new blocks: 0 ") {
 		t.Errorf("first import into the hub uploaded nothing:\n%s", out)
 	}
+	before := hubRequestsByRoute(t, hubURL)
 	if out := mustZos(t, "flist", "import", "--store", store, "-o", filepath.Join(dir, "again.fl"), ref); !strings.Contains(out, "new blocks: 0 ") {
 		t.Errorf("second import uploaded blocks:\n%s", out)
+	}
+	// The re-import asks which blocks are missing in a batch or a few, not
+	// one HEAD per block, and uploads nothing.
+	after := hubRequestsByRoute(t, hubURL)
+	if d := after["block_verify"] - before["block_verify"]; d < 1 || d > 3 {
+		t.Errorf("re-import made %v verify requests, want 1 to 3", d)
+	}
+	for _, route := range []string{"block_head", "block_post"} {
+		if d := after[route] - before[route]; d != 0 {
+			t.Errorf("re-import made %v %s requests, want none", d, route)
+		}
 	}
 	mustZos(t, "hub", "upload", fl, "--hub", hubURL, "--key", keyFile, "--name", "busybox.fl", "--tag", "busybox:latest")
 	if out := mustZos(t, "flist", "inspect", "--summary", fl); !strings.Contains(out, "route: 00-ff "+hubURL+"/blocks") {
@@ -545,4 +557,41 @@ func hubUser(t *testing.T, keyFile string) string {
 	t.Helper()
 	out := strings.TrimSpace(mustZos(t, "key", "pub", keyFile))
 	return strings.TrimPrefix(out, "ed25519:")
+}
+
+// hubRequestsByRoute sums zos_hub_requests_total per route from /metrics.
+func hubRequestsByRoute(t *testing.T, hubURL string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(hubURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "zos_hub_requests_total{")
+		if !ok {
+			continue
+		}
+		labels, val, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		var route string
+		for _, kv := range strings.Split(labels, ",") {
+			if v, ok := strings.CutPrefix(kv, "route="); ok {
+				route = strings.Trim(v, `"`)
+			}
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[route] += n
+	}
+	if len(out) == 0 {
+		t.Fatalf("no zos_hub_requests_total in /metrics:\n%s", b)
+	}
+	return out
 }

@@ -29,3 +29,21 @@ func (b blockStore) Set(ctx context.Context, id flist.ID, data []byte) error {
 	b.s.metrics.bytesStored.Add(float64(len(data)))
 	return nil
 }
+
+// Missing implements flist/pack's MissingFinder with the pipelined check
+// the verify endpoint uses, so a re-conversion asks zdb in batches.
+func (b blockStore) Missing(ctx context.Context, ids []flist.ID) ([]flist.ID, error) {
+	raw := make([][32]byte, len(ids))
+	for i, id := range ids {
+		raw[i] = id
+	}
+	m, err := b.s.missing(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]flist.ID, len(m))
+	for i, id := range m {
+		out[i] = id
+	}
+	return out, nil
+}

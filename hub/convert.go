@@ -59,8 +59,96 @@ type jobs struct {
 
 	mu      sync.Mutex
 	all     map[string]*JobStatus
+	order   []string // job ids, oldest first (the persisted index)
 	pending int
 	maxWait int
+
+	// persistMu orders writes of job records: a record is copied and
+	// written while it is held, so an older copy never overwrites a newer.
+	persistMu sync.Mutex
+}
+
+// Job records live in the metadata namespace: "job:<id>" holds a JobStatus
+// and jobIndexKey the ids, oldest first, trimmed to maxJobRecords.
+const (
+	jobIndexKey   = "jobs"
+	maxJobRecords = 1000
+	// msgInterrupted is the error of a job that was queued or running when
+	// the previous hub process stopped without finishing it. Such jobs are
+	// not re-queued: registry credentials are never stored.
+	msgInterrupted = "interrupted by restart"
+)
+
+// load reads the persisted jobs. Jobs that were queued or running when the
+// previous hub process stopped are marked failed ("interrupted by
+// restart"); finished jobs stay queryable.
+func (j *jobs) load(ctx context.Context) error {
+	b, ok, err := j.s.meta.get(ctx, jobIndexKey)
+	if err != nil {
+		return fmt.Errorf("hub: load jobs: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return fmt.Errorf("hub: load jobs: bad index: %w", err)
+	}
+	now := j.s.cfg.Now().UTC()
+	var interrupted []string
+	for _, id := range ids {
+		rec, ok, err := j.s.meta.get(ctx, "job:"+id)
+		if err != nil {
+			return fmt.Errorf("hub: load job %s: %w", id, err)
+		}
+		var st JobStatus
+		if !ok || json.Unmarshal(rec, &st) != nil || st.ID != id {
+			j.s.log.Warn("skipping unreadable job record", "job", id)
+			continue
+		}
+		if st.State != "done" && st.State != "failed" {
+			st.State, st.Error, st.Finished = "failed", msgInterrupted, &now
+			interrupted = append(interrupted, id)
+		}
+		j.all[id] = &st
+		j.order = append(j.order, id)
+	}
+	for _, id := range interrupted {
+		j.s.log.Warn("conversion interrupted by restart", "job", id)
+		j.persist(id, false)
+	}
+	return nil
+}
+
+// persist writes job id's record (and the index when index is set). Errors
+// are logged: the job itself goes on.
+func (j *jobs) persist(id string, index bool) {
+	j.persistMu.Lock()
+	defer j.persistMu.Unlock()
+	j.mu.Lock()
+	st, ok := j.all[id]
+	var rec []byte
+	if ok {
+		rec, _ = json.Marshal(st)
+	}
+	var idx []byte
+	if index {
+		idx, _ = json.Marshal(j.order)
+	}
+	j.mu.Unlock()
+	// Not j.ctx: records are written while the hub shuts down too.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if ok {
+		if err := j.s.meta.set(ctx, "job:"+id, rec); err != nil {
+			j.s.log.Warn("saving job record failed", "job", id, "err", err)
+		}
+	}
+	if index {
+		if err := j.s.meta.set(ctx, jobIndexKey, idx); err != nil {
+			j.s.log.Warn("saving job index failed", "err", err)
+		}
+	}
 }
 
 func newJobs(s *Server, max int) *jobs {
@@ -103,8 +191,32 @@ func (j *jobs) submit(user string, req ConvertRequest, convert ConvertFunc) (Job
 	}
 	j.pending++
 	j.all[id] = st
+	j.order = append(j.order, id)
+	var dropped []string
+	for len(j.order) > maxJobRecords {
+		// Forget the oldest finished job; keep unfinished ones.
+		i := 0
+		for i < len(j.order) {
+			if o := j.all[j.order[i]]; o.State == "done" || o.State == "failed" {
+				break
+			}
+			i++
+		}
+		if i == len(j.order) {
+			break
+		}
+		dropped = append(dropped, j.order[i])
+		delete(j.all, j.order[i])
+		j.order = append(j.order[:i], j.order[i+1:]...)
+	}
 	out := *st
 	j.mu.Unlock()
+	j.persist(id, true)
+	for _, d := range dropped {
+		if err := j.s.meta.del(context.Background(), "job:"+d); err != nil {
+			j.s.log.Warn("dropping old job record failed", "job", d, "err", err)
+		}
+	}
 	j.wg.Add(1)
 	go j.run(id, user, req, convert)
 	return out, nil
@@ -122,6 +234,7 @@ func (j *jobs) run(id, user string, req ConvertRequest, convert ConvertFunc) {
 			st.State = "done"
 		}
 	})
+	j.persist(id, false)
 	if err != nil {
 		j.s.metrics.conversions.WithLabelValues("failed").Inc()
 		j.s.log.Warn("conversion failed", "job", id, "image", req.Image, "err", err)
@@ -144,6 +257,7 @@ func (j *jobs) runErr(id, user string, req ConvertRequest, convert ConvertFunc) 
 	j.pending--
 	j.all[id].State = "running"
 	j.mu.Unlock()
+	j.persist(id, false)
 	dir, err := os.MkdirTemp(j.s.cfg.TempDir, "zos-hub-convert-")
 	if err != nil {
 		return err

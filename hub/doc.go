@@ -33,8 +33,11 @@
 // "user:HEX" is a user's index (names -> hash, tags -> hash). HASH is the
 // BLAKE2b-256 of the .fl file. The index entry is written last, so a failed
 // upload leaves no visible flist; .fl bodies and blocks are content-addressed
-// and shared, and deleting a name does not delete them. Conversion jobs live in
-// memory only. Served blocks are kept in a bounded in-memory LRU
+// and shared, and deleting a name does not delete them. Conversion job records
+// ("job:<id>", index "jobs", the last 1000) are kept in the metadata namespace:
+// after a restart finished jobs stay queryable and jobs the previous process
+// left queued or running are reported failed, "interrupted by restart" (not
+// re-queued: pull credentials are never stored). Served blocks are kept in a bounded in-memory LRU
 // (Config.CacheBytes); only copies that hash to their id are cached.
 //
 // # Conversion

@@ -121,6 +121,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.Convert = s.OCIConvert(cfg.PublicURL)
 	}
 	s.jobs = newJobs(s, cfg.MaxJobs)
+	if err := s.jobs.load(ctx); err != nil {
+		s.jobs.close()
+		blocks.close()
+		meta.close()
+		return nil, err
+	}
 	return s, nil
 }
 

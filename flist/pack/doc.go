@@ -3,6 +3,10 @@
 // devices, fifos, sockets, modes, owners, times, xattrs such as
 // security.capability), cutting files into blocks, encrypting them, and
 // uploading, in parallel, only the blocks the store does not already have.
+// A store that implements MissingFinder (the hub, zdb, a Router over them)
+// is asked in batches which blocks it lacks, so re-importing an image costs
+// a few round trips instead of one per block; other stores get one Has per
+// new block.
 //
 // The OCI importer hands Tar a merged tar stream (whiteouts already applied)
 // and the image config (Options.ImageConfig, read back with

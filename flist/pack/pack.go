@@ -79,6 +79,10 @@ type builder struct {
 	workers int
 	log     *slog.Logger
 	jobs    chan job
+	// with a MissingFinder store: new blocks go through pending to the
+	// batch checker, and the missing ones through uploads to uploaders.
+	pending chan pendingBlock
+	uploads chan pendingBlock
 	mu      sync.Mutex
 	blocks  map[uint64][]flist.Block
 	links   map[uint64]uint64      // link ino -> target ino
@@ -113,8 +117,29 @@ func run(ctx context.Context, out string, opts Options, walk func(b *builder) er
 		ctx: gctx, w: w, opts: opts, workers: workers, log: opts.Logger.With("component", "flist-pack"),
 		jobs: make(chan job, workers*2), blocks: map[uint64][]flist.Block{}, links: map[uint64]uint64{}, attrs: map[uint64]flist.Inode{},
 	}
+	// producers are the walk and the encode workers; once they are done no
+	// more blocks can be queued for the batch checker.
+	var producers sync.WaitGroup
+	producers.Add(workers + 1)
+	mf, batched := opts.Store.(MissingFinder)
+	if batched {
+		b.pending = make(chan pendingBlock, workers*2)
+		b.uploads = make(chan pendingBlock, workers)
+		g.Go(func() error { return b.checkBatches(mf) })
+		for range workers {
+			g.Go(b.uploader)
+		}
+		g.Go(func() error {
+			producers.Wait()
+			close(b.pending)
+			return nil
+		})
+	}
 	for range workers {
-		g.Go(b.worker)
+		g.Go(func() error {
+			defer producers.Done()
+			return b.worker()
+		})
 	}
 	stopProgress := make(chan struct{})
 	progressDone := make(chan struct{})
@@ -135,6 +160,7 @@ func run(ctx context.Context, out string, opts Options, walk func(b *builder) er
 		}
 	}()
 	g.Go(func() error {
+		defer producers.Done()
 		defer close(b.jobs)
 		return walk(b)
 	})
@@ -234,16 +260,8 @@ func (b *builder) encode(ino uint64, idx int, data []byte) error {
 	b.nBlocks.Add(1)
 	if _, dup := b.seen.LoadOrStore(blk.ID, struct{}{}); !dup {
 		b.nUnique.Add(1)
-		has, err := b.opts.Store.Has(b.ctx, blk.ID)
-		if err != nil {
-			return fmt.Errorf("pack: store: %w", err)
-		}
-		if !has {
-			if err := b.opts.Store.Set(b.ctx, blk.ID, ct); err != nil {
-				return fmt.Errorf("pack: upload block %s: %w", blk.ID, err)
-			}
-			b.nNew.Add(1)
-			b.newBytes.Add(int64(len(ct)))
+		if err := b.store(blk.ID, ct); err != nil {
+			return err
 		}
 	}
 	b.mu.Lock()
@@ -252,6 +270,27 @@ func (b *builder) encode(ino uint64, idx int, data []byte) error {
 	}
 	b.blocks[ino][idx] = blk
 	b.mu.Unlock()
+	return nil
+}
+
+// store sends a block this pack has not seen before to the store: through
+// the batch checker when the store can answer for many ids at once, else
+// with one Has (and a Set when missing).
+func (b *builder) store(id flist.ID, ct []byte) error {
+	if b.pending != nil {
+		return b.queue(id, ct)
+	}
+	has, err := b.opts.Store.Has(b.ctx, id)
+	if err != nil {
+		return fmt.Errorf("pack: store: %w", err)
+	}
+	if !has {
+		if err := b.opts.Store.Set(b.ctx, id, ct); err != nil {
+			return fmt.Errorf("pack: upload block %s: %w", id, err)
+		}
+		b.nNew.Add(1)
+		b.newBytes.Add(int64(len(ct)))
+	}
 	return nil
 }
 

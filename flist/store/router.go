@@ -192,6 +192,67 @@ func (r *Router) Has(ctx context.Context, id flist.ID) (bool, error) {
 	return true, nil
 }
 
+// missingFinder is a store that answers for many ids at once (Hub, Zdb).
+type missingFinder interface {
+	Missing(ctx context.Context, ids []flist.ID) ([]flist.ID, error)
+}
+
+// Missing returns the ids that some matching store lacks (as Has would say
+// false for them), asking each store once for all its ids when it can
+// answer in batches and id by id otherwise. Ids without a route are
+// missing.
+func (r *Router) Missing(ctx context.Context, ids []flist.ID) ([]flist.ID, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	perStore := make([][]flist.ID, len(r.routes))
+	miss := map[flist.ID]bool{}
+	for _, id := range ids {
+		routed := false
+		for i, rt := range r.routes {
+			if id[0] >= rt.Start && id[0] <= rt.End {
+				perStore[i] = append(perStore[i], id)
+				routed = true
+			}
+		}
+		if !routed {
+			miss[id] = true
+		}
+	}
+	for i, rt := range r.routes {
+		if len(perStore[i]) == 0 {
+			continue
+		}
+		if mf, ok := rt.s.(missingFinder); ok {
+			m, err := mf.Missing(ctx, perStore[i])
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range m {
+				miss[id] = true
+			}
+			continue
+		}
+		for _, id := range perStore[i] {
+			ok, err := rt.s.Has(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				miss[id] = true
+			}
+		}
+	}
+	out := make([]flist.ID, 0, len(miss))
+	for _, id := range ids {
+		if miss[id] {
+			out = append(out, id)
+			delete(miss, id)
+		}
+	}
+	return out, nil
+}
+
 // Set writes to every matching writable store (replication).
 func (r *Router) Set(ctx context.Context, id flist.ID, data []byte) error {
 	if r.closed.Load() {

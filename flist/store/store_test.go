@@ -271,3 +271,44 @@ func FuzzParseRoute(f *testing.F) {
 		}
 	})
 }
+
+// Router.Missing asks stores without a batch answer id by id, reports ids
+// without a route as missing, and keeps the caller's order.
+func TestRouterMissingMixed(t *testing.T) {
+	ctx := context.Background()
+	d, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := store.NewRouter(nil)
+	r.Add(flist.Route{Start: 0x00, End: 0x7f}, d)
+	var ids, want []flist.ID
+	for i := 0; len(ids) < 40; i++ {
+		blk, ct, err := flist.EncodeBlock([]byte(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, blk.ID)
+		switch {
+		case blk.ID[0] > 0x7f:
+			want = append(want, blk.ID) // no route
+		case i%2 == 0:
+			if err := d.Set(ctx, blk.ID, ct); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			want = append(want, blk.ID)
+		}
+	}
+	got, err := r.Missing(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Missing = %v\nwant %v", got, want)
+	}
+	r.Close()
+	if _, err := r.Missing(ctx, ids); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Missing on a closed router: %v", err)
+	}
+}

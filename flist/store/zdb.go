@@ -122,6 +122,36 @@ func (z *Zdb) Has(ctx context.Context, id flist.ID) (bool, error) {
 	return n > 0, nil
 }
 
+// Missing returns the ids the namespace lacks, pipelining EXISTS in
+// batches so a whole batch costs one round trip.
+func (z *Zdb) Missing(ctx context.Context, ids []flist.ID) ([]flist.ID, error) {
+	if z.closed.Load() {
+		return nil, ErrClosed
+	}
+	var out []flist.ID
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		p := z.c.Pipeline()
+		cmds := make([]*redis.Cmd, len(chunk))
+		for i, id := range chunk {
+			cmds[i] = p.Do(ctx, "EXISTS", id[:])
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("store: zdb exists (%d ids): %w", len(chunk), err)
+		}
+		for i, c := range cmds {
+			n, err := c.Int64()
+			if err != nil {
+				return nil, fmt.Errorf("store: zdb exists %s: %w", chunk[i], err)
+			}
+			if n == 0 {
+				out = append(out, chunk[i])
+			}
+		}
+	}
+	return out, nil
+}
+
 // Set implements Store. zdb replies to SET with the key (or nil when the
 // value was already there); any non-error reply is success.
 func (z *Zdb) Set(ctx context.Context, id flist.ID, data []byte) error {

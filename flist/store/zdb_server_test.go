@@ -95,3 +95,48 @@ func TestZdbWrongPassword(t *testing.T) {
 		t.Fatal("write with a wrong namespace password succeeded")
 	}
 }
+
+// Missing answers a batch (larger than one pipeline) with exactly the ids
+// the namespace lacks, in order, on the real zdb server; the Router asks it
+// the same way.
+func TestZdbMissing(t *testing.T) {
+	ctx := context.Background()
+	z := store.NewZdb(store.ZdbConfig{Network: "tcp", Addr: startZdb(t)})
+	t.Cleanup(func() { z.Close() })
+	var ids, want []flist.ID
+	for i := range 1500 {
+		blk, ct, err := flist.EncodeBlock([]byte{byte(i), byte(i >> 8)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := blk.ID
+		ids = append(ids, id)
+		if i%7 == 0 {
+			if err := z.Set(ctx, id, ct); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			want = append(want, id)
+		}
+	}
+	r := store.NewRouter(nil)
+	r.Add(flist.Route{Start: 0, End: 0xff}, z)
+	for name, f := range map[string]func(context.Context, []flist.ID) ([]flist.ID, error){"zdb": z.Missing, "router": r.Missing} {
+		got, err := f(ctx, ids)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d missing, want %d", name, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s: missing[%d] = %s, want %s", name, i, got[i], want[i])
+			}
+		}
+	}
+	z.Close()
+	if _, err := z.Missing(ctx, ids[:1]); err == nil {
+		t.Error("Missing on a closed store succeeded")
+	}
+}

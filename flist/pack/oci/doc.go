@@ -26,7 +26,8 @@
 // Owns: image sources, platform selection, layer spooling and verification,
 // flattening, image configuration extraction.
 //
-// May import: the standard library, go-containerregistry, klauspost/compress.
+// May import: the standard library, go-containerregistry, klauspost/compress,
+// x/sync.
 // Must never be imported by: flist, flist/store, flist/mount (engines below
 // the importer); cmd/zos and hub wire it to flist/pack.
 package oci

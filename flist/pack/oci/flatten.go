@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path"
 	"slices"
@@ -172,8 +173,16 @@ func (f *flattener) scan(ctx context.Context, i int, l Layer) error {
 		return fmt.Errorf("%w %d: open: %w", ErrOCIBadLayer, i, err)
 	}
 	defer rc.Close()
-	h := sha256.New()
-	tr := tar.NewReader(io.TeeReader(rc, h))
+	// Without a diff_id to check (spooled layers were checked when they
+	// were decompressed), the tar reader gets the file itself: it seeks
+	// over file contents instead of reading and hashing them.
+	var h hash.Hash
+	src := io.Reader(rc)
+	if l.DiffID != "" {
+		h = sha256.New()
+		src = io.TeeReader(rc, h)
+	}
+	tr := tar.NewReader(src)
 	var opaque []*node
 	for seq := 0; ; seq++ {
 		if err := ctx.Err(); err != nil {
@@ -245,12 +254,12 @@ func (f *flattener) scan(ctx context.Context, i int, l Layer) error {
 		}
 		parent.children[name] = n
 	}
-	// Drain what the tar reader left (padding, trailing data) so the digest
-	// covers the whole stream.
-	if _, err := io.Copy(io.Discard, io.TeeReader(rc, h)); err != nil {
-		return fmt.Errorf("%w %d: %w", ErrOCIBadLayer, i, err)
-	}
-	if l.DiffID != "" {
+	if h != nil {
+		// Drain what the tar reader left (padding, trailing data) so the
+		// digest covers the whole stream.
+		if _, err := io.Copy(io.Discard, src); err != nil {
+			return fmt.Errorf("%w %d: %w", ErrOCIBadLayer, i, err)
+		}
 		got := "sha256:" + hex.EncodeToString(h.Sum(nil))
 		if got != l.DiffID {
 			return fmt.Errorf("%w %d: uncompressed digest %s, image says %s", ErrOCIBadLayer, i, got, l.DiffID)

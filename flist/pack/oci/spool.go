@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
 )
 
 // Progress reports the download of layers: Done of Total compressed bytes.
@@ -77,9 +79,16 @@ func Spool(ctx context.Context, src *Source, tmp string, progress func(Progress)
 	}
 	s.Size = total
 	var done int64
+	// Layers download one after the other (progress stays in order), and
+	// each is decompressed and checked in the background while the next one
+	// downloads: both hash every byte, so they share the cores.
+	s.Layers = make([]Layer, len(layers))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) + 1) // the downloader plus decompressors
 	for i, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
+			g.Wait()
 			return nil, fmt.Errorf("oci: layer %d digest: %w", i, err)
 		}
 		file := filepath.Join(dir, fmt.Sprintf("%03d-%s", i, d.Hex))
@@ -88,19 +97,29 @@ func Spool(ctx context.Context, src *Source, tmp string, progress func(Progress)
 				progress(Progress{Layer: i + 1, Layers: len(layers), Done: done + n, Total: total})
 			}
 		}
-		n, err := spoolLayer(ctx, l.Compressed, file, d.String(), report)
+		n, err := spoolLayer(gctx, l.Compressed, file, d.String(), report)
 		if err != nil {
+			if werr := g.Wait(); werr != nil && gctx.Err() != nil && ctx.Err() == nil {
+				return nil, werr // a decompressor failed first; this is its echo
+			}
 			return nil, fmt.Errorf("layer %d (%s): %w", i, d, err)
 		}
 		done += n
 		// Decompress once, here, checking the diff_id; both flatten passes
 		// then read the plain tar.
 		plain := file + ".tar"
-		if err := decompressLayer(ctx, file, plain, cf.RootFS.DiffIDs[i].String()); err != nil {
-			return nil, fmt.Errorf("layer %d (%s): %w", i, d, err)
-		}
-		os.Remove(file)
-		s.Layers = append(s.Layers, Layer{Open: func() (io.ReadCloser, error) { return os.Open(plain) }})
+		diffID := cf.RootFS.DiffIDs[i].String()
+		g.Go(func() error {
+			if err := decompressLayer(gctx, file, plain, diffID); err != nil {
+				return fmt.Errorf("layer %d (%s): %w", i, d, err)
+			}
+			os.Remove(file)
+			return nil
+		})
+		s.Layers[i] = Layer{Open: func() (io.ReadCloser, error) { return os.Open(plain) }}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
