@@ -18,7 +18,7 @@ type LogRecord struct {
 
 // LogPosition is a place in the data log.
 type LogPosition struct {
-	Generation uint64 // changes when FLUSH or compaction rewrites files
+	Generation uint64 // changes when FLUSH or compaction rewrites files, or a crash repair cuts the log
 	File       uint32
 	Offset     uint32
 }
@@ -77,9 +77,10 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 	if pos.File == 0 && pos.Offset == 0 && pos.Generation == 0 {
 		pos = LogPosition{Generation: gen, File: ns.firstID, Offset: dataHeaderSize}
 	}
-	if pos.Generation != gen || pos.File > ns.curID || pos.File < ns.firstID || pos.Offset < dataHeaderSize {
+	if !ns.positionValid(pos) || pos.File > ns.curID || pos.File < ns.firstID || pos.Offset < dataHeaderSize {
 		return nil, pos, end, ErrLogPosition
 	}
+	pos.Generation = gen
 	var recs []LogRecord
 	size := 0
 	for size < maxBytes {
@@ -127,8 +128,45 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 	return recs, pos, end, nil
 }
 
-// bumpGeneration marks that files were rewritten. Caller holds ns.mu.
+// bumpGeneration marks that files were rewritten: every older position is
+// void. Caller holds ns.mu.
 func (ns *Namespace) bumpGeneration() error {
 	ns.side.Generation++
+	ns.side.CutsFrom = ns.side.Generation
+	ns.side.Cuts = nil
 	return ns.saveSide()
+}
+
+// recordCut marks that a crash repair cut the log back to (file, off):
+// positions from before it past that point are void (a follower may have
+// copied bytes that are gone and since overwritten), others stay valid.
+func (ns *Namespace) recordCut(file, off uint32) error {
+	ns.side.Cuts = append(ns.side.Cuts, logCut{Gen: ns.side.Generation, File: file, Offset: off})
+	ns.side.Generation++
+	if n := len(ns.side.Cuts); n > maxCuts {
+		drop := ns.side.Cuts[:n-maxCuts]
+		ns.side.CutsFrom = drop[len(drop)-1].Gen + 1
+		ns.side.Cuts = append([]logCut(nil), ns.side.Cuts[n-maxCuts:]...)
+	}
+	return ns.saveSide()
+}
+
+// positionValid reports whether pos, taken at an older or the current
+// generation, still names bytes the log holds unchanged.
+func (ns *Namespace) positionValid(pos LogPosition) bool {
+	if pos.Generation == ns.side.Generation {
+		return true
+	}
+	if pos.Generation > ns.side.Generation || pos.Generation < ns.side.CutsFrom {
+		return false
+	}
+	for _, c := range ns.side.Cuts {
+		if c.Gen < pos.Generation {
+			continue
+		}
+		if pos.File > c.File || (pos.File == c.File && pos.Offset > c.Offset) {
+			return false
+		}
+	}
+	return true
 }

@@ -124,10 +124,22 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 	if ns.side, err = loadSide(ns.idxDir); err != nil {
 		return nil, err
 	}
-	if err := recoverCompaction(ns); err != nil {
+	rolled, err := recoverCompaction(ns)
+	if err != nil {
 		return nil, err
 	}
 	if err := ns.replay(); err != nil {
+		ns.closeFiles()
+		return nil, err
+	}
+	// Followers must not keep bytes this open cut or rewrote.
+	switch {
+	case rolled:
+		err = ns.bumpGeneration()
+	case ns.repaired:
+		err = ns.recordCut(ns.curID, uint32(ns.dataEnd))
+	}
+	if err != nil {
 		ns.closeFiles()
 		return nil, err
 	}
@@ -449,6 +461,7 @@ func (v *fileView) recordOK(e *entry) bool {
 }
 
 func (ns *Namespace) reportRepair(r Repair) {
+	ns.repaired = true
 	ns.log.Warn("zdb truncated a torn tail", "file", r.File, "from", r.To, "to", r.From, "reason", r.Reason)
 	ns.db.repairsMu.Lock()
 	ns.db.repairs = append(ns.db.repairs, r)

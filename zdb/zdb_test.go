@@ -499,3 +499,65 @@ func TestVerifyLargeValues(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// A follower that copied bytes a crash repair later cut must not resume
+// past the cut (where new records now start); one whose position is before
+// the cut resumes normally.
+func TestReadLogAfterCrashCut(t *testing.T) {
+	o := testOpts(t)
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	set(t, ns, "b", "2")
+	recs, p1, _, err := ns.ReadLog(LogPosition{}, 1)
+	if err != nil || len(recs) != 1 || string(recs[0].Key) != "a" {
+		t.Fatalf("first read: %v %v", recs, err)
+	}
+	recs, p2, _, err := ns.ReadLog(p1, 1<<20)
+	if err != nil || len(recs) != 1 || string(recs[0].Key) != "b" {
+		t.Fatalf("second read: %v %v", recs, err)
+	}
+	db.Close()
+	// The crash: b's index entry never reached the file.
+	ipath := filepath.Join(o.IndexDir, "default", "i0")
+	fi, err := os.Stat(ipath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(ipath, fi.Size()-int64(indexEntrySize+1)); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, o)
+	if len(db.Repairs()) != 1 {
+		t.Fatalf("repairs: %v", db.Repairs())
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	set(t, ns, "c", "3") // same size as b: lands exactly where b was
+	if _, _, _, err := ns.ReadLog(p2, 1<<20); !errors.Is(err, ErrLogPosition) {
+		t.Fatalf("position past the cut: err %v, want ErrLogPosition", err)
+	}
+	recs, p3, _, err := ns.ReadLog(p1, 1<<20)
+	if err != nil || len(recs) != 1 || string(recs[0].Key) != "c" {
+		t.Fatalf("position before the cut: %v %v", recs, err)
+	}
+	if p3.Generation == p1.Generation || p3.Offset != p2.Offset {
+		t.Fatalf("resumed position %+v (old %+v)", p3, p2)
+	}
+	// A clean restart keeps positions; the cut is remembered.
+	db.Close()
+	db = mustOpen(t, o)
+	ns, _ = db.Namespace(DefaultNamespace)
+	if _, _, _, err := ns.ReadLog(p3, 1<<20); err != nil {
+		t.Fatalf("after clean reopen: %v", err)
+	}
+	if _, _, _, err := ns.ReadLog(p2, 1<<20); !errors.Is(err, ErrLogPosition) {
+		t.Fatalf("old position past the cut after reopen: %v", err)
+	}
+	// FLUSH voids every older position.
+	if err := ns.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ns.ReadLog(p3, 1<<20); !errors.Is(err, ErrLogPosition) {
+		t.Fatalf("position after flush: %v", err)
+	}
+}
