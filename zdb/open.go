@@ -160,6 +160,15 @@ func (ns *Namespace) replay() error {
 	ns.firstID = ids[0]
 	var lastP *parsedIndex
 	for i, id := range ids {
+		if i == len(ids)-1 {
+			mode := ns.mode
+			if i == 0 {
+				mode = ns.db.defaultMode()
+			}
+			if err := ns.repairTornCreate(id, mode); err != nil {
+				return err
+			}
+		}
 		p, err := parseIndexFile(indexPath(ns.idxDir, id), id)
 		if err != nil {
 			return err
@@ -301,6 +310,36 @@ func (ns *Namespace) repairTail(p *parsedIndex) error {
 		}
 		ns.reportRepair(Repair{Namespace: ns.name, File: ipath, From: cut, To: int64(len(p.buf)), Reason: reason})
 		p.buf = p.buf[:cut]
+	}
+	return nil
+}
+
+// repairTornCreate gives the last file pair back its headers when a crash
+// hit between creating a file (rotation, FLUSH) and writing its header:
+// such a file holds no acknowledged record.
+func (ns *Namespace) repairTornCreate(id uint32, mode Mode) error {
+	for _, f := range []struct {
+		path   string
+		header []byte
+	}{
+		{indexPath(ns.idxDir, id), appendIndexHeader(nil, id, mode)},
+		{dataPath(ns.dataDir, id), appendDataHeader(nil, id)},
+	} {
+		fi, err := os.Stat(f.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a missing data file is recreated by repairTail
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Size() >= int64(len(f.header)) {
+			continue
+		}
+		if err := writeFileAtomic(f.path, f.header); err != nil {
+			return err
+		}
+		ns.reportRepair(Repair{Namespace: ns.name, File: f.path, From: 0, To: fi.Size(),
+			Reason: "file created but its header never written (crash during rotation or flush)"})
 	}
 	return nil
 }

@@ -561,3 +561,48 @@ func TestReadLogAfterCrashCut(t *testing.T) {
 		t.Fatalf("position after flush: %v", err)
 	}
 }
+
+// A crash between creating a file pair (rotation, FLUSH) and writing its
+// headers leaves empty files: open repairs them instead of refusing.
+func TestTornFileCreation(t *testing.T) {
+	o := testOpts(t)
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	db.Close()
+	nsIdx, nsData := filepath.Join(o.IndexDir, "default"), filepath.Join(o.DataDir, "default")
+	os.WriteFile(filepath.Join(nsIdx, "i1"), nil, 0o600)
+	os.WriteFile(filepath.Join(nsData, "d1"), []byte("DAT"), 0o600)
+	db = mustOpen(t, o)
+	if len(db.Repairs()) != 2 {
+		t.Fatalf("repairs: %v", db.Repairs())
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	if v, err := get(t, ns, "a"); err != nil || v != "1" {
+		t.Fatalf("a = %q, %v", v, err)
+	}
+	set(t, ns, "b", "2")
+	db.Close()
+	db = mustOpen(t, o)
+	ns, _ = db.Namespace(DefaultNamespace)
+	if v, err := get(t, ns, "b"); err != nil || v != "2" {
+		t.Fatalf("b after reopen = %q, %v", v, err)
+	}
+	db.Close()
+	if rep, _ := Verify(o.DataDir, o.IndexDir); !rep.OK() {
+		t.Fatal(rep.Problems)
+	}
+
+	// A FLUSH cut short: only an empty i0 is left.
+	o2 := testOpts(t)
+	db = mustOpen(t, o2)
+	db.Close()
+	os.WriteFile(filepath.Join(o2.IndexDir, "default", "i0"), nil, 0o600)
+	os.Remove(filepath.Join(o2.DataDir, "default", "d0"))
+	db = mustOpen(t, o2)
+	ns, _ = db.Namespace(DefaultNamespace)
+	set(t, ns, "c", "3")
+	if v, err := get(t, ns, "c"); err != nil || v != "3" {
+		t.Fatalf("c = %q, %v", v, err)
+	}
+}
