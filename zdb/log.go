@@ -34,8 +34,9 @@ func (ns *Namespace) Generation() uint64 {
 	return ns.side.Generation
 }
 
-// committedEnd returns how far file id holds committed records.
-func (ns *Namespace) committedEnd(id uint32) (int64, error) {
+// committedEnd returns how far file id holds committed records, and
+// whether records queued for it past that point are still uncommitted.
+func (ns *Namespace) committedEnd(id uint32) (int64, bool, error) {
 	limit := int64(-1)
 	for _, b := range []*batch{ns.inflight, &ns.pend} {
 		if b == nil {
@@ -48,16 +49,16 @@ func (ns *Namespace) committedEnd(id uint32) (int64, error) {
 		}
 	}
 	if limit >= 0 {
-		return limit, nil
+		return limit, true, nil
 	}
 	if id == ns.curID {
-		return ns.dataEnd, nil
+		return ns.dataEnd, false, nil
 	}
 	fi, err := os.Stat(dataPath(ns.dataDir, id))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return fi.Size(), nil
+	return fi.Size(), false, nil
 }
 
 // ReadLog returns committed records after pos, up to about maxBytes, the
@@ -69,7 +70,7 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 		return nil, pos, pos, ErrClosed
 	}
 	gen := ns.side.Generation
-	endLimit, err := ns.committedEnd(ns.curID)
+	endLimit, _, err := ns.committedEnd(ns.curID)
 	if err != nil {
 		return nil, pos, pos, err
 	}
@@ -84,7 +85,7 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 	var recs []LogRecord
 	size := 0
 	for size < maxBytes {
-		limit, err := ns.committedEnd(pos.File)
+		limit, pending, err := ns.committedEnd(pos.File)
 		if err != nil {
 			return nil, pos, end, fmt.Errorf("%w: %v", ErrLogPosition, err)
 		}
@@ -95,7 +96,9 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 			return nil, pos, end, ErrLogPosition
 		}
 		if int64(pos.Offset) == limit {
-			if pos.File >= ns.curID {
+			// Records still queued for this file (a rotation in the same
+			// batch) come before the next file's: wait for them.
+			if pos.File >= ns.curID || pending {
 				break
 			}
 			pos = LogPosition{Generation: gen, File: pos.File + 1, Offset: dataHeaderSize}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -604,5 +605,47 @@ func TestTornFileCreation(t *testing.T) {
 	set(t, ns, "c", "3")
 	if v, err := get(t, ns, "c"); err != nil || v != "3" {
 		t.Fatalf("c = %q, %v", v, err)
+	}
+}
+
+// Records queued for a file and a rotation to the next one in the same
+// uncommitted batch: a follower at the committed end of the first file must
+// wait there, not skip to the next file and lose the queued records.
+func TestReadLogWaitsForQueuedTailBeforeRotation(t *testing.T) {
+	o := testOpts(t)
+	o.DataSize = 200
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	_, pos, _, err := ns.ReadLog(LogPosition{}, 1<<20)
+	if err != nil || pos.File != 0 {
+		t.Fatalf("read: %+v %v", pos, err)
+	}
+	// Queued, not committed: a delete in file 0, then writes that rotate.
+	if _, err := ns.Delete([]byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 150)
+	var last uint64
+	for i := 0; i < 3; i++ {
+		r, err := ns.Set([]byte(fmt.Sprintf("k%d", i)), []byte(big), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Seq
+	}
+	if ns.Stats().Files < 2 {
+		t.Fatalf("no rotation queued: %+v", ns.Stats())
+	}
+	recs, next, _, err := ns.ReadLog(pos, 1<<20)
+	if err != nil || len(recs) != 0 || next != pos {
+		t.Fatalf("before commit: %d records, next %+v (from %+v), %v", len(recs), next, pos, err)
+	}
+	if err := ns.Commit(last); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, _, err = ns.ReadLog(pos, 1<<20)
+	if err != nil || len(recs) < 2 || !recs[0].Deleted || string(recs[0].Key) != "a" {
+		t.Fatalf("after commit: %v %v", recs, err)
 	}
 }
