@@ -15,8 +15,15 @@ type valueCache struct {
 
 type cacheShard struct {
 	mu    sync.Mutex
-	m     map[cacheKey][]byte
+	m     map[uint64]cacheEntry // by cacheKey.slot: the fast uint64 map path
 	bytes int64
+}
+
+// cacheEntry is a cached value with its full name: slots of different
+// generations can collide, and a collision is a miss, never a wrong value.
+type cacheEntry struct {
+	key cacheKey
+	v   []byte
 }
 
 // cacheKey names a value: the namespace's cache generation (renewed when
@@ -28,13 +35,18 @@ type cacheKey struct {
 	off  uint32
 }
 
+// slot folds a key into the shard map's uint64 key.
+func (k cacheKey) slot() uint64 {
+	return (uint64(k.file)<<32 | uint64(k.off)) ^ k.gen*0x9e3779b97f4a7c15
+}
+
 func newValueCache(total int64) *valueCache {
 	if total <= 0 {
 		return nil
 	}
 	c := &valueCache{limit: total / 16}
 	for i := range c.shards {
-		c.shards[i].m = map[cacheKey][]byte{}
+		c.shards[i].m = map[uint64]cacheEntry{}
 	}
 	return c
 }
@@ -52,9 +64,10 @@ func (c *valueCache) get(dst []byte, gen uint64, file, off uint32) ([]byte, bool
 	k := cacheKey{gen, file, off}
 	s := c.shard(k)
 	s.mu.Lock()
-	v, ok := s.m[k]
+	e, ok := s.m[k.slot()]
+	ok = ok && e.key == k
 	if ok {
-		dst = append(dst, v...)
+		dst = append(dst, e.v...)
 	}
 	s.mu.Unlock()
 	return dst, ok
@@ -68,17 +81,18 @@ func (c *valueCache) put(gen uint64, file, off uint32, v []byte) {
 	k := cacheKey{gen, file, off}
 	s := c.shard(k)
 	cp := append([]byte(nil), v...)
+	slot := k.slot()
 	s.mu.Lock()
-	if old, ok := s.m[k]; ok {
-		s.bytes -= cacheCost(old)
+	if old, ok := s.m[slot]; ok {
+		s.bytes -= cacheCost(old.v)
 	}
-	s.m[k] = cp
+	s.m[slot] = cacheEntry{k, cp}
 	s.bytes += cacheCost(cp)
 	if s.bytes > c.limit {
-		for ek, ev := range s.m { // map order is random: random eviction
-			if ek != k {
-				delete(s.m, ek)
-				s.bytes -= cacheCost(ev)
+		for es, ev := range s.m { // map order is random: random eviction
+			if es != slot {
+				delete(s.m, es)
+				s.bytes -= cacheCost(ev.v)
 			}
 			if s.bytes <= c.limit*7/8 {
 				break

@@ -33,3 +33,23 @@ func TestValueCacheBudget(t *testing.T) {
 		t.Fatal("disabled cache hit")
 	}
 }
+
+// Keys that fold into the same map slot must never serve each other's value.
+func TestValueCacheSlotCollision(t *testing.T) {
+	var mix uint64 = 0x9e3779b97f4a7c15
+	a := cacheKey{gen: 0, file: 0, off: 0}
+	b := cacheKey{gen: 1, file: uint32(mix >> 32), off: uint32(mix)}
+	if a.slot() != b.slot() {
+		t.Fatalf("test keys do not collide: %x %x", a.slot(), b.slot())
+	}
+	c := newValueCache(1 << 20)
+	// What a collision leaves: a's entry in the slot b looks up.
+	c.shard(b).m[b.slot()] = cacheEntry{a, []byte("A")}
+	if got, ok := c.get(nil, b.gen, b.file, b.off); ok {
+		t.Fatalf("colliding key served %q", got)
+	}
+	c.put(b.gen, b.file, b.off, []byte("B"))
+	if got, ok := c.get(nil, b.gen, b.file, b.off); !ok || string(got) != "B" {
+		t.Fatalf("b after put: %q %v", got, ok)
+	}
+}

@@ -509,9 +509,10 @@ func finishSwap(dataDir, idxDir string, ids []uint32) error {
 	return nil
 }
 
-// recoverCompaction finishes an interrupted swap (marker present) or drops
-// an interrupted copy (no marker). It runs before replay.
-func recoverCompaction(ns *Namespace) error {
+// recoverCompaction finishes an interrupted swap (marker present; it then
+// reports true: the files were rewritten) or drops an interrupted copy (no
+// marker). It runs before replay.
+func recoverCompaction(ns *Namespace) (bool, error) {
 	marker := filepath.Join(ns.idxDir, compactMarker)
 	raw, err := os.ReadFile(marker)
 	if err == nil {
@@ -519,18 +520,18 @@ func recoverCompaction(ns *Namespace) error {
 		for _, s := range strings.Fields(string(raw)) {
 			v, err := strconv.ParseUint(s, 10, 32)
 			if err != nil {
-				return fmt.Errorf("%w: compaction marker: %v", errFormat, err)
+				return false, fmt.Errorf("%w: compaction marker: %v", errFormat, err)
 			}
 			ids = append(ids, uint32(v))
 		}
 		if err := finishSwap(ns.dataDir, ns.idxDir, ids); err != nil {
-			return err
+			return false, err
 		}
 		ns.log.Warn("zdb finished an interrupted compaction swap")
-		return os.Remove(marker)
+		return true, os.Remove(marker)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return err
+		return false, err
 	}
 	for _, dir := range []string{ns.idxDir, ns.dataDir} {
 		des, _ := os.ReadDir(dir)
@@ -540,5 +541,5 @@ func recoverCompaction(ns *Namespace) error {
 			}
 		}
 	}
-	return nil
+	return false, nil
 }

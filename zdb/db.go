@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -144,7 +145,24 @@ func Open(opts Options) (*DB, error) {
 		}
 		db.ns[DefaultNamespace] = ns
 	}
+	db.releaseLoadMemory()
 	return db, nil
+}
+
+// releaseLoadMemory hands the memory of the replay (whole index files read
+// and parsed, garbage once the key index is built) back to the kernel.
+// Without it the heap the load grew stays resident: with 1 M keys the RSS
+// after a restart was about 300 MiB against 90 MiB for the index itself.
+func (db *DB) releaseLoadMemory() {
+	var loaded int64
+	for _, ns := range db.ns {
+		for _, n := range ns.idxSizes {
+			loaded += n
+		}
+	}
+	if loaded >= 4<<20 {
+		debug.FreeOSMemory()
+	}
 }
 
 func (db *DB) defaultMode() Mode {

@@ -18,7 +18,7 @@ type LogRecord struct {
 
 // LogPosition is a place in the data log.
 type LogPosition struct {
-	Generation uint64 // changes when FLUSH or compaction rewrites files
+	Generation uint64 // changes when FLUSH or compaction rewrites files, or a crash repair cuts the log
 	File       uint32
 	Offset     uint32
 }
@@ -34,8 +34,9 @@ func (ns *Namespace) Generation() uint64 {
 	return ns.side.Generation
 }
 
-// committedEnd returns how far file id holds committed records.
-func (ns *Namespace) committedEnd(id uint32) (int64, error) {
+// committedEnd returns how far file id holds committed records, and
+// whether records queued for it past that point are still uncommitted.
+func (ns *Namespace) committedEnd(id uint32) (int64, bool, error) {
 	limit := int64(-1)
 	for _, b := range []*batch{ns.inflight, &ns.pend} {
 		if b == nil {
@@ -48,16 +49,16 @@ func (ns *Namespace) committedEnd(id uint32) (int64, error) {
 		}
 	}
 	if limit >= 0 {
-		return limit, nil
+		return limit, true, nil
 	}
 	if id == ns.curID {
-		return ns.dataEnd, nil
+		return ns.dataEnd, false, nil
 	}
 	fi, err := os.Stat(dataPath(ns.dataDir, id))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return fi.Size(), nil
+	return fi.Size(), false, nil
 }
 
 // ReadLog returns committed records after pos, up to about maxBytes, the
@@ -69,7 +70,7 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 		return nil, pos, pos, ErrClosed
 	}
 	gen := ns.side.Generation
-	endLimit, err := ns.committedEnd(ns.curID)
+	endLimit, _, err := ns.committedEnd(ns.curID)
 	if err != nil {
 		return nil, pos, pos, err
 	}
@@ -77,13 +78,14 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 	if pos.File == 0 && pos.Offset == 0 && pos.Generation == 0 {
 		pos = LogPosition{Generation: gen, File: ns.firstID, Offset: dataHeaderSize}
 	}
-	if pos.Generation != gen || pos.File > ns.curID || pos.File < ns.firstID || pos.Offset < dataHeaderSize {
+	if !ns.positionValid(pos) || pos.File > ns.curID || pos.File < ns.firstID || pos.Offset < dataHeaderSize {
 		return nil, pos, end, ErrLogPosition
 	}
+	pos.Generation = gen
 	var recs []LogRecord
 	size := 0
 	for size < maxBytes {
-		limit, err := ns.committedEnd(pos.File)
+		limit, pending, err := ns.committedEnd(pos.File)
 		if err != nil {
 			return nil, pos, end, fmt.Errorf("%w: %v", ErrLogPosition, err)
 		}
@@ -94,7 +96,9 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 			return nil, pos, end, ErrLogPosition
 		}
 		if int64(pos.Offset) == limit {
-			if pos.File >= ns.curID {
+			// Records still queued for this file (a rotation in the same
+			// batch) come before the next file's: wait for them.
+			if pos.File >= ns.curID || pending {
 				break
 			}
 			pos = LogPosition{Generation: gen, File: pos.File + 1, Offset: dataHeaderSize}
@@ -127,8 +131,45 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 	return recs, pos, end, nil
 }
 
-// bumpGeneration marks that files were rewritten. Caller holds ns.mu.
+// bumpGeneration marks that files were rewritten: every older position is
+// void. Caller holds ns.mu.
 func (ns *Namespace) bumpGeneration() error {
 	ns.side.Generation++
+	ns.side.CutsFrom = ns.side.Generation
+	ns.side.Cuts = nil
 	return ns.saveSide()
+}
+
+// recordCut marks that a crash repair cut the log back to (file, off):
+// positions from before it past that point are void (a follower may have
+// copied bytes that are gone and since overwritten), others stay valid.
+func (ns *Namespace) recordCut(file, off uint32) error {
+	ns.side.Cuts = append(ns.side.Cuts, logCut{Gen: ns.side.Generation, File: file, Offset: off})
+	ns.side.Generation++
+	if n := len(ns.side.Cuts); n > maxCuts {
+		drop := ns.side.Cuts[:n-maxCuts]
+		ns.side.CutsFrom = drop[len(drop)-1].Gen + 1
+		ns.side.Cuts = append([]logCut(nil), ns.side.Cuts[n-maxCuts:]...)
+	}
+	return ns.saveSide()
+}
+
+// positionValid reports whether pos, taken at an older or the current
+// generation, still names bytes the log holds unchanged.
+func (ns *Namespace) positionValid(pos LogPosition) bool {
+	if pos.Generation == ns.side.Generation {
+		return true
+	}
+	if pos.Generation > ns.side.Generation || pos.Generation < ns.side.CutsFrom {
+		return false
+	}
+	for _, c := range ns.side.Cuts {
+		if c.Gen < pos.Generation {
+			continue
+		}
+		if pos.File > c.File || (pos.File == c.File && pos.Offset > c.Offset) {
+			return false
+		}
+	}
+	return true
 }

@@ -90,6 +90,7 @@ type Namespace struct {
 	broken     error
 	closed     bool
 	closedFlag atomic.Bool
+	repaired   bool // open cut or removed something (replication cut point)
 	successor  atomic.Pointer[Namespace]
 	lastTS     uint32 // last write timestamp, for replication lag
 	writes     atomic.Uint64

@@ -124,10 +124,22 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 	if ns.side, err = loadSide(ns.idxDir); err != nil {
 		return nil, err
 	}
-	if err := recoverCompaction(ns); err != nil {
+	rolled, err := recoverCompaction(ns)
+	if err != nil {
 		return nil, err
 	}
 	if err := ns.replay(); err != nil {
+		ns.closeFiles()
+		return nil, err
+	}
+	// Followers must not keep bytes this open cut or rewrote.
+	switch {
+	case rolled:
+		err = ns.bumpGeneration()
+	case ns.repaired:
+		err = ns.recordCut(ns.curID, uint32(ns.dataEnd))
+	}
+	if err != nil {
 		ns.closeFiles()
 		return nil, err
 	}
@@ -148,6 +160,15 @@ func (ns *Namespace) replay() error {
 	ns.firstID = ids[0]
 	var lastP *parsedIndex
 	for i, id := range ids {
+		if i == len(ids)-1 {
+			mode := ns.mode
+			if i == 0 {
+				mode = ns.db.defaultMode()
+			}
+			if err := ns.repairTornCreate(id, mode); err != nil {
+				return err
+			}
+		}
 		p, err := parseIndexFile(indexPath(ns.idxDir, id), id)
 		if err != nil {
 			return err
@@ -289,6 +310,36 @@ func (ns *Namespace) repairTail(p *parsedIndex) error {
 		}
 		ns.reportRepair(Repair{Namespace: ns.name, File: ipath, From: cut, To: int64(len(p.buf)), Reason: reason})
 		p.buf = p.buf[:cut]
+	}
+	return nil
+}
+
+// repairTornCreate gives the last file pair back its headers when a crash
+// hit between creating a file (rotation, FLUSH) and writing its header:
+// such a file holds no acknowledged record.
+func (ns *Namespace) repairTornCreate(id uint32, mode Mode) error {
+	for _, f := range []struct {
+		path   string
+		header []byte
+	}{
+		{indexPath(ns.idxDir, id), appendIndexHeader(nil, id, mode)},
+		{dataPath(ns.dataDir, id), appendDataHeader(nil, id)},
+	} {
+		fi, err := os.Stat(f.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a missing data file is recreated by repairTail
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Size() >= int64(len(f.header)) {
+			continue
+		}
+		if err := writeFileAtomic(f.path, f.header); err != nil {
+			return err
+		}
+		ns.reportRepair(Repair{Namespace: ns.name, File: f.path, From: 0, To: fi.Size(),
+			Reason: "file created but its header never written (crash during rotation or flush)"})
 	}
 	return nil
 }
@@ -449,6 +500,7 @@ func (v *fileView) recordOK(e *entry) bool {
 }
 
 func (ns *Namespace) reportRepair(r Repair) {
+	ns.repaired = true
 	ns.log.Warn("zdb truncated a torn tail", "file", r.File, "from", r.To, "to", r.From, "reason", r.Reason)
 	ns.db.repairsMu.Lock()
 	ns.db.repairs = append(ns.db.repairs, r)

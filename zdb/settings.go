@@ -29,7 +29,25 @@ type sideFile struct {
 	// Generation counts FLUSH and compaction swaps: replication positions
 	// from an older generation are void.
 	Generation uint64 `json:"generation,omitempty"`
+	// CutsFrom is the oldest generation whose positions may still be
+	// valid: FLUSH and compaction set it to the new generation.
+	CutsFrom uint64 `json:"cuts_from,omitempty"`
+	// Cuts records the crash repairs since CutsFrom that cut the data log
+	// back: each one also bumped Generation, and a position from before a
+	// cut stays valid only if it does not lie past the cut point.
+	Cuts []logCut `json:"cuts,omitempty"`
 }
+
+// logCut says that at generation Gen the log was cut back to (File,
+// Offset) by a crash repair (the generation then became Gen+1).
+type logCut struct {
+	Gen    uint64 `json:"gen"`
+	File   uint32 `json:"file"`
+	Offset uint32 `json:"offset"`
+}
+
+// maxCuts bounds the cut history; positions older than it resync.
+const maxCuts = 64
 
 func loadSide(dir string) (sideFile, error) {
 	var s sideFile
@@ -42,6 +60,10 @@ func loadSide(dir string) (sideFile, error) {
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
 		return s, fmt.Errorf("zdb: %s: %w", filepath.Join(dir, sideFileName), err)
+	}
+	if s.CutsFrom == 0 && len(s.Cuts) == 0 {
+		// Written before cuts were recorded: no older position is known valid.
+		s.CutsFrom = s.Generation
 	}
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -497,5 +498,154 @@ func TestVerifyLargeValues(t *testing.T) {
 	rep, err := Verify(o.DataDir, o.IndexDir)
 	if err != nil || !rep.OK() || rep.Records != 2 || rep.Entries != 2 {
 		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+// A follower that copied bytes a crash repair later cut must not resume
+// past the cut (where new records now start); one whose position is before
+// the cut resumes normally.
+func TestReadLogAfterCrashCut(t *testing.T) {
+	o := testOpts(t)
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	set(t, ns, "b", "2")
+	recs, p1, _, err := ns.ReadLog(LogPosition{}, 1)
+	if err != nil || len(recs) != 1 || string(recs[0].Key) != "a" {
+		t.Fatalf("first read: %v %v", recs, err)
+	}
+	recs, p2, _, err := ns.ReadLog(p1, 1<<20)
+	if err != nil || len(recs) != 1 || string(recs[0].Key) != "b" {
+		t.Fatalf("second read: %v %v", recs, err)
+	}
+	db.Close()
+	// The crash: b's index entry never reached the file.
+	ipath := filepath.Join(o.IndexDir, "default", "i0")
+	fi, err := os.Stat(ipath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(ipath, fi.Size()-int64(indexEntrySize+1)); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, o)
+	if len(db.Repairs()) != 1 {
+		t.Fatalf("repairs: %v", db.Repairs())
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	set(t, ns, "c", "3") // same size as b: lands exactly where b was
+	if _, _, _, err := ns.ReadLog(p2, 1<<20); !errors.Is(err, ErrLogPosition) {
+		t.Fatalf("position past the cut: err %v, want ErrLogPosition", err)
+	}
+	recs, p3, _, err := ns.ReadLog(p1, 1<<20)
+	if err != nil || len(recs) != 1 || string(recs[0].Key) != "c" {
+		t.Fatalf("position before the cut: %v %v", recs, err)
+	}
+	if p3.Generation == p1.Generation || p3.Offset != p2.Offset {
+		t.Fatalf("resumed position %+v (old %+v)", p3, p2)
+	}
+	// A clean restart keeps positions; the cut is remembered.
+	db.Close()
+	db = mustOpen(t, o)
+	ns, _ = db.Namespace(DefaultNamespace)
+	if _, _, _, err := ns.ReadLog(p3, 1<<20); err != nil {
+		t.Fatalf("after clean reopen: %v", err)
+	}
+	if _, _, _, err := ns.ReadLog(p2, 1<<20); !errors.Is(err, ErrLogPosition) {
+		t.Fatalf("old position past the cut after reopen: %v", err)
+	}
+	// FLUSH voids every older position.
+	if err := ns.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ns.ReadLog(p3, 1<<20); !errors.Is(err, ErrLogPosition) {
+		t.Fatalf("position after flush: %v", err)
+	}
+}
+
+// A crash between creating a file pair (rotation, FLUSH) and writing its
+// headers leaves empty files: open repairs them instead of refusing.
+func TestTornFileCreation(t *testing.T) {
+	o := testOpts(t)
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	db.Close()
+	nsIdx, nsData := filepath.Join(o.IndexDir, "default"), filepath.Join(o.DataDir, "default")
+	os.WriteFile(filepath.Join(nsIdx, "i1"), nil, 0o600)
+	os.WriteFile(filepath.Join(nsData, "d1"), []byte("DAT"), 0o600)
+	db = mustOpen(t, o)
+	if len(db.Repairs()) != 2 {
+		t.Fatalf("repairs: %v", db.Repairs())
+	}
+	ns, _ = db.Namespace(DefaultNamespace)
+	if v, err := get(t, ns, "a"); err != nil || v != "1" {
+		t.Fatalf("a = %q, %v", v, err)
+	}
+	set(t, ns, "b", "2")
+	db.Close()
+	db = mustOpen(t, o)
+	ns, _ = db.Namespace(DefaultNamespace)
+	if v, err := get(t, ns, "b"); err != nil || v != "2" {
+		t.Fatalf("b after reopen = %q, %v", v, err)
+	}
+	db.Close()
+	if rep, _ := Verify(o.DataDir, o.IndexDir); !rep.OK() {
+		t.Fatal(rep.Problems)
+	}
+
+	// A FLUSH cut short: only an empty i0 is left.
+	o2 := testOpts(t)
+	db = mustOpen(t, o2)
+	db.Close()
+	os.WriteFile(filepath.Join(o2.IndexDir, "default", "i0"), nil, 0o600)
+	os.Remove(filepath.Join(o2.DataDir, "default", "d0"))
+	db = mustOpen(t, o2)
+	ns, _ = db.Namespace(DefaultNamespace)
+	set(t, ns, "c", "3")
+	if v, err := get(t, ns, "c"); err != nil || v != "3" {
+		t.Fatalf("c = %q, %v", v, err)
+	}
+}
+
+// Records queued for a file and a rotation to the next one in the same
+// uncommitted batch: a follower at the committed end of the first file must
+// wait there, not skip to the next file and lose the queued records.
+func TestReadLogWaitsForQueuedTailBeforeRotation(t *testing.T) {
+	o := testOpts(t)
+	o.DataSize = 200
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	set(t, ns, "a", "1")
+	_, pos, _, err := ns.ReadLog(LogPosition{}, 1<<20)
+	if err != nil || pos.File != 0 {
+		t.Fatalf("read: %+v %v", pos, err)
+	}
+	// Queued, not committed: a delete in file 0, then writes that rotate.
+	if _, err := ns.Delete([]byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 150)
+	var last uint64
+	for i := 0; i < 3; i++ {
+		r, err := ns.Set([]byte(fmt.Sprintf("k%d", i)), []byte(big), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Seq
+	}
+	if ns.Stats().Files < 2 {
+		t.Fatalf("no rotation queued: %+v", ns.Stats())
+	}
+	recs, next, _, err := ns.ReadLog(pos, 1<<20)
+	if err != nil || len(recs) != 0 || next != pos {
+		t.Fatalf("before commit: %d records, next %+v (from %+v), %v", len(recs), next, pos, err)
+	}
+	if err := ns.Commit(last); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, _, err = ns.ReadLog(pos, 1<<20)
+	if err != nil || len(recs) < 2 || !recs[0].Deleted || string(recs[0].Key) != "a" {
+		t.Fatalf("after commit: %v %v", recs, err)
 	}
 }

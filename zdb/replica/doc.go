@@ -7,7 +7,11 @@
 // records before it are committed. Records replay with their original
 // timestamps, tombstones replay as deletes, and replays are idempotent.
 // FLUSH or a compaction on the primary changes the namespace generation: the
-// secondary then flushes its copy and starts over. Each namespace's password
+// secondary then flushes its copy and starts over. So does a crash repair
+// that cut the primary's data tail, for a secondary that had copied past the
+// cut (one still before it resumes). The primary ships only committed
+// records, and never a file's successor while records for the file are
+// still queued. Each namespace's password
 // and public flag are copied (NSACCESS) before any of its data and every
 // second after, so a copy is never easier to read than its original; maxsize,
 // worm, lock and freeze stay the primary's business (the secondary refuses

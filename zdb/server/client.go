@@ -19,7 +19,8 @@ type client struct {
 	master   bool
 	nonce    string
 	scratch  []byte
-	rx       int64 // bytes read already counted in stats
+	rx       int64  // bytes read already counted in stats
+	cmds     uint64 // commands executed not yet counted in stats
 	// writes queued by this batch, committed before the replies go out
 	pending []pendingWrite
 }
@@ -54,6 +55,10 @@ func (c *client) queued(ns *zdb.Namespace, seq uint64) {
 // commit fails the replies are dropped and the connection closes, so no
 // write is ever acknowledged that did not reach the files.
 func (c *client) finishBatch() bool {
+	if c.cmds > 0 {
+		c.s.stats.cmds.Add(c.cmds)
+		c.cmds = 0
+	}
 	for _, p := range c.pending {
 		if err := p.ns.Commit(p.seq); err != nil {
 			c.s.log.Error("zdb commit failed, closing client", "ns", p.ns.Name(), "err", err)

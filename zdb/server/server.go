@@ -337,7 +337,7 @@ func (s *Server) exec(c *client, args [][]byte) (keep bool) {
 		c.w.Error("Command not supported")
 		return true
 	}
-	s.stats.cmds.Add(1)
+	c.cmds++ // added to the shared counter once per batch
 	if cmd.write && s.cfg.ReadOnly {
 		c.w.Error("Namespace is in read-only mode")
 		return true
