@@ -46,16 +46,27 @@ type CompactResult struct {
 // 1 - bytes of the live records / bytes of all records. It is cheap and drives the automatic
 // threshold.
 func (ns *Namespace) DeadRatio() float64 {
-	st := ns.Stats()
-	records := st.DataSize - int64(st.Files)*dataHeaderSize
+	dead, records := ns.deadBytes()
 	if records <= 0 {
 		return 0
 	}
-	r := 1 - float64(st.LiveBytes)/float64(records)
-	if r < 0 {
-		return 0
+	return float64(dead) / float64(records)
+}
+
+// DeadBytes estimates the data bytes no live key's history needs, the bytes a
+// compaction can give back.
+func (ns *Namespace) DeadBytes() int64 {
+	dead, _ := ns.deadBytes()
+	return dead
+}
+
+func (ns *Namespace) deadBytes() (dead, records int64) {
+	st := ns.Stats()
+	records = st.DataSize - int64(st.Files)*dataHeaderSize
+	if records <= 0 {
+		return 0, 0
 	}
-	return r
+	return max(records-st.LiveBytes, 0), records
 }
 
 type pos struct{ file, off uint32 }

@@ -47,11 +47,15 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 }
 
 // autoCompact compacts user namespaces whose dead share passed the
-// threshold, checking every interval until ctx ends.
+// threshold, checking every interval until ctx ends. What a compaction cannot
+// give back (tiny records, the history of live keys) stays dead, so a
+// namespace is compacted again only once new dead bytes worth a tenth of its
+// data have accrued since its last compaction; a fixed ratio would either
+// compact it on every tick or never again.
 func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	last := map[string]float64{} // dead ratio right after the last compaction
+	leftDead := map[string]int64{} // dead bytes right after the last compaction
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,7 +68,8 @@ func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 				continue
 			}
 			r := ns.DeadRatio()
-			if r < s.cfg.AutoCompact || r < last[name]+0.1 {
+			grown := ns.DeadBytes() - leftDead[name]
+			if r < s.cfg.AutoCompact || (r > 0 && float64(grown) < 0.1*float64(ns.DeadBytes())/r) {
 				continue
 			}
 			res, err := ns.Compact(ctx)
@@ -72,7 +77,7 @@ func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 				s.log.Warn("zdb automatic compaction failed", "ns", name, "err", err)
 				continue
 			}
-			last[name] = ns.DeadRatio()
+			leftDead[name] = ns.DeadBytes()
 			s.log.Info("zdb automatic compaction", "ns", name, "before", res.BytesBefore, "after", res.BytesAfter)
 		}
 	}
