@@ -108,9 +108,39 @@ func TestMountRoundTrip(t *testing.T) {
 	for _, pt := range []bool{false, true} {
 		t.Run(fmt.Sprint("passthrough=", pt), func(t *testing.T) {
 			fx := newFixture(t, func(d string) { flisttest.MakeTree(t, d) }, 0)
-			_, mp := fx.mount(t, mount.Options{NoPassthrough: !pt})
+			_, mp := fx.mount(t, mount.Options{NoPassthrough: !pt, PassthroughMin: -1})
 			flisttest.Compare(t, flisttest.Scan(t, fx.src, true), flisttest.Scan(t, mp, true))
 		})
+	}
+}
+
+// After the first FLUSH is refused with ENOSYS the kernel sends none for
+// the rest of the mount: closing a file costs no round trip.
+func TestMountNoFlush(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	fx := newFixture(t, func(d string) { flisttest.MakeTree(t, d) }, 0)
+	m, mp := fx.mount(t, mount.Options{})
+	var files []string
+	filepath.WalkDir(mp, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) < 3 {
+		t.Fatalf("fixture has %d files", len(files))
+	}
+	for _, p := range files {
+		want, err := os.ReadFile(filepath.Join(fx.src, strings.TrimPrefix(p, mp)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	if n := mount.FlushRequests(m); n != 1 {
+		t.Fatalf("%d FLUSH requests for %d closes, want 1", n, len(files))
 	}
 }
 
