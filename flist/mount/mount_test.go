@@ -144,6 +144,34 @@ func TestMountNoFlush(t *testing.T) {
 	}
 }
 
+// A small file is served by the daemon once and then from the kernel's
+// page cache (no cache lookup on re-open); a file at or above
+// PassthroughMin is passed through, which opens its cache file each time.
+func TestMountSmallFilesKernelCached(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	small, big := flisttest.Random(21, 1000), flisttest.Random(22, 5000)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "small"), small, 0o644)
+		os.WriteFile(filepath.Join(d, "big"), big, 0o644)
+	}, 0)
+	_, mp := fx.mount(t, mount.Options{PassthroughMin: 4096, ReadAhead: -1})
+	for name, want := range map[string][]byte{"small": small, "big": big} {
+		var hits []int64
+		for i := range 3 {
+			if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, want) {
+				t.Fatalf("%s read %d: %v", name, i, err)
+			}
+			hits = append(hits, fx.cache.Stats().Hits)
+		}
+		switch {
+		case name == "small" && hits[2] != hits[0]:
+			t.Errorf("small file re-read through the daemon: cache hits %v", hits)
+		case name == "big" && hits[2] != hits[0]+2:
+			t.Errorf("big file not passed through on every open: cache hits %v", hits)
+		}
+	}
+}
+
 func TestMountLazyAndSingleflight(t *testing.T) {
 	zostest.RequiresFUSE(t)
 	big := flisttest.Random(5, 6*flist.BlockSize)
