@@ -23,6 +23,7 @@ var (
 	quick   = flag.Bool("quick", false, "small sizes, to validate the benchmark")
 	workDir = flag.String("work", "", "scratch directory (default: a temp dir, removed at the end)")
 	readers = flag.Int("readers", 4, "parallel readers for the read benchmarks")
+	mntArgs = flag.String("mount-args", "", "extra arguments for zos flist mount (space separated), to compare settings")
 )
 
 type row struct{ what, zos, base, ratio string }
@@ -108,14 +109,33 @@ func run() error {
 	rows = append(rows, row{"pack " + *src + " (MiB/s of content)", f1(mibps(srcBytes, dPack)), f1(mibps(srcBytes, dTar)) + " (tar -c \\| zstd -3 -T0)", ratio(mibps(srcBytes, dPack), mibps(srcBytes, dTar))})
 	rows = append(rows, row{"stored size (MiB)", f1(mb(storeA)), f1(mb(zstSize)) + " (tar.zst)", ratio(float64(storeA), float64(zstSize))})
 
-	// 2. Reads: local disk vs cold / warm / hot mount.
-	dLocal, n, err := readTree(*src)
+	// 2. Reads: local disk vs cold / warm / hot mount. Cold means the
+	// kernel's caches are dropped (and, for zos, the block cache is empty).
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	dLocalCold, n, err := readTree(*src)
 	if err != nil {
 		return err
 	}
-	local := mibps(n, dLocal)
+	dLocal, _, err := readTree(*src)
+	if err != nil {
+		return err
+	}
+	localCold, local := mibps(n, dLocalCold), mibps(n, dLocal)
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	dStore, nStore, err := readTree(filepath.Join(w, "store"))
+	if err != nil {
+		return err
+	}
+	storeRate := mibps(nStore, dStore) * float64(n) / float64(nStore) // content MiB/s the store delivers
 	cache := filepath.Join(w, "cache")
 	mp := filepath.Join(w, "mp")
+	if err := dropCaches(); err != nil {
+		return err
+	}
 	stop, err := mountFlist(zos, fl, mp, cache)
 	if err != nil {
 		return err
@@ -125,9 +145,10 @@ func run() error {
 		stop()
 		return err
 	}
-	// Second read in the same mount: multi-block files get assembled into
-	// whole-file cache entries here (first open with every block cached).
-	dSecond, n2, err := readTree(mp)
+	// Second read in the same mount: the kernel's page cache of the mount
+	// (small files) and passthrough of cache files (big ones); multi-block
+	// files get assembled into whole-file cache entries here.
+	dHot, n2, err := readTree(mp)
 	stop()
 	if err != nil {
 		return err
@@ -151,10 +172,11 @@ func run() error {
 		return fmt.Errorf("mounted tree has %d/%d/%d/%d bytes, source %d", n1, n2, n3, n4, n)
 	}
 	rows = append(rows,
-		row{"read whole tree, cold (empty block cache), MiB/s", f1(mibps(n, dCold)), f1(local) + " (local disk, page cache warm)", ratio(mibps(n, dCold), local)},
-		row{"read whole tree, second read (assembles multi-block files), MiB/s", f1(mibps(n, dSecond)), f1(local) + " (local disk)", ratio(mibps(n, dSecond), local)},
-		row{"read whole tree, after remount (re-verifies cached files), MiB/s", f1(mibps(n, dRestart)), f1(local) + " (local disk)", ratio(mibps(n, dRestart), local)},
-		row{"read whole tree, warm steady state (passthrough), MiB/s", f1(mibps(n, dWarm)), f1(local) + " (local disk)", ratio(mibps(n, dWarm), local)},
+		row{"read whole tree, cold (caches dropped, empty block cache), MiB/s", f1(mibps(n, dCold)), f1(localCold) + " (local disk, caches dropped)", ratio(mibps(n, dCold), localCold)},
+		row{"  same, against reading the store's files (caches dropped), MiB/s", f1(mibps(n, dCold)), f1(storeRate) + " (store files, content-equivalent rate)", ratio(mibps(n, dCold), storeRate)},
+		row{"read whole tree, hot (same mount again), MiB/s", f1(mibps(n, dHot)), f1(local) + " (local disk, page cache warm)", ratio(mibps(n, dHot), local)},
+		row{"read whole tree, after remount (re-verifies cached files), MiB/s", f1(mibps(n, dRestart)), f1(local) + " (local disk, warm)", ratio(mibps(n, dRestart), local)},
+		row{"read whole tree, warm (remounted, read again), MiB/s", f1(mibps(n, dWarm)), f1(local) + " (local disk, warm)", ratio(mibps(n, dWarm), local)},
 	)
 
 	// 3. Time to first byte of a big file vs unpacking everything.
@@ -168,6 +190,9 @@ func run() error {
 	}
 	cache2 := filepath.Join(w, "cache2")
 	var ttfb time.Duration
+	if err := dropCaches(); err != nil {
+		return err
+	}
 	t0 := time.Now()
 	stop, err = mountFlist(zos, bigFl, mp, cache2)
 	if err != nil {
@@ -181,6 +206,9 @@ func run() error {
 	}
 	stop()
 	if err != nil {
+		return err
+	}
+	if err := dropCaches(); err != nil {
 		return err
 	}
 	dUnpack, err := timed(func() error {
@@ -291,7 +319,9 @@ func readTree(dir string) (time.Duration, int64, error) {
 // mountFlist starts `zos flist mount` and waits until it is mounted.
 func mountFlist(zos, fl, mp, cache string) (func(), error) {
 	os.MkdirAll(mp, 0o755)
-	cmd := exec.Command(zos, "flist", "mount", fl, mp, "--insecure", "--cache", cache, "--cache-size", "100G")
+	args := []string{"flist", "mount", fl, mp, "--insecure", "--cache", cache, "--cache-size", "100G"}
+	args = append(args, strings.Fields(*mntArgs)...)
+	cmd := exec.Command(zos, args...)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
@@ -308,6 +338,18 @@ func mountFlist(zos, fl, mp, cache string) (func(), error) {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 	}, nil
+}
+
+// dropCaches writes dirty pages back and drops the kernel's page, dentry
+// and inode caches, so that the next read comes from disk.
+func dropCaches() error {
+	if err := sh("sync"); err != nil {
+		return err
+	}
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0o200); err != nil {
+		return fmt.Errorf("drop caches: %w", err)
+	}
+	return nil
 }
 
 func makeBigTree(dir string, size int64) error {

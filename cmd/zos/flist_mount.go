@@ -27,7 +27,7 @@ func defaultCacheDir() string {
 func newFlistMountCmd() *cobra.Command {
 	var (
 		stores, trust                     []string
-		cacheDir, cacheSize               string
+		cacheDir, cacheSize, ptMinFlag    string
 		insecure, execVerify, debug, noPT bool
 		allowOther                        bool
 		readAhead                         int
@@ -51,6 +51,14 @@ run only executables of the signed metadata, each fully fetched and verified fir
 			if err != nil {
 				return err
 			}
+			ptMin, err := parseSize(ptMinFlag)
+			if err != nil {
+				return fmt.Errorf("--passthrough-min: %w", err)
+			}
+			ptMinOpt := int64(ptMin)
+			if ptMin == 0 {
+				ptMinOpt = -1 // pass every file through
+			}
 			f, err := openFlist(ctx, args[0], trust, insecure, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -67,7 +75,7 @@ run only executables of the signed metadata, each fully fetched and verified fir
 			}
 			m, err := mount.New(ctx, f, args[1], mount.Options{
 				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
-				NoPassthrough: noPT, AllowOther: allowOther, Debug: debug, Logger: logger,
+				NoPassthrough: noPT, PassthroughMin: ptMinOpt, AllowOther: allowOther, Debug: debug, Logger: logger,
 			})
 			if err != nil {
 				return err
@@ -98,6 +106,7 @@ run only executables of the signed metadata, each fully fetched and verified fir
 	fl.IntVar(&readAhead, "read-ahead", 4, "blocks fetched ahead of sequential reads (0: default, -1: off)")
 	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
 	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
+	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
 	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
 	return cmd

@@ -22,9 +22,16 @@
 // cached chunk is re-checked against its key on first use after the cache
 // is opened; a mismatch gives EIO and a log line naming the file and block,
 // never wrong bytes. Files are opened with FOPEN_KEEP_CACHE (contents are
-// immutable). For warm reads at local disk speed the kernel reads cache
-// files itself (FUSE passthrough): a single-block file (most files of a root
-// filesystem) is passed through to its chunk file; a multi-block file whose
+// immutable), entries, attributes and misses are cached by the kernel for a
+// year, FLUSH is refused with ENOSYS (so the kernel stops sending it) and
+// the daemon serves reads of up to 1 MiB per request. Small files (under
+// Options.PassthroughMin, 128 KiB) are served by the daemon once and then
+// stay in the kernel's page cache of the mount: a re-open costs two cheap
+// round trips (open, release) and no passthrough setup. For warm reads of
+// larger files and of executables at local disk speed the kernel reads
+// cache files itself (FUSE passthrough; the choice depends only on the
+// inode, as the kernel refuses to mix both modes on one inode): a
+// single-block file is passed through to its chunk file; a multi-block file whose
 // blocks are all cached is assembled once into a whole-file cache entry
 // (<cache>/whole/<content digest>, checked against the digest on first use
 // after the cache is opened, counted in the size bound, its chunk files

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,9 +35,17 @@ type Options struct {
 	// NoPassthrough disables FUSE passthrough of single-block files to
 	// their cache file (on by default; needs root and a recent kernel).
 	NoPassthrough bool
-	AllowOther    bool // let other users see the mount (needs root)
-	Debug         bool // log every FUSE request
-	Logger        *slog.Logger
+	// PassthroughMin is the size from which a cached file is passed
+	// through. Smaller files are served by the daemon and then stay in the
+	// kernel's page cache of the mount (FOPEN_KEEP_CACHE): re-opening them
+	// costs no passthrough setup (open a chunk file, register it as a
+	// backing file, unregister and close it on release). 0 means 128 KiB;
+	// negative passes every file through. Executables are always passed
+	// through.
+	PassthroughMin int64
+	AllowOther     bool // let other users see the mount (needs root)
+	Debug          bool // log every FUSE request
+	Logger         *slog.Logger
 }
 
 // Mount is a mounted flist.
@@ -57,6 +66,8 @@ type Mount struct {
 	raSem  chan struct{}
 	once   sync.Once
 	err    error
+
+	flushes atomic.Int64 // FLUSH requests seen (tests: the kernel stops after one)
 }
 
 // New mounts the flist f read-only at mountpoint and returns once the
@@ -71,6 +82,9 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 	}
 	if opts.ReadAhead == 0 {
 		opts.ReadAhead = 4
+	}
+	if opts.PassthroughMin == 0 {
+		opts.PassthroughMin = 128 << 10
 	}
 	tree, err := f.Tree(ctx)
 	if err != nil {
@@ -111,6 +125,10 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 			// Containers with a user namespace see the flist through an
 			// id-mapped mount (container root owns the image files).
 			IDMappedMount: true,
+			// Reads the daemon serves come in requests of up to 1 MiB
+			// (two blocks) instead of the default 128 KiB: fewer round
+			// trips on the cold path (the kernel may cap it lower).
+			MaxWrite: 1 << 20,
 		},
 	}
 	srv, err := fs.Mount(mountpoint, root, fopts)
@@ -182,7 +200,16 @@ var (
 	_ fs.NodeGetxattrer  = (*node)(nil)
 	_ fs.NodeListxattrer = (*node)(nil)
 	_ fs.NodeStatfser    = (*node)(nil)
+	_ fs.NodeFlusher     = (*node)(nil)
 )
+
+// Flush answers ENOSYS: nothing is ever written, and on ENOSYS the kernel
+// stops sending FLUSH on close for the whole mount, which saves a round
+// trip per opened file.
+func (n *node) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	n.m.flushes.Add(1)
+	return syscall.ENOSYS
+}
 
 func (n *node) inode() *flist.Inode { return n.m.tree.Inodes[n.ino] }
 
@@ -311,7 +338,13 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 	}
 	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, last: -1, ra: -1}
-	if len(blocks) == 1 && !m.opts.NoPassthrough {
+	// Executables are always passed through: they are mapped rather than
+	// read, and an execve served by the daemon from the daemon's own
+	// process (tests, an embedding program) would wait on itself. The rule
+	// depends only on the inode, so every open of an inode agrees (the
+	// kernel refuses to mix passthrough and cached opens of one inode).
+	passthrough := !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
+	if len(blocks) == 1 && passthrough {
 		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
 		if err != nil {
 			m.logBlockErr(path, 0, blocks[0], err)
@@ -319,7 +352,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 		return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 	}
-	if len(blocks) > 1 && !m.opts.NoPassthrough {
+	if len(blocks) > 1 && passthrough {
 		if f, ok := m.opts.Cache.OpenWhole(blocks, in.Size); ok {
 			return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 		}

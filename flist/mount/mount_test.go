@@ -108,9 +108,67 @@ func TestMountRoundTrip(t *testing.T) {
 	for _, pt := range []bool{false, true} {
 		t.Run(fmt.Sprint("passthrough=", pt), func(t *testing.T) {
 			fx := newFixture(t, func(d string) { flisttest.MakeTree(t, d) }, 0)
-			_, mp := fx.mount(t, mount.Options{NoPassthrough: !pt})
+			_, mp := fx.mount(t, mount.Options{NoPassthrough: !pt, PassthroughMin: -1})
 			flisttest.Compare(t, flisttest.Scan(t, fx.src, true), flisttest.Scan(t, mp, true))
 		})
+	}
+}
+
+// After the first FLUSH is refused with ENOSYS the kernel sends none for
+// the rest of the mount: closing a file costs no round trip.
+func TestMountNoFlush(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	fx := newFixture(t, func(d string) { flisttest.MakeTree(t, d) }, 0)
+	m, mp := fx.mount(t, mount.Options{})
+	var files []string
+	filepath.WalkDir(mp, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) < 3 {
+		t.Fatalf("fixture has %d files", len(files))
+	}
+	for _, p := range files {
+		want, err := os.ReadFile(filepath.Join(fx.src, strings.TrimPrefix(p, mp)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	if n := mount.FlushRequests(m); n != 1 {
+		t.Fatalf("%d FLUSH requests for %d closes, want 1", n, len(files))
+	}
+}
+
+// A small file is served by the daemon once and then from the kernel's
+// page cache (no cache lookup on re-open); a file at or above
+// PassthroughMin is passed through, which opens its cache file each time.
+func TestMountSmallFilesKernelCached(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	small, big := flisttest.Random(21, 1000), flisttest.Random(22, 5000)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "small"), small, 0o644)
+		os.WriteFile(filepath.Join(d, "big"), big, 0o644)
+	}, 0)
+	_, mp := fx.mount(t, mount.Options{PassthroughMin: 4096, ReadAhead: -1})
+	for name, want := range map[string][]byte{"small": small, "big": big} {
+		var hits []int64
+		for i := range 3 {
+			if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, want) {
+				t.Fatalf("%s read %d: %v", name, i, err)
+			}
+			hits = append(hits, fx.cache.Stats().Hits)
+		}
+		switch {
+		case name == "small" && hits[2] != hits[0]:
+			t.Errorf("small file re-read through the daemon: cache hits %v", hits)
+		case name == "big" && hits[2] != hits[0]+2:
+			t.Errorf("big file not passed through on every open: cache hits %v", hits)
+		}
 	}
 }
 
