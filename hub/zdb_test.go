@@ -12,43 +12,14 @@ import (
 	"github.com/zosgrid/zos/flist/store"
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/key"
-	"github.com/zosgrid/zos/zdb"
-	zdbserver "github.com/zosgrid/zos/zdb/server"
+	"github.com/zosgrid/zos/zdb/zdbtest"
 )
-
-// startZdb runs the project's zdb server in-process on a free loopback port.
-func startZdb(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "data"), IndexDir: filepath.Join(dir, "index")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := zdbserver.New(db, zdbserver.Config{Listen: "127.0.0.1", Port: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("zdb serve: %v", err)
-		}
-		db.Close()
-	})
-	return srv.Addrs()[0].String()
-}
 
 // TestHubOnZdb runs the hub on two namespaces of the real zdb server (the
 // block namespace password-protected) and packs, uploads and reads back.
 func TestHubOnZdb(t *testing.T) {
 	ctx := context.Background()
-	addr := startZdb(t)
+	addr := zdbtest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
 	for _, args := range [][]any{{"NSNEW", "hub-blocks"}, {"NSSET", "hub-blocks", "password", "s3cret"}, {"NSNEW", "hub-meta"}} {
 		if err := admin.Do(ctx, args...).Err(); err != nil {

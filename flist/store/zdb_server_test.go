@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -10,44 +9,14 @@ import (
 	"github.com/zosgrid/zos/flist"
 	"github.com/zosgrid/zos/flist/store"
 	"github.com/zosgrid/zos/flist/store/storetest"
-	"github.com/zosgrid/zos/zdb"
-	zdbserver "github.com/zosgrid/zos/zdb/server"
+	"github.com/zosgrid/zos/zdb/zdbtest"
 )
-
-// startZdb runs the project's zdb server in-process on a free port (user
-// mode, as rfs expects of its stores).
-func startZdb(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := zdb.Open(zdb.Options{DataDir: filepath.Join(dir, "data"), IndexDir: filepath.Join(dir, "index")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := zdbserver.New(db, zdbserver.Config{Listen: "127.0.0.1", Port: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("zdb serve: %v", err)
-		}
-		db.Close()
-	})
-	return srv.Addrs()[0].String()
-}
 
 // TestZdbConformanceZdbServer runs the suite against a password-protected
 // namespace of the real zdb server, selected with SELECT ns password.
 func TestZdbConformanceZdbServer(t *testing.T) {
 	ctx := context.Background()
-	addr := startZdb(t)
+	addr := zdbtest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
 	t.Cleanup(func() { admin.Close() })
 	n := 0
@@ -82,7 +51,7 @@ func TestZdbConformanceZdbServer(t *testing.T) {
 
 func TestZdbWrongPassword(t *testing.T) {
 	ctx := context.Background()
-	addr := startZdb(t)
+	addr := zdbtest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
 	defer admin.Close()
 	admin.Do(ctx, "NSNEW", "private")
@@ -101,7 +70,7 @@ func TestZdbWrongPassword(t *testing.T) {
 // the same way.
 func TestZdbMissing(t *testing.T) {
 	ctx := context.Background()
-	z := store.NewZdb(store.ZdbConfig{Network: "tcp", Addr: startZdb(t)})
+	z := store.NewZdb(store.ZdbConfig{Network: "tcp", Addr: zdbtest.Start(t)})
 	t.Cleanup(func() { z.Close() })
 	var ids, want []flist.ID
 	for i := range 1500 {
