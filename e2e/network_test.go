@@ -572,11 +572,13 @@ func TestNetworkOverlay(t *testing.T) {
 	}
 	// The wall on A lets the overlay peering ports through (configured and
 	// link-local discovery), nothing else.
-	a.zos(t, "wall", "--outward", "eth0", "--tcp", "9943,9944,9945", "--udp", "9001")
+	a.zos(t, "wall", "--outward", "eth0", "--tcp", "9943,9944,9945", "--udp", "9001,9946")
 	t.Cleanup(func() { zos(t, "network", "--host-ns", a.ns, "--state", a.state, "wall", "--remove") })
 	networkOverlay(t, a, "--listen", "tcp://198.51.100.1:9943", "--listen", "tls://198.51.100.1:9944",
-		"--discover", "eth0", "--discover-port", "9945")
-	networkOverlay(t, b, "--peer", "tls://198.51.100.1:9944")
+		"--listen", "quic://198.51.100.1:9946", "--discover", "eth0", "--discover-port", "9945")
+	// B peers over QUIC (through the wall's UDP port); C's link-local
+	// discovery peers over TLS.
+	networkOverlay(t, b, "--peer", "quic://198.51.100.1:9946")
 	// C has no configured peer: it finds A on the local link.
 	networkOverlay(t, c, "--discover", "eth0")
 
