@@ -250,20 +250,27 @@ func newContainerLogsCmd(rt runtimeFunc) *cobra.Command {
 }
 
 func newContainerStatsCmd(rt runtimeFunc) *cobra.Command {
+	return containerJSONCmd(rt, "stats NAME", "Print a running container's cgroup counters as JSON (cpu, memory, io, pids)",
+		func(r *container.Runtime, ctx context.Context, name string) (any, error) { return r.Stats(ctx, name) })
+}
+
+// containerJSONCmd is a command that reads one thing about a named container
+// and prints it as JSON.
+func containerJSONCmd(rt runtimeFunc, use, short string, read func(*container.Runtime, context.Context, string) (any, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "stats NAME",
-		Short: "Print a running container's cgroup counters as JSON (cpu, memory, io, pids)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := rt()
 			if err != nil {
 				return err
 			}
-			s, err := r.Stats(cmd.Context(), args[0])
+			v, err := read(r, cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), s)
+			return printJSON(cmd.OutOrStdout(), v)
 		},
 	}
 }
@@ -362,22 +369,8 @@ func newContainerRmCmd(rt runtimeFunc) *cobra.Command {
 }
 
 func newContainerInspectCmd(rt runtimeFunc) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NAME",
-		Short: "Print a container's config and status as JSON",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rt()
-			if err != nil {
-				return err
-			}
-			i, err := r.Inspect(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), i)
-		},
-	}
+	return containerJSONCmd(rt, "inspect NAME", "Print a container's config and status as JSON",
+		func(r *container.Runtime, ctx context.Context, name string) (any, error) { return r.Inspect(ctx, name) })
 }
 
 func newContainerGrowCmd(rt runtimeFunc) *cobra.Command {
