@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zosgrid/zos/internal/freeport"
 )
 
 // zosBin returns the binary under test.
@@ -108,15 +110,18 @@ func (s *service) stop(t testing.TB) error {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a TCP port on 127.0.0.1 reserved until the test ends: the
+// kernel gives it to no other process (no listener on port 0, no outgoing
+// connection), while a server the test starts — and restarts — can listen on
+// it (see internal/freeport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := freeport.Reserve("127.0.0.1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { r.Release() })
+	return r.Port()
 }
 
 // waitTCP waits until addr accepts connections or the service exits.

@@ -6,32 +6,40 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/zosgrid/zos/internal/freeport"
 	"github.com/zosgrid/zos/internal/zostest"
 )
 
-// ledgerBasePort finds n consecutive free ports on loopback.
+// ledgerBasePort reserves n consecutive ports on loopback until the test
+// ends (see freePort) and returns the first.
 func ledgerBasePort(t *testing.T, n int) int {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(30000)
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		var held []*freeport.Reservation
+		for p := base; p < base+n; p++ {
+			r, err := freeport.Reserve("127.0.0.1", p)
 			if err != nil {
-				ok = false
-				continue
+				break
 			}
-			l.Close()
+			held = append(held, r)
 		}
-		if ok {
+		if len(held) == n {
+			t.Cleanup(func() {
+				for _, r := range held {
+					r.Release()
+				}
+			})
 			return base
+		}
+		for _, r := range held {
+			r.Release()
 		}
 	}
 	t.Fatal("no run of free ports")

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/zosgrid/zos/internal/freeport"
 	"github.com/zosgrid/zos/key"
 	"github.com/zosgrid/zos/ledger"
 )
@@ -103,13 +103,27 @@ func median(rs []result) result {
 	return rs[len(rs)/2]
 }
 
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+// reservePorts holds n loopback ports for one node (no other process is
+// given them meanwhile, see internal/freeport) and returns their host:port
+// addresses and the function that releases them once the node has stopped.
+func reservePorts(n int) ([]string, func(), error) {
+	var held []*freeport.Reservation
+	release := func() {
+		for _, r := range held {
+			r.Release()
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	var addrs []string
+	for range n {
+		r, err := freeport.Reserve("127.0.0.1", 0)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		held = append(held, r)
+		addrs = append(addrs, r.Addr())
+	}
+	return addrs, release, nil
 }
 
 func kvstoreRun(tmp, bin, timeout string, runIdx, workers int, dur time.Duration) (result, error) {
@@ -126,9 +140,14 @@ func kvstoreRun(tmp, bin, timeout string, runIdx, workers int, dur time.Duration
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
 		return result{}, err
 	}
-	rpc := fmt.Sprintf("127.0.0.1:%d", freePort())
+	ports, release, err := reservePorts(2)
+	if err != nil {
+		return result{}, err
+	}
+	defer release()
+	rpc := ports[0]
 	cmd := exec.Command(bin, "node", "--home", home, "--proxy_app=kvstore", "--rpc.laddr", "tcp://"+rpc,
-		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", freePort()), "--log_level", "error")
+		"--p2p.laddr", "tcp://"+ports[1], "--log_level", "error")
 	stop, err := startProc(cmd)
 	if err != nil {
 		return result{}, err
@@ -152,9 +171,13 @@ func zosRun(tmp, bin, timeout string, runIdx, workers int, dur time.Duration) (r
 		keys = append(keys, k)
 		args = append(args, "--fund", k.Public().String()+"=1000000000000")
 	}
-	rpc := fmt.Sprintf("127.0.0.1:%d", freePort())
-	args = append(args, "--rpc", "tcp://"+rpc, "--p2p", fmt.Sprintf("tcp://127.0.0.1:%d", freePort()),
-		"--http", fmt.Sprintf("127.0.0.1:%d", freePort()))
+	ports, release, err := reservePorts(3)
+	if err != nil {
+		return result{}, err
+	}
+	defer release()
+	rpc := ports[0]
+	args = append(args, "--rpc", "tcp://"+rpc, "--p2p", "tcp://"+ports[1], "--http", ports[2])
 	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 		return result{}, fmt.Errorf("init: %v: %s", err, out)
 	}

@@ -12,8 +12,9 @@
 // zos/redis and zos/0-db. It is a tool, not a test: nothing here passes or
 // fails on timings.
 //
-// May import: the standard library and github.com/redis/go-redis/v9 (the
-// pipelined loader). It talks to the servers only over the network, so it
-// imports no zos package.
+// May import: the standard library, github.com/redis/go-redis/v9 (the
+// pipelined loader) and internal/freeport (ports held for the servers). It
+// talks to the servers only over the network, so it imports no other zos
+// package.
 // Must never be imported by: anything (it is package main).
 package main

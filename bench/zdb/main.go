@@ -262,7 +262,7 @@ func benchServer(ctx context.Context, cfg config, benchBin string, k kind, size 
 func redisBenchmark(ctx context.Context, cfg config, bin string, s *server, rw row, keyspace int) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(s.port),
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(s.port.Port()),
 		"-t", strings.ToLower(rw.op), "-n", strconv.Itoa(cfg.n), "-d", strconv.Itoa(rw.size),
 		"-c", strconv.Itoa(rw.clients), "-P", strconv.Itoa(rw.pipe), "-r", strconv.Itoa(keyspace), "--csv"}
 	cmd := exec.CommandContext(ctx, bin, args...)

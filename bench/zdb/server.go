@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/zosgrid/zos/internal/freeport"
 )
 
 // kind is one server under test: how to start it in a directory on a port.
@@ -50,13 +52,13 @@ func zeroDBKind(bin string) kind {
 type server struct {
 	kind kind
 	dir  string
-	port int
+	port *freeport.Reservation // held until close, so a restart finds it free
 	cmd  *exec.Cmd
 	done chan error
 	log  *os.File
 }
 
-func (s *server) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+func (s *server) addr() string { return s.port.Addr() }
 
 // startFresh starts k in a new temporary directory under root on a free port
 // and waits until it answers PING.
@@ -65,12 +67,13 @@ func startFresh(ctx context.Context, root string, k kind) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := freeport.Reserve("127.0.0.1", 0)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{kind: k, dir: dir, port: port}
 	if _, err := s.start(ctx); err != nil {
+		port.Release()
 		return nil, err
 	}
 	return s, nil
@@ -83,7 +86,7 @@ func (s *server) start(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(s.kind.bin, s.kind.args(s.dir, s.port)...)
+	cmd := exec.Command(s.kind.bin, s.kind.args(s.dir, s.port.Port())...)
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The server must not outlive the benchmark if it is interrupted.
@@ -166,10 +169,11 @@ func (s *server) stop() error {
 	}
 }
 
-// close stops the server and removes its directory.
+// close stops the server, removes its directory and releases its port.
 func (s *server) close() {
 	s.stop()
 	os.RemoveAll(s.dir)
+	s.port.Release()
 }
 
 // rss reads VmRSS of the server process from /proc, in bytes.
@@ -200,13 +204,4 @@ func (s *server) client() *redis.Client {
 		Addr: s.addr(), Protocol: 2, DisableIdentity: true,
 		PoolSize: 8, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 	})
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
