@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"time"
@@ -63,15 +64,15 @@ func NewHandler(m *ledger.Machine, submit Submitter, log *slog.Logger) http.Hand
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("GET /params", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, m.Params()) })
 	mux.HandleFunc("GET /accounts/{key}", s.account)
-	mux.HandleFunc("GET /twins/{id}", s.twin)
+	mux.HandleFunc("GET /twins/{id}", getByID("twin", m.Twin))
 	mux.HandleFunc("GET /farms", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(m.Farms())) })
-	mux.HandleFunc("GET /farms/{id}", s.farm)
+	mux.HandleFunc("GET /farms/{id}", getByID("farm", m.Farm))
 	mux.HandleFunc("GET /nodes", s.nodes)
-	mux.HandleFunc("GET /nodes/{id}", s.node)
+	mux.HandleFunc("GET /nodes/{id}", getByID("node", m.Node))
 	mux.HandleFunc("GET /contracts", s.contracts)
-	mux.HandleFunc("GET /contracts/{id}", s.contract)
+	mux.HandleFunc("GET /contracts/{id}", getByID("contract", m.Contract))
 	mux.HandleFunc("GET /contracts/{id}/bills", s.bills)
-	mux.HandleFunc("GET /proposals/{id}", s.proposal)
+	mux.HandleFunc("GET /proposals/{id}", getByID("proposal", m.Proposal))
 	mux.HandleFunc("GET /estimate", s.estimate)
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("POST /tx", s.tx)
@@ -113,6 +114,23 @@ func pathUint(w http.ResponseWriter, r *http.Request, name string, bits int) (ui
 	return v, true
 }
 
+// getByID serves GET …/{id} for one kind of object: the id must be a number
+// that fits ID, and an id get does not find is a 404.
+func getByID[ID uint32 | uint64, T any](kind string, get func(ID) (T, bool)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathUint(w, r, "id", bits.Len64(uint64(^ID(0))))
+		if !ok {
+			return
+		}
+		v, found := get(ID(id))
+		if !found {
+			fail(w, http.StatusNotFound, "%s %d not found", kind, id)
+			return
+		}
+		writeJSON(w, v)
+	}
+}
+
 func (s *server) account(w http.ResponseWriter, r *http.Request) {
 	k, err := key.ParsePublic(r.PathValue("key"))
 	if err != nil {
@@ -125,45 +143,6 @@ func (s *server) account(w http.ResponseWriter, r *http.Request) {
 		v.Twin = t.ID
 	}
 	writeJSON(w, v)
-}
-
-func (s *server) twin(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathUint(w, r, "id", 32)
-	if !ok {
-		return
-	}
-	t, found := s.m.Twin(uint32(id))
-	if !found {
-		fail(w, http.StatusNotFound, "twin %d not found", id)
-		return
-	}
-	writeJSON(w, t)
-}
-
-func (s *server) farm(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathUint(w, r, "id", 32)
-	if !ok {
-		return
-	}
-	f, found := s.m.Farm(uint32(id))
-	if !found {
-		fail(w, http.StatusNotFound, "farm %d not found", id)
-		return
-	}
-	writeJSON(w, f)
-}
-
-func (s *server) node(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathUint(w, r, "id", 32)
-	if !ok {
-		return
-	}
-	n, found := s.m.Node(uint32(id))
-	if !found {
-		fail(w, http.StatusNotFound, "node %d not found", id)
-		return
-	}
-	writeJSON(w, n)
 }
 
 // queryUints parses the named query parameters as unsigned numbers.
@@ -213,19 +192,6 @@ func (s *server) contracts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, nonNil(s.m.Contracts(f)))
 }
 
-func (s *server) contract(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathUint(w, r, "id", 64)
-	if !ok {
-		return
-	}
-	c, found := s.m.Contract(id)
-	if !found {
-		fail(w, http.StatusNotFound, "contract %d not found", id)
-		return
-	}
-	writeJSON(w, c)
-}
-
 func (s *server) bills(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathUint(w, r, "id", 64)
 	if !ok {
@@ -236,19 +202,6 @@ func (s *server) bills(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, nonNil(s.m.Bills(id)))
-}
-
-func (s *server) proposal(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathUint(w, r, "id", 64)
-	if !ok {
-		return
-	}
-	p, found := s.m.Proposal(id)
-	if !found {
-		fail(w, http.StatusNotFound, "proposal %d not found", id)
-		return
-	}
-	writeJSON(w, p)
 }
 
 func (s *server) estimate(w http.ResponseWriter, r *http.Request) {

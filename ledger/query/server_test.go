@@ -92,7 +92,9 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("estimate %+v %v", e, err)
 	}
 	for path, code := range map[string]int{"/twins/9": 404, "/twins/x": 400, "/contracts/1/bills": 200, "/contracts/7/bills": 404,
-		"/nodes?free_cru=-1": 400, "/nodes?online=maybe": 400, "/accounts/nope": 400, "/farms/1": 200} {
+		"/nodes?free_cru=-1": 400, "/nodes?online=maybe": 400, "/accounts/nope": 400, "/farms/1": 200,
+		"/farms/2": 404, "/nodes/1": 200, "/nodes/2": 404, "/contracts/1": 200, "/proposals/1": 404,
+		"/twins/4294967296": 400, "/contracts/4294967296": 404, "/contracts/18446744073709551616": 400} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
