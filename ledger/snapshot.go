@@ -106,21 +106,8 @@ func (m *Machine) Snapshot() []byte {
 		b.Accounts = append(b.Accounts, snapAccount{k, *a})
 	}
 	sort.Slice(b.Accounts, func(i, j int) bool { return bytes.Compare(b.Accounts[i].Key[:], b.Accounts[j].Key[:]) < 0 })
-	for _, id := range sortedKeys(s.twins) {
-		b.Twins = append(b.Twins, s.twins[id])
-	}
-	for _, id := range sortedKeys(s.farms) {
-		b.Farms = append(b.Farms, s.farms[id])
-	}
-	for _, id := range sortedKeys(s.nodes) {
-		b.Nodes = append(b.Nodes, s.nodes[id])
-	}
-	for _, id := range sortedKeys(s.contracts) {
-		b.Contracts = append(b.Contracts, s.contracts[id])
-	}
-	for _, id := range sortedKeys(s.proposals) {
-		b.Proposals = append(b.Proposals, s.proposals[id])
-	}
+	b.Twins, b.Farms, b.Nodes = valuesByKey(s.twins), valuesByKey(s.farms), valuesByKey(s.nodes)
+	b.Contracts, b.Proposals = valuesByKey(s.contracts), valuesByKey(s.proposals)
 	for _, id := range sortedKeys(s.bills) {
 		b.Bills = append(b.Bills, snapBills{id, s.bills[id]})
 	}
@@ -152,6 +139,16 @@ func (m *Machine) Snapshot() []byte {
 	out = hex.AppendEncode(out, sum[:])
 	out = append(out, '\n')
 	return append(out, body...)
+}
+
+// valuesByKey lists m's values in the order of their keys; nil for an empty
+// map, as the snapshot has always had it (the same state, the same bytes).
+func valuesByKey[K ~uint32 | ~uint64, V any](m map[K]V) []V {
+	var out []V
+	for _, k := range sortedKeys(m) {
+		out = append(out, m[k])
+	}
+	return out
 }
 
 func nameIDs[V ~uint32 | ~uint64](m map[string]V) []snapNameID {
@@ -234,41 +231,17 @@ func Restore(g Genesis, snap []byte) (*Machine, error) {
 	s := newState(g)
 	s.height, s.appHash = b.Height, b.AppHash
 	s.nextTwin, s.nextFarm, s.nextNode, s.nextContract, s.nextProposal = b.NextTwin, b.NextFarm, b.NextNode, b.NextContract, b.NextProposal
-	bad := func(what string) (*Machine, error) {
-		return nil, fmt.Errorf("%w: %s", ErrSnapshot, what)
-	}
 	for _, a := range b.Accounts {
 		s.accounts[a.Key] = &Account{Balance: a.Balance, Nonce: a.Nonce}
 	}
-	for _, t := range b.Twins {
-		if t == nil {
-			return bad("null twin")
-		}
-		s.twins[t.ID] = t
-	}
-	for _, f := range b.Farms {
-		if f == nil {
-			return bad("null farm")
-		}
-		s.farms[f.ID] = f
-	}
-	for _, n := range b.Nodes {
-		if n == nil {
-			return bad("null node")
-		}
-		s.nodes[n.ID] = n
-	}
-	for _, c := range b.Contracts {
-		if c == nil {
-			return bad("null contract")
-		}
-		s.contracts[c.ID] = c
-	}
-	for _, p := range b.Proposals {
-		if p == nil {
-			return bad("null proposal")
-		}
-		s.proposals[p.ID] = p
+	if err := errors.Join(
+		restoreByID("twin", s.twins, b.Twins, func(t *Twin) uint32 { return t.ID }),
+		restoreByID("farm", s.farms, b.Farms, func(f *Farm) uint32 { return f.ID }),
+		restoreByID("node", s.nodes, b.Nodes, func(n *Node) uint32 { return n.ID }),
+		restoreByID("contract", s.contracts, b.Contracts, func(c *Contract) uint64 { return c.ID }),
+		restoreByID("proposal", s.proposals, b.Proposals, func(p *Proposal) uint64 { return p.ID }),
+	); err != nil {
+		return nil, err
 	}
 	for _, bl := range b.Bills {
 		s.bills[bl.Contract] = bl.Bills
@@ -302,6 +275,18 @@ func Restore(g Genesis, snap []byte) (*Machine, error) {
 		s.billingBuckets[e.K] = e.IDs
 	}
 	return &Machine{s: s, genesis: g, journal: b.Journal}, nil
+}
+
+// restoreByID puts every object of a snapshot list into m under its id; a
+// null entry (what names its kind) makes the snapshot untrustworthy.
+func restoreByID[K comparable, V any](what string, m map[K]*V, list []*V, id func(*V) K) error {
+	for _, v := range list {
+		if v == nil {
+			return fmt.Errorf("%w: null %s", ErrSnapshot, what)
+		}
+		m[id(v)] = v
+	}
+	return nil
 }
 
 // normGenesis makes nil and empty balance lists compare equal.

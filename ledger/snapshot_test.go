@@ -2,8 +2,12 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -84,6 +88,35 @@ func TestSnapshotRefused(t *testing.T) {
 	} {
 		if _, err := Restore(c.g, c.snap); !errors.Is(err, ErrSnapshot) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestSnapshotNullObjectRefused: a snapshot with a sound checksum but a
+// null object in any list is refused, naming the kind.
+func TestSnapshotNullObjectRefused(t *testing.T) {
+	keys := testKeys(4)
+	g := testGenesis(keys)
+	m, _ := New(g)
+	for i, txs := range randomBlocks(t, 3, keys, 10) {
+		m.ApplyBlock(int64(i+1), txs)
+	}
+	body, err := snapshotBodyBytes(m.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for field, kind := range map[string]string{"twins": "twin", "farms": "farm", "nodes": "node", "contracts": "contract", "proposals": "proposal"} {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			t.Fatal(err)
+		}
+		fields[field] = json.RawMessage("[null]")
+		bad, _ := json.Marshal(fields)
+		sum := sha256.Sum256(bad)
+		snap := append([]byte(snapshotMagic+hex.EncodeToString(sum[:])+"\n"), bad...)
+		_, err := Restore(g, snap)
+		if !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "null "+kind) {
+			t.Errorf("null in %s: %v", field, err)
 		}
 	}
 }
