@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/internal/zostest"
+	"github.com/zosgrid/zos/network/nettest"
 )
 
 // A small internet inside the machine: an "internet" namespace with a
@@ -49,9 +49,11 @@ func networkIP(t *testing.T, args ...string) string {
 
 func (w *networkWorld) ns(name string) string {
 	full := w.prefix + name
-	networkIP(w.t, "netns", "add", full)
-	w.t.Cleanup(func() { exec.Command("ip", "netns", "del", full).Run() })
-	networkIP(w.t, "-n", full, "link", "set", "lo", "up")
+	del, err := nettest.Add(full)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { del() })
 	return full
 }
 
@@ -67,34 +69,12 @@ func (w *networkWorld) link(a, an, aa, b, bn, ba string) {
 	}
 }
 
-// networkInNS runs fn on a thread inside the named namespace.
-func networkInNS(t *testing.T, name string, fn func() error) error {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return fn()
-}
-
 // networkEcho serves TCP and UDP echo on addr inside ns.
 func networkEcho(t *testing.T, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
 	var pc net.PacketConn
-	if err := networkInNS(t, ns, func() (err error) {
+	if err := nettest.Do(ns, func() (err error) {
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return err
 		}
@@ -131,7 +111,7 @@ func networkEcho(t *testing.T, ns, addr string) {
 
 func networkDial(t *testing.T, ns, network, addr string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := networkInNS(t, ns, func() (err error) { c, err = net.DialTimeout(network, addr, timeout); return })
+	err := nettest.Do(ns, func() (err error) { c, err = net.DialTimeout(network, addr, timeout); return })
 	return c, err
 }
 
@@ -176,7 +156,7 @@ func networkBlocked(t *testing.T, ns, addr string) {
 func networkCapture(t *testing.T, ns string) (stop func() []byte) {
 	t.Helper()
 	var fd int
-	if err := networkInNS(t, ns, func() (err error) {
+	if err := nettest.Do(ns, func() (err error) {
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
 		return err
 	}); err != nil {

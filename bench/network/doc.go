@@ -18,6 +18,6 @@
 // markdown table.
 //
 // May import: network/wg (to configure the standalone wireguard-go over its
-// UAPI), the standard library, netns.
+// UAPI), network/nettest (namespaces), the standard library.
 // Must never be imported by: anything (it is a program).
 package main

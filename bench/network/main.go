@@ -13,15 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/zosgrid/zos/network/nettest"
 	"github.com/zosgrid/zos/network/wg"
 )
 
@@ -134,31 +132,12 @@ func (b *bench) startAttr(attr *syscall.SysProcAttr, name string, args ...string
 
 func (b *bench) ns(name string) string {
 	full := b.prefix + name
-	must(run("ip", "netns", "add", full))
-	b.cleanup = append(b.cleanup, func() { run("ip", "netns", "del", full) })
-	must(run("ip", "-n", full, "link", "set", "lo", "up"))
+	del, err := nettest.Add(full)
+	if err != nil {
+		panic(err) // as must does: main's deferred close removes what was made
+	}
+	b.cleanup = append(b.cleanup, func() { del() })
 	return full
-}
-
-// inNS runs fn on a thread inside the named namespace.
-func inNS(name string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return fn()
 }
 
 // waitFor polls cond for up to d.
@@ -426,7 +405,7 @@ func (b *bench) iperfServer(client, server, addr string) (int, error) {
 		return 0, err
 	}
 	if err := waitFor(60*time.Second, func() error {
-		return inNS(client, func() error {
+		return nettest.Do(client, func() error {
 			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", hostPort(addr), port), 2*time.Second)
 			if err == nil {
 				c.Close()
@@ -517,7 +496,7 @@ func cpuTicks(pids []int) (int64, error) {
 // latency measures the median TCP request/response round trip.
 func latency(client, server, host string) (time.Duration, error) {
 	var ln net.Listener
-	if err := inNS(server, func() (err error) { ln, err = net.Listen("tcp", host+":0"); return }); err != nil {
+	if err := nettest.Do(server, func() (err error) { ln, err = net.Listen("tcp", host+":0"); return }); err != nil {
 		return 0, err
 	}
 	defer ln.Close()
@@ -530,7 +509,7 @@ func latency(client, server, host string) (time.Duration, error) {
 		c.Close()
 	}()
 	var c net.Conn
-	if err := inNS(client, func() (err error) { c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second); return }); err != nil {
+	if err := nettest.Do(client, func() (err error) { c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second); return }); err != nil {
 		return 0, err
 	}
 	defer c.Close()
