@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,9 +68,7 @@ func human(n int64) string {
 func newFlistPackCmd() *cobra.Command {
 	var (
 		out, imageConfig string
-		stores, tags     []string
-		noStrip          bool
-		workers          int
+		dest             packFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "pack DIR|TAR|- -o OUT.fl --store URL...",
@@ -88,19 +87,11 @@ Store passwords are removed from the routes saved in the flist unless --no-strip
 			if out == "" {
 				return errors.New("flist pack: -o OUT.fl is required")
 			}
-			r, err := store.Open(stores, store.Options{})
+			opts, r, err := dest.options("flist pack")
 			if err != nil {
-				return fmt.Errorf("flist pack: %w", err)
+				return err
 			}
 			defer r.Close()
-			opts := pack.Options{Store: r, Routes: r.Routes(!noStrip), Workers: workers, Tags: map[string]string{}}
-			for _, t := range tags {
-				k, v, ok := strings.Cut(t, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("flist pack: --tag wants KEY=VALUE, got %q", t)
-				}
-				opts.Tags[k] = v
-			}
 			if imageConfig != "" {
 				if opts.ImageConfig, err = os.ReadFile(imageConfig); err != nil {
 					return fmt.Errorf("flist pack: %w", err)
@@ -148,13 +139,47 @@ Store passwords are removed from the routes saved in the flist unless --no-strip
 	}
 	f := cmd.Flags()
 	f.StringVarP(&out, "out", "o", "", "flist file to write")
-	f.StringArrayVarP(&stores, "store", "s", nil, "block store URL, optionally prefixed by a range xx-yy= (repeatable)")
-	f.StringArrayVarP(&tags, "tag", "t", nil, "tag KEY=VALUE to save in the flist (repeatable; rfs keys: version, description, author)")
 	f.StringVar(&imageConfig, "image-config", "", "OCI image config JSON file to save in the flist")
-	f.BoolVar(&noStrip, "no-strip-password", false, "keep store passwords in the routes saved in the flist")
-	f.IntVar(&workers, "workers", 0, "parallel encode/upload workers (0: 4 per CPU)")
-	cmd.MarkFlagRequired("store")
+	dest.addFlags(cmd, "")
 	return cmd
+}
+
+// packFlags are the options of the commands that write an flist (pack,
+// import): the stores its blocks go to, the tags saved in it, and how many
+// workers encode and upload.
+type packFlags struct {
+	stores, tags []string
+	noStrip      bool
+	workers      int
+}
+
+// addFlags registers the options on cmd; storeNote is appended to the
+// --store help.
+func (p *packFlags) addFlags(cmd *cobra.Command, storeNote string) {
+	f := cmd.Flags()
+	f.StringArrayVarP(&p.stores, "store", "s", nil, "block store URL, optionally prefixed by a range xx-yy= (repeatable)"+storeNote)
+	f.StringArrayVarP(&p.tags, "tag", "t", nil, "tag KEY=VALUE to save in the flist (repeatable; rfs keys: version, description, author)")
+	f.BoolVar(&p.noStrip, "no-strip-password", false, "keep store passwords in the routes saved in the flist")
+	f.IntVar(&p.workers, "workers", 0, "parallel encode/upload workers (0: 4 per CPU)")
+	cmd.MarkFlagRequired("store")
+}
+
+// options opens the stores and returns the pack options that write to
+// them; the caller closes the router. what names the command in errors.
+func (p *packFlags) options(what string) (pack.Options, *store.Router, error) {
+	tags := map[string]string{}
+	for _, t := range p.tags {
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || k == "" {
+			return pack.Options{}, nil, fmt.Errorf("%s: --tag wants KEY=VALUE, got %q", what, t)
+		}
+		tags[k] = v
+	}
+	r, err := store.Open(p.stores, store.Options{})
+	if err != nil {
+		return pack.Options{}, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return pack.Options{Store: r, Routes: r.Routes(!p.noStrip), Workers: p.workers, Tags: tags}, r, nil
 }
 
 // openFlist opens an flist and, unless insecure, checks its signatures.
@@ -199,6 +224,63 @@ func parseTrust(s string) (key.Public, error) {
 	return key.ParsePublic(string(b))
 }
 
+// flistInput holds the options of the commands that read an flist and its
+// blocks (unpack, mount, verify): the stores, and — when signed — whose
+// signatures to trust.
+type flistInput struct {
+	signed        bool // check signatures (verify checks blocks, not signers)
+	stores, trust []string
+	insecure      bool
+}
+
+// addFlags registers --store and, when signed, --trust and --insecure.
+func (in *flistInput) addFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&in.stores, "store", "s", nil, "block store URL (default: the flist's routes)")
+	if in.signed {
+		fl.StringArrayVar(&in.trust, "trust", nil, "public key (ed25519:hex, or a file) whose signature is accepted (repeatable)")
+		fl.BoolVar(&in.insecure, "insecure", false, "accept unsigned or untrusted flists")
+	}
+}
+
+// open opens the flist at path (checking its signatures when signed) and the
+// stores its blocks come from; the caller closes both.
+func (in *flistInput) open(ctx context.Context, path string, warn io.Writer) (*flist.FList, *store.Router, error) {
+	var f *flist.FList
+	var err error
+	if in.signed {
+		f, err = openFlist(ctx, path, in.trust, in.insecure, warn)
+	} else {
+		f, err = flist.Open(ctx, path)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := openStores(ctx, f, in.stores)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, r, nil
+}
+
+// withTree opens the flist at path and its stores (see open), reads its
+// tree and runs fn with them, then closes both.
+func (in *flistInput) withTree(cmd *cobra.Command, path string, fn func(ctx context.Context, tree *flist.Tree, blocks *store.Router) error) error {
+	ctx := cmd.Context()
+	f, r, err := in.open(ctx, path, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer r.Close()
+	tree, err := f.Tree(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, tree, r)
+}
+
 // openStores opens --store URLs, or else the flist's own routes.
 func openStores(ctx context.Context, f *flist.FList, urls []string) (*store.Router, error) {
 	if len(urls) > 0 {
@@ -216,37 +298,22 @@ func openStores(ctx context.Context, f *flist.FList, urls []string) (*store.Rout
 
 func newFlistUnpackCmd() *cobra.Command {
 	var (
-		stores, trust     []string
-		insecure, noOwner bool
-		workers           int
+		src     = flistInput{signed: true}
+		noOwner bool
+		workers int
 	)
 	cmd := &cobra.Command{
 		Use:   "unpack X.fl DIR",
 		Short: "Write the whole tree of an flist into an empty directory (parallel, verified)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			f, err := openFlist(ctx, args[0], trust, insecure, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			tree, err := f.Tree(ctx)
-			if err != nil {
-				return err
-			}
-			r, err := openStores(ctx, f, stores)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			return pack.Unpack(ctx, tree, r, args[1], pack.UnpackOptions{Workers: workers, PreserveOwner: !noOwner && os.Geteuid() == 0})
+			return src.withTree(cmd, args[0], func(ctx context.Context, tree *flist.Tree, blocks *store.Router) error {
+				return pack.Unpack(ctx, tree, blocks, args[1], pack.UnpackOptions{Workers: workers, PreserveOwner: !noOwner && os.Geteuid() == 0})
+			})
 		},
 	}
+	src.addFlags(cmd)
 	fl := cmd.Flags()
-	fl.StringArrayVarP(&stores, "store", "s", nil, "block store URL (default: the flist's routes)")
-	fl.StringArrayVar(&trust, "trust", nil, "public key (ed25519:hex, or a file) whose signature is accepted (repeatable)")
-	fl.BoolVar(&insecure, "insecure", false, "accept unsigned or untrusted flists")
 	fl.BoolVar(&noOwner, "no-owner", false, "do not chown to the recorded owners (default when not root)")
 	fl.IntVar(&workers, "workers", 0, "parallel downloads (0: 4 per CPU)")
 	return cmd
@@ -309,12 +376,7 @@ func newFlistInspectCmd() *cobra.Command {
 			fmt.Fprintf(w, "hash: %s\n", h)
 			fmt.Fprintf(w, "entries: %d, files: %d, content: %s in %d blocks\n", len(tree.Inodes), files, human(bytes), blocks)
 			tags, _ := f.Tags(ctx)
-			keys := make([]string, 0, len(tags))
-			for k := range tags {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(tags)) {
 				fmt.Fprintf(w, "tag: %s = %s\n", k, tags[k])
 			}
 			routes, _ := f.Routes(ctx)
@@ -347,7 +409,7 @@ func newFlistInspectCmd() *cobra.Command {
 
 func newFlistVerifyCmd() *cobra.Command {
 	var (
-		stores  []string
+		src     flistInput
 		workers int
 	)
 	cmd := &cobra.Command{
@@ -358,71 +420,58 @@ routes), checks its id, decrypts it and checks its key. It prints each missing o
 block with a file that uses it, and fails if there is any.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			f, err := flist.Open(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			tree, err := f.Tree(ctx)
-			if err != nil {
-				return err
-			}
-			r, err := openStores(ctx, f, stores)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			type use struct {
-				b    flist.Block
-				path string
-			}
-			uses := map[flist.ID]use{}
-			tree.Walk(func(p string, in *flist.Inode) error {
-				for _, b := range tree.Blocks[in.Ino] {
-					if _, ok := uses[b.ID]; !ok {
-						uses[b.ID] = use{b, "/" + p}
-					}
+			return src.withTree(cmd, args[0], func(ctx context.Context, tree *flist.Tree, r *store.Router) error {
+				type use struct {
+					b    flist.Block
+					path string
 				}
-				return nil
-			})
-			if workers <= 0 {
-				workers = 16
-			}
-			g, gctx := errgroup.WithContext(ctx)
-			g.SetLimit(workers)
-			var mu sync.Mutex
-			var bad atomic.Int64
-			w := cmd.OutOrStdout()
-			for _, u := range uses {
-				g.Go(func() error {
-					data, err := r.Get(gctx, u.b.ID)
-					if err == nil {
-						_, err = flist.DecodeBlock(u.b, data)
-					}
-					if err != nil {
-						if gctx.Err() != nil {
-							return gctx.Err()
+				uses := map[flist.ID]use{}
+				tree.Walk(func(p string, in *flist.Inode) error {
+					for _, b := range tree.Blocks[in.Ino] {
+						if _, ok := uses[b.ID]; !ok {
+							uses[b.ID] = use{b, "/" + p}
 						}
-						bad.Add(1)
-						mu.Lock()
-						fmt.Fprintf(w, "BAD block %s (%s): %v\n", u.b.ID, u.path, err)
-						mu.Unlock()
 					}
 					return nil
 				})
-			}
-			if err := g.Wait(); err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "%d blocks checked, %d bad\n", len(uses), bad.Load())
-			if bad.Load() > 0 {
-				return fmt.Errorf("flist verify: %d of %d blocks missing or corrupt", bad.Load(), len(uses))
-			}
-			return nil
+				if workers <= 0 {
+					workers = 16
+				}
+				g, gctx := errgroup.WithContext(ctx)
+				g.SetLimit(workers)
+				var mu sync.Mutex
+				var bad atomic.Int64
+				w := cmd.OutOrStdout()
+				for _, u := range uses {
+					g.Go(func() error {
+						data, err := r.Get(gctx, u.b.ID)
+						if err == nil {
+							_, err = flist.DecodeBlock(u.b, data)
+						}
+						if err != nil {
+							if gctx.Err() != nil {
+								return gctx.Err()
+							}
+							bad.Add(1)
+							mu.Lock()
+							fmt.Fprintf(w, "BAD block %s (%s): %v\n", u.b.ID, u.path, err)
+							mu.Unlock()
+						}
+						return nil
+					})
+				}
+				if err := g.Wait(); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "%d blocks checked, %d bad\n", len(uses), bad.Load())
+				if bad.Load() > 0 {
+					return fmt.Errorf("flist verify: %d of %d blocks missing or corrupt", bad.Load(), len(uses))
+				}
+				return nil
+			})
 		},
 	}
-	cmd.Flags().StringArrayVarP(&stores, "store", "s", nil, "block store URL (default: the flist's routes)")
+	src.addFlags(cmd)
 	cmd.Flags().IntVar(&workers, "workers", 16, "parallel block checks")
 	return cmd
 }
@@ -489,12 +538,7 @@ func newFlistTagCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			keys := make([]string, 0, len(tags))
-			for k := range tags {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(tags)) {
 				fmt.Fprintf(w, "%s=%s\n", k, tags[k])
 			}
 			return nil

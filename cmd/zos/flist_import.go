@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,16 +18,13 @@ import (
 
 	"github.com/zosgrid/zos/flist/pack"
 	"github.com/zosgrid/zos/flist/pack/oci"
-	"github.com/zosgrid/zos/flist/store"
 )
 
 func newFlistImportCmd() *cobra.Command {
 	var (
 		out, platform, username, tmp string
-		stores, tags                 []string
+		dest                         packFlags
 		passwordStdin, insecure      bool
-		noStrip                      bool
-		workers                      int
 	)
 	cmd := &cobra.Command{
 		Use:   "import IMAGE -o OUT.fl --store URL...",
@@ -64,19 +62,11 @@ flist; "zos flist inspect" shows it. OUT.fl appears only when everything succeed
 				}
 				password = strings.TrimRight(line, "\r\n")
 			}
-			r, err := store.Open(stores, store.Options{})
+			opts, r, err := dest.options("flist import")
 			if err != nil {
-				return fmt.Errorf("flist import: %w", err)
+				return err
 			}
 			defer r.Close()
-			opts := pack.Options{Store: r, Routes: r.Routes(!noStrip), Workers: workers, Tags: map[string]string{}}
-			for _, t := range tags {
-				k, v, ok := strings.Cut(t, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("flist import: --tag wants KEY=VALUE, got %q", t)
-				}
-				opts.Tags[k] = v
-			}
 			stderr := cmd.ErrOrStderr()
 			tty := isTerminal(stderr)
 			iopts := oci.ImportOptions{
@@ -127,16 +117,12 @@ flist; "zos flist inspect" shows it. OUT.fl appears only when everything succeed
 	}
 	f := cmd.Flags()
 	f.StringVarP(&out, "out", "o", "", "flist file to write")
-	f.StringArrayVarP(&stores, "store", "s", nil, "block store URL, optionally prefixed by a range xx-yy= (repeatable); hub+http://HUB?key=KEYFILE uploads to a hub")
 	f.StringVar(&platform, "platform", "", "os/arch[/variant] to pick from a multi-arch image (default: this machine's)")
 	f.StringVar(&username, "username", "", "registry user name")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the registry password from the first line of stdin")
 	f.BoolVar(&insecure, "insecure", false, "allow plain HTTP to any registry")
-	f.StringArrayVarP(&tags, "tag", "t", nil, "tag KEY=VALUE to save in the flist (repeatable)")
-	f.BoolVar(&noStrip, "no-strip-password", false, "keep store passwords in the routes saved in the flist")
-	f.IntVar(&workers, "workers", 0, "parallel encode/upload workers (0: 4 per CPU)")
 	f.StringVar(&tmp, "tmp", "", "directory for the downloaded layers while importing (default: system temp)")
-	cmd.MarkFlagRequired("store")
+	dest.addFlags(cmd, "; hub+http://HUB?key=KEYFILE uploads to a hub")
 	return cmd
 }
 
@@ -177,12 +163,7 @@ func printImageConfig(w io.Writer, raw []byte) {
 	if len(c.Volumes) > 0 {
 		fmt.Fprintf(w, "image volumes: %s\n", strings.Join(c.Volumes, " "))
 	}
-	keys := make([]string, 0, len(c.Labels))
-	for k := range c.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		fmt.Fprintf(w, "image label: %s=%s\n", k, c.Labels[k])
 	}
 }

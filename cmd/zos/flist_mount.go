@@ -26,11 +26,11 @@ func defaultCacheDir() string {
 
 func newFlistMountCmd() *cobra.Command {
 	var (
-		stores, trust                     []string
-		cacheDir, cacheSize, ptMinFlag    string
-		insecure, execVerify, debug, noPT bool
-		allowOther                        bool
-		readAhead                         int
+		src                            = flistInput{signed: true}
+		cacheDir, cacheSize, ptMinFlag string
+		execVerify, debug, noPT        bool
+		allowOther                     bool
+		readAhead                      int
 	)
 	cmd := &cobra.Command{
 		Use:   "mount X.fl MOUNTPOINT",
@@ -59,15 +59,11 @@ run only executables of the signed metadata, each fully fetched and verified fir
 			if ptMin == 0 {
 				ptMinOpt = -1 // pass every file through
 			}
-			f, err := openFlist(ctx, args[0], trust, insecure, cmd.ErrOrStderr())
+			f, r, err := src.open(ctx, args[0], cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			r, err := openStores(ctx, f, stores)
-			if err != nil {
-				return err
-			}
 			defer r.Close()
 			cache, err := mount.NewCache(cacheDir, int64(size), logger)
 			if err != nil {
@@ -97,10 +93,8 @@ run only executables of the signed metadata, each fully fetched and verified fir
 			return nil
 		},
 	}
+	src.addFlags(cmd)
 	fl := cmd.Flags()
-	fl.StringArrayVarP(&stores, "store", "s", nil, "block store URL (default: the flist's routes)")
-	fl.StringArrayVar(&trust, "trust", nil, "public key (ed25519:hex, or a file) whose signature is accepted (repeatable)")
-	fl.BoolVar(&insecure, "insecure", false, "accept unsigned or untrusted flists")
 	fl.StringVar(&cacheDir, "cache", defaultCacheDir(), "block cache directory, shared by every mount")
 	fl.StringVar(&cacheSize, "cache-size", "10G", "cache size bound (least recently used blocks are evicted)")
 	fl.IntVar(&readAhead, "read-ahead", 4, "blocks fetched ahead of sequential reads (0: default, -1: off)")
