@@ -8,8 +8,9 @@
 // listens with SO_REUSEADDR (Go's net.Listen, redis, 0-db, …) can still bind
 // it, as often as it is restarted, until the reservation is released.
 //
-// Used by the end-to-end tests (e2e) and the benchmarks (bench/…) that start
-// servers as separate processes.
+// Used by the end-to-end tests (e2e), the benchmarks (bench/…) and the tests
+// that must give a server a port before it starts or restart it on the same
+// one (zdb/replica).
 //
 // May import: the standard library only.
 // Must never be imported by: production code (it is test and benchmark support).

@@ -3,13 +3,13 @@ package replica
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/zosgrid/zos/internal/freeport"
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/zdb"
 	"github.com/zosgrid/zos/zdb/server"
@@ -87,13 +87,15 @@ func same(p, s *zdb.DB) error {
 	return nil
 }
 
+// freePort reserves a loopback port until the test ends, so that the
+// primary restarted on it finds it free (see internal/freeport).
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := freeport.Reserve("127.0.0.1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { r.Release() })
+	return r.Port()
 }
 
 func write(t *testing.T, db *zdb.DB, ns string, from, to int) {
