@@ -60,14 +60,19 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSnapshotRefused(t *testing.T) {
+// smallSnapshot is the genesis and snapshot of a short random history.
+func smallSnapshot(t *testing.T) (Genesis, []byte) {
 	keys := testKeys(4)
 	g := testGenesis(keys)
 	m, _ := New(g)
 	for i, txs := range randomBlocks(t, 3, keys, 10) {
 		m.ApplyBlock(int64(i+1), txs)
 	}
-	snap := m.Snapshot()
+	return g, m.Snapshot()
+}
+
+func TestSnapshotRefused(t *testing.T) {
+	g, snap := smallSnapshot(t)
 	flip := bytes.Clone(snap)
 	flip[len(flip)-10] ^= 1
 	other := g
@@ -95,13 +100,8 @@ func TestSnapshotRefused(t *testing.T) {
 // TestSnapshotNullObjectRefused: a snapshot with a sound checksum but a
 // null object in any list is refused, naming the kind.
 func TestSnapshotNullObjectRefused(t *testing.T) {
-	keys := testKeys(4)
-	g := testGenesis(keys)
-	m, _ := New(g)
-	for i, txs := range randomBlocks(t, 3, keys, 10) {
-		m.ApplyBlock(int64(i+1), txs)
-	}
-	body, err := snapshotBodyBytes(m.Snapshot())
+	g, snap := smallSnapshot(t)
+	body, err := snapshotBodyBytes(snap)
 	if err != nil {
 		t.Fatal(err)
 	}
