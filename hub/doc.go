@@ -47,7 +47,8 @@
 // blocks written straight into the block namespace; the result is checked
 // and named like an upload. At most MaxJobs run at once and 16*MaxJobs may
 // wait; more are refused (503). Registry credentials in the request are used
-// for that pull only. A public hub converting user-supplied references can
+// for that pull only (never stored, logged or returned); without them the
+// pull is anonymous: the hub never lends its own docker credentials. A public hub converting user-supplied references can
 // be pointed at internal addresses: keep it on loopback or behind
 // --authorized-keys.
 //

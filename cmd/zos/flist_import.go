@@ -56,13 +56,9 @@ flist; "zos flist inspect" shows it. OUT.fl appears only when everything succeed
 			if out == "" {
 				return errors.New("flist import: -o OUT.fl is required")
 			}
-			password := os.Getenv("ZOS_REGISTRY_PASSWORD")
-			if passwordStdin {
-				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if err != nil && !errors.Is(err, io.EOF) {
-					return fmt.Errorf("flist import: reading password: %w", err)
-				}
-				password = strings.TrimRight(line, "\r\n")
+			password, err := registryPassword(cmd, passwordStdin)
+			if err != nil {
+				return fmt.Errorf("flist import: %w", err)
 			}
 			r, err := store.Open(stores, store.Options{})
 			if err != nil {
@@ -138,6 +134,19 @@ flist; "zos flist inspect" shows it. OUT.fl appears only when everything succeed
 	f.StringVar(&tmp, "tmp", "", "directory for the downloaded layers while importing (default: system temp)")
 	cmd.MarkFlagRequired("store")
 	return cmd
+}
+
+// registryPassword is the registry password of --password-stdin (the first
+// line of stdin), else $ZOS_REGISTRY_PASSWORD. Never a flag: flags show in ps.
+func registryPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
+	if !fromStdin {
+		return os.Getenv("ZOS_REGISTRY_PASSWORD"), nil
+	}
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 // printImageConfig shows the image configuration saved by import, for

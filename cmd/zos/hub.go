@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -241,6 +242,20 @@ func newHubUploadCmd() *cobra.Command {
 	return cmd
 }
 
+// isLoopbackURL says whether a http URL's host is a loopback address or
+// localhost, where plain HTTP does not leave the machine.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
+}
+
 func baseName(p string) string {
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		return p[i+1:]
@@ -249,18 +264,32 @@ func baseName(p string) string {
 }
 
 func newHubConvertCmd() *cobra.Command {
-	var base, keyFile, name, platform string
-	var wait bool
+	var base, keyFile, name, platform, username string
+	var wait, passwordStdin bool
 	cmd := &cobra.Command{
 		Use:   "convert IMAGE --key KEYFILE [--name NAME] [--wait]",
 		Short: "Ask a hub to convert a registry image into an flist",
-		Args:  cobra.ExactArgs(1),
+		Long: `Convert asks a hub to pull a registry image and turn it into an flist named
+NAME under your key. For a private image give --username and --password-stdin (or
+ZOS_REGISTRY_PASSWORD): they travel in the signed request, are used for that pull only
+and are never stored or logged by the hub. The hub never pulls with its own credentials.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := openHubClient(base, keyFile)
 			if err != nil {
 				return err
 			}
-			body, _ := json.Marshal(hub.ConvertRequest{Image: args[0], Name: name, Platform: platform})
+			password, err := registryPassword(cmd, passwordStdin)
+			if err != nil {
+				return fmt.Errorf("hub convert: %w", err)
+			}
+			if password != "" && username == "" {
+				return errors.New("hub convert: a registry password needs --username")
+			}
+			if username != "" && !strings.HasPrefix(c.base, "https://") && !isLoopbackURL(c.base) {
+				return fmt.Errorf("hub convert: refusing to send registry credentials to %s over plain HTTP", c.base)
+			}
+			body, _ := json.Marshal(hub.ConvertRequest{Image: args[0], Name: name, Platform: platform, Username: username, Password: password})
 			var st hub.JobStatus
 			if err := c.call(cmd.Context(), "POST", "/api/v1/convert", body, &st); err != nil {
 				return fmt.Errorf("hub convert: %w", err)
@@ -297,6 +326,8 @@ func newHubConvertCmd() *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "flist name (default: from the image reference)")
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pick from a multi-arch image (default: the hub's)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the job and print its progress")
+	cmd.Flags().StringVar(&username, "username", "", "registry user name for a private image")
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the registry password from the first line of stdin")
 	return cmd
 }
 
