@@ -39,6 +39,17 @@ func (c *blockCache) get(id [32]byte) ([]byte, bool) {
 	return e.Value.(*cacheEntry).data, true
 }
 
+// remove forgets id (garbage collection deleted it).
+func (c *blockCache) remove(id [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[id]; ok {
+		c.order.Remove(e)
+		delete(c.items, id)
+		c.size -= int64(len(e.Value.(*cacheEntry).data))
+	}
+}
+
 func (c *blockCache) add(id [32]byte, data []byte) {
 	if int64(len(data)) > c.max/8 {
 		return // never let one block take a large share

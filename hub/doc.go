@@ -18,6 +18,7 @@
 //	GET      /api/v1/flist/{hash}        a .fl by content hash (public)
 //	POST     /api/v1/convert             {"image","name","platform"} queue a conversion (signed)
 //	GET      /api/v1/convert/{id}        job state and progress (public)
+//	POST     /api/v1/admin/gc            {"grace","dry_run"} garbage collection (signed by an admin key)
 //	GET      /metrics, /healthz
 //
 // A user is an ed25519 public key (64 hex digits in paths). Writes are

@@ -18,7 +18,8 @@ var ErrHubBadBackend = errors.New("hub: bad backend URL")
 // kv is one namespace of a zdb (or a database of a redis server) reached
 // over RESP: GET, SET, EXISTS, DEL.
 type kv struct {
-	c *redis.Client
+	c   *redis.Client
+	zdb bool // a 0-db namespace (SCAN gives sizes and write times)
 }
 
 // openKV connects to a backend URL:
@@ -74,7 +75,7 @@ func openKV(ctx context.Context, raw string) (*kv, error) {
 		c.Close()
 		return nil, fmt.Errorf("hub: backend %s: %w", u.Redacted(), err)
 	}
-	return &kv{c: c}, nil
+	return &kv{c: c, zdb: u.Scheme == "zdb"}, nil
 }
 
 // get returns the value at k, or (nil, false) if there is none.

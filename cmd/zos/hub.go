@@ -26,10 +26,10 @@ import (
 
 func newHubCmd() *cobra.Command {
 	var (
-		listen, blocks, meta, authKeys, publicURL, tmp string
-		convert                                        bool
-		maxJobs                                        int
-		cacheMB                                        int64
+		listen, blocks, meta, authKeys, adminKeys, publicURL, tmp string
+		convert                                                   bool
+		maxJobs                                                   int
+		cacheMB                                                   int64
 	)
 	cmd := &cobra.Command{
 		Use:     "hub",
@@ -43,7 +43,7 @@ them over an HTTP JSON API (see "zos hub --help" subcommands for a client):
   flists   PUT|GET|DELETE /api/v1/flists/USER/NAME, GET /api/v1/flists/USER,
            GET /api/v1/flist/HASH, PUT|DELETE /api/v1/tags/USER/TAG
   convert  POST /api/v1/convert {"image": ...}, GET /api/v1/convert/JOB (with --convert)
-  ops      GET /metrics (Prometheus), GET /healthz
+  ops      GET /metrics (Prometheus), GET /healthz, POST /api/v1/admin/gc (--admin-keys)
 
 Reads are public. Writes are signed with the user's ed25519 key (zos key new), timestamped
 and replay-protected; a user may only write under its own public key. An upload of a .fl
@@ -69,6 +69,13 @@ redis-cli -p 9900 NSNEW hub-blocks) or redis://host:port/db.`,
 					return err
 				}
 				cfg.AuthorizedKeys = keys
+			}
+			if adminKeys != "" {
+				keys, err := readAuthorizedKeys(adminKeys)
+				if err != nil {
+					return err
+				}
+				cfg.AdminKeys = keys
 			}
 			l, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -102,12 +109,13 @@ redis-cli -p 9900 NSNEW hub-blocks) or redis://host:port/db.`,
 	f.StringVar(&blocks, "blocks", "zdb://127.0.0.1:9900/hub-blocks", "backend for blocks")
 	f.StringVar(&meta, "meta", "zdb://127.0.0.1:9900/hub-meta", "backend for .fl files and user indexes")
 	f.StringVar(&authKeys, "authorized-keys", "", "file of public keys (one a line) allowed to write; default: any key, each under its own name")
+	f.StringVar(&adminKeys, "admin-keys", "", "file of public keys (one a line) allowed to run garbage collection (zos hub gc)")
 	f.BoolVar(&convert, "convert", false, "enable image conversion jobs (the hub pulls from registries)")
 	f.IntVar(&maxJobs, "max-jobs", 2, "conversions running at once")
 	f.StringVar(&publicURL, "public-url", "", "URL mounts use to reach this hub (saved in converted flists); default http://LISTEN")
 	f.StringVar(&tmp, "tmp", "", "directory for uploads and conversion spools (default: system temp)")
 	f.Int64Var(&cacheMB, "cache-mb", hub.DefaultCache>>20, "MiB of memory for recently served blocks (0 disables)")
-	cmd.AddCommand(newHubUploadCmd(), newHubConvertCmd(), newHubTagCmd(), newHubLsCmd())
+	cmd.AddCommand(newHubUploadCmd(), newHubConvertCmd(), newHubTagCmd(), newHubLsCmd(), newHubGCCmd())
 	return cmd
 }
 
@@ -397,5 +405,44 @@ func newHubLsCmd() *cobra.Command {
 	}
 	hubClientFlags(cmd, &base, &keyFile, false)
 	cmd.Flags().StringVar(&user, "user", "", "user (hex public key) to list")
+	return cmd
+}
+
+func newHubGCCmd() *cobra.Command {
+	var base, keyFile string
+	var grace time.Duration
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "gc --key ADMINKEY [--grace 1h] [--dry-run]",
+		Short: "Delete the blocks no flist on a hub references any more",
+		Long: `Garbage collection deletes the .fl bodies no name or tag points to, then the blocks
+no remaining flist references and that are older than --grace (zdb write time): a packer
+uploads blocks before its .fl, so young blocks may belong to a flist on its way. Uploads
+during the collection are safe. The hub must run with --admin-keys listing the key, and
+keep its blocks in zdb.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := openHubClient(base, keyFile)
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(hub.GCRequest{Grace: grace.String(), DryRun: dryRun})
+			var res hub.GCResult
+			if err := c.call(cmd.Context(), "POST", "/api/v1/admin/gc", body, &res); err != nil {
+				return fmt.Errorf("hub gc: %w", err)
+			}
+			verb := "deleted"
+			if res.DryRun {
+				verb = "would delete"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d live flists, %d dead flists, %d unfinished upload parts\n", res.Flists, res.DeadFlists, res.OrphanParts)
+			fmt.Fprintf(cmd.OutOrStdout(), "%d blocks: %d live, %d younger than %s, %d in use meanwhile; %s %d (%s) in %.1fs\n",
+				res.Blocks, res.LiveBlocks, res.RecentBlocks, res.Grace, res.KeptBlocks, verb, res.DeletedBlocks, human(res.DeletedBytes), res.Seconds)
+			return nil
+		},
+	}
+	hubClientFlags(cmd, &base, &keyFile, true)
+	cmd.Flags().DurationVar(&grace, "grace", hub.DefaultGCGrace, "keep unreferenced blocks younger than this")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be deleted, delete nothing")
 	return cmd
 }
