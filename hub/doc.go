@@ -34,7 +34,9 @@
 // "user:HEX" is a user's index (names -> hash, tags -> hash). HASH is the
 // BLAKE2b-256 of the .fl file. The index entry is written last, so a failed
 // upload leaves no visible flist; .fl bodies and blocks are content-addressed
-// and shared, and deleting a name does not delete them. Conversion job records
+// and shared, and deleting a name does not delete them: garbage collection
+// (gc.go, POST /api/v1/admin/gc) does, once no name or tag points to them,
+// for blocks older than a grace period by their zdb write time. Conversion job records
 // ("job:<id>", index "jobs", the last 1000) are kept in the metadata namespace:
 // after a restart finished jobs stay queryable and jobs the previous process
 // left queued or running are reported failed, "interrupted by restart" (not
