@@ -25,6 +25,9 @@ func newBlockCache(max int64) *blockCache {
 	return &blockCache{max: max, order: list.New(), items: map[[32]byte]*list.Element{}}
 }
 
+// enabled says whether the cache keeps anything.
+func (c *blockCache) enabled() bool { return c.max > 0 }
+
 func (c *blockCache) get(id [32]byte) ([]byte, bool) {
 	if c.max <= 0 {
 		return nil, false
