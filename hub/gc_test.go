@@ -143,3 +143,76 @@ func TestGCNeedsZdbAndAdmins(t *testing.T) {
 		t.Errorf("gc with no admin keys: %d %s", code, b)
 	}
 }
+
+// TestGCWithConcurrentUploads runs collections while a user uploads flists
+// that use old, unreferenced blocks, the way a packer does: a refused upload
+// (409) sends the missing blocks again and retries. An accepted upload must
+// never lose a block, whichever of the two gets there first.
+func TestGCWithConcurrentUploads(t *testing.T) {
+	h, adminKey := gcHub(t)
+	var ids []string
+	bodies := map[string][]byte{}
+	for i := 0; i < 200; i++ {
+		body := []byte(fmt.Sprintf("old block %d %s", i, strings.Repeat("x", i)))
+		ids = append(ids, blockID(body))
+		bodies[blockID(body)] = body
+		h.want(201, "POST", "/api/v1/block", body, h.key)
+	}
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond))) // old enough for grace 0
+
+	done := make(chan struct{})
+	gcErr := make(chan error, 1)
+	go func() {
+		defer close(gcErr)
+		for i := 0; i < 5; i++ {
+			if _, err := h.srv.GC(context.Background(), 0, false); err != nil {
+				gcErr <- err
+				return
+			}
+		}
+	}()
+	accepted := map[string][]string{}
+	retries := 0
+	go func() {
+		defer close(done)
+		for i := 0; i < 40; i++ {
+			set := ids[i*5 : i*5+5]
+			name := fmt.Sprintf("f%d", i)
+			for try := 0; ; try++ {
+				code, b := h.do("PUT", "/api/v1/flists/"+h.user()+"/"+name, []byte(strings.Join(set, "\n")+"\n"), h.key)
+				if code == 201 {
+					accepted[name] = set
+					break
+				}
+				if code != 409 || try == 5 {
+					t.Errorf("upload %s: %d %s", name, code, b)
+					return
+				}
+				// The collection deleted blocks first: send them again.
+				retries++
+				var miss struct{ Missing []string }
+				json.Unmarshal(b, &miss)
+				for _, id := range miss.Missing {
+					h.want(201, "POST", "/api/v1/block", bodies[id], h.key)
+				}
+			}
+		}
+	}()
+	<-done
+	if err := <-gcErr; err != nil {
+		t.Fatal(err)
+	}
+	for name, set := range accepted {
+		for _, id := range set {
+			if code, _ := h.do("HEAD", "/api/v1/block/"+id, nil, key.Private{}); code != 200 {
+				t.Errorf("flist %s was accepted but its block %s is gone", name, id[:12])
+			}
+		}
+	}
+	// And a final collection keeps exactly the accepted flists' blocks.
+	res := h.gc(adminKey, "0s", false)
+	if len(accepted) != 40 || res.LiveBlocks != 200 || res.DeletedBlocks != 0 {
+		t.Errorf("final gc: %+v, want 200 live blocks of 40 flists (%d accepted)", res, len(accepted))
+	}
+	t.Logf("%d uploads refused for missing blocks and retried", retries)
+}
