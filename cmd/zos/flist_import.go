@@ -36,7 +36,7 @@ func newFlistImportCmd() *cobra.Command {
   registry     localhost:5000/app:1.2, docker.io/library/alpine:3 (or docker://REF); loopback
                and private addresses use plain HTTP, --insecure allows it for any registry;
                credentials come from --username/--password-stdin (or ZOS_REGISTRY_PASSWORD),
-               else from ~/.docker/config.json
+               else from docker login's $DOCKER_CONFIG/config.json (default ~/.docker)
   tarball      the output of "docker save" (or docker-archive:FILE[:TAG])
   OCI layout   a directory with an oci-layout file (or oci:DIR[:REF])
 

@@ -232,6 +232,11 @@ func openRemote(ctx context.Context, src, ref string, plat v1.Platform, opts Sou
 		// Say what to do about it; the registry's own words follow.
 		return nil, fmt.Errorf("oci: %s: %w: %w", src, ErrOCIUnauthorized, err)
 	}
+	if err != nil && strings.Contains(err.Error(), "private or link-local address") {
+		// go-containerregistry's guard against token realms that point
+		// into a private network: say how to live with it.
+		return nil, fmt.Errorf("oci: %s: %w (the registry's token server must be its own host:port, or be named by a host name rather than a private IP address)", src, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("oci: %s: %w", src, err)
 	}
