@@ -39,18 +39,26 @@ import (
 // It returns host:port.
 func hubRegistry(t *testing.T, user, pass string) (string, *exec.Cmd) {
 	t.Helper()
-	bin := zostest.RequiresBinary(t, "docker-registry")
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	auth := ""
 	if user != "" {
 		h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(h)+"\n"), 0o600)
-		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: zos-test\n    path: %s\n", filepath.Join(dir, "htpasswd"))
+		htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+		os.WriteFile(htpasswd, []byte(user+":"+string(h)+"\n"), 0o600)
+		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: zos-test\n    path: %s\n", htpasswd)
 	}
+	return hubRegistryWithAuth(t, auth)
+}
+
+// hubRegistryWithAuth starts docker-registry with auth, a YAML "auth:"
+// section (empty for none), and returns host:port and the process.
+func hubRegistryWithAuth(t *testing.T, auth string) (string, *exec.Cmd) {
+	t.Helper()
+	bin := zostest.RequiresBinary(t, "docker-registry")
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error

@@ -12,6 +12,7 @@ import (
 type blockStore struct{ s *Server }
 
 func (b blockStore) Has(ctx context.Context, id flist.ID) (bool, error) {
+	b.s.keepBlocks(id)
 	return b.s.blocks.exists(ctx, blockKey(id))
 }
 
@@ -19,6 +20,7 @@ func (b blockStore) Set(ctx context.Context, id flist.ID, data []byte) error {
 	if !flist.CheckID(id, data) {
 		return fmt.Errorf("hub: block %s: %w", id, flist.ErrCorruptBlock)
 	}
+	b.s.keepBlocks(id)
 	if ok, err := b.s.blocks.exists(ctx, blockKey(id)); err != nil || ok {
 		return err
 	}

@@ -25,6 +25,9 @@ func newBlockCache(max int64) *blockCache {
 	return &blockCache{max: max, order: list.New(), items: map[[32]byte]*list.Element{}}
 }
 
+// enabled says whether the cache keeps anything.
+func (c *blockCache) enabled() bool { return c.max > 0 }
+
 func (c *blockCache) get(id [32]byte) ([]byte, bool) {
 	if c.max <= 0 {
 		return nil, false
@@ -37,6 +40,17 @@ func (c *blockCache) get(id [32]byte) ([]byte, bool) {
 	}
 	c.order.MoveToFront(e)
 	return e.Value.(*cacheEntry).data, true
+}
+
+// remove forgets id (garbage collection deleted it).
+func (c *blockCache) remove(id [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[id]; ok {
+		c.order.Remove(e)
+		delete(c.items, id)
+		c.size -= int64(len(e.Value.(*cacheEntry).data))
+	}
 }
 
 func (c *blockCache) add(id [32]byte, data []byte) {

@@ -23,7 +23,9 @@ func (s *Server) OCIConvert(publicURL string) ConvertFunc {
 			src = "docker://" + src
 		}
 		opts := oci.ImportOptions{
-			Source:  oci.SourceOptions{Platform: req.Platform, Username: req.Username, Password: req.Password},
+			// NoKeychain: a user's request never pulls with the hub's own
+			// registry credentials.
+			Source:  oci.SourceOptions{Platform: req.Platform, Username: req.Username, Password: req.Password, NoKeychain: true},
 			TempDir: s.cfg.TempDir,
 			Progress: func(p oci.Progress) {
 				progress(ConvertProgress{Phase: "pull", Done: p.Done, Total: p.Total})

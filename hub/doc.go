@@ -18,6 +18,7 @@
 //	GET      /api/v1/flist/{hash}        a .fl by content hash (public)
 //	POST     /api/v1/convert             {"image","name","platform"} queue a conversion (signed)
 //	GET      /api/v1/convert/{id}        job state and progress (public)
+//	POST     /api/v1/admin/gc            {"grace","dry_run"} garbage collection (signed by an admin key)
 //	GET      /metrics, /healthz
 //
 // A user is an ed25519 public key (64 hex digits in paths). Writes are
@@ -33,7 +34,9 @@
 // "user:HEX" is a user's index (names -> hash, tags -> hash). HASH is the
 // BLAKE2b-256 of the .fl file. The index entry is written last, so a failed
 // upload leaves no visible flist; .fl bodies and blocks are content-addressed
-// and shared, and deleting a name does not delete them. Conversion job records
+// and shared, and deleting a name does not delete them: garbage collection
+// (gc.go, POST /api/v1/admin/gc) does, once no name or tag points to them,
+// for blocks older than a grace period by their zdb write time. Conversion job records
 // ("job:<id>", index "jobs", the last 1000) are kept in the metadata namespace:
 // after a restart finished jobs stay queryable and jobs the previous process
 // left queued or running are reported failed, "interrupted by restart" (not
@@ -47,7 +50,8 @@
 // blocks written straight into the block namespace; the result is checked
 // and named like an upload. At most MaxJobs run at once and 16*MaxJobs may
 // wait; more are refused (503). Registry credentials in the request are used
-// for that pull only. A public hub converting user-supplied references can
+// for that pull only (never stored, logged or returned); without them the
+// pull is anonymous: the hub never lends its own docker credentials. A public hub converting user-supplied references can
 // be pointed at internal addresses: keep it on loopback or behind
 // --authorized-keys.
 //

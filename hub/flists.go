@@ -189,11 +189,16 @@ func (s *Server) putFlist(w http.ResponseWriter, r *http.Request) error {
 
 // addFlist checks, stores and names a .fl body for user.
 func (s *Server) addFlist(ctx context.Context, user, name string, data []byte) (FlistEntry, error) {
+	// Shared with other uploads; a garbage collection starts only when no
+	// upload is between its block check and its index entry.
+	s.gate.RLock()
+	defer s.gate.RUnlock()
 	if err := s.checkBlocks(ctx, data); err != nil {
 		return FlistEntry{}, err
 	}
 	sum := blake2b.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
+	s.keepFlist(hash)
 	if err := s.storeFlist(ctx, hash, data); err != nil {
 		return FlistEntry{}, err
 	}
@@ -342,6 +347,15 @@ func (s *Server) putTag(w http.ResponseWriter, r *http.Request) error {
 	if err := json.Unmarshal(body, &req); err != nil {
 		return fmt.Errorf("%w: %w", ErrHubBadRequest, err)
 	}
+	if req.Hash != "" {
+		// A collection may be dropping this body (no name may point to it).
+		// Taken before indexMu, in the order addFlist takes them.
+		s.gate.RLock()
+		defer s.gate.RUnlock()
+		if s.gc.Load() != nil {
+			return fmt.Errorf("%w: garbage collection running, tag by hash again in a moment", ErrHubBusy)
+		}
+	}
 	s.indexMu.Lock()
 	defer s.indexMu.Unlock()
 	idx, err := s.loadIndex(r.Context(), user)
@@ -365,6 +379,7 @@ func (s *Server) putTag(w http.ResponseWriter, r *http.Request) error {
 		if _, err := parseID(hash); err != nil {
 			return err
 		}
+
 		if ok, err := s.meta.exists(r.Context(), "fl:"+hash); err != nil {
 			return err
 		} else if !ok {

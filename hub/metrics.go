@@ -18,6 +18,8 @@ type metrics struct {
 	flistsUploaded prometheus.Counter
 	conversions    *prometheus.CounterVec
 	authFailures   prometheus.Counter
+	// gcDeletedBlocks counts blocks deleted by garbage collection.
+	gcDeletedBlocks prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -44,8 +46,11 @@ func newMetrics() *metrics {
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zos_hub_auth_failures_total", Help: "Write requests refused for a missing, bad, stale or replayed signature.",
 		}),
+		gcDeletedBlocks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zos_hub_gc_deleted_blocks_total", Help: "Blocks deleted by garbage collection.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.bytesServed, m.blocksStored, m.bytesStored, m.flistsUploaded, m.conversions, m.authFailures)
+	m.reg.MustRegister(m.requests, m.bytesServed, m.blocksStored, m.bytesStored, m.flistsUploaded, m.conversions, m.authFailures, m.gcDeletedBlocks)
 	return m
 }
 

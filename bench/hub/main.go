@@ -98,12 +98,12 @@ func run(sizeMiB, clients, rounds int) error {
 		row{"import, first time", cold.Seconds(), refDur.Seconds(), "s", "skopeo copy + tar -x", true},
 		row{"import, same image again", warm.Seconds(), refDur.Seconds(), "s", "skopeo copy + tar -x", true})
 
-	zdbAddr, killZdb, err := startZdb(zosBin, work)
+	zdbAddr, zdbPid, killZdb, err := startZdb(zosBin, work)
 	if err != nil {
 		return err
 	}
 	stop = append(stop, killZdb)
-	hubURL, killHub, err := startHub(zosBin, zdbAddr, 256)
+	hubURL, hubPid, killHub, err := startHub(zosBin, zdbAddr, 256)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func run(sizeMiB, clients, rounds int) error {
 	if err != nil {
 		return err
 	}
-	noCacheURL, killNoCache, err := startHub(zosBin, zdbAddr, 0)
+	noCacheURL, noCachePid, killNoCache, err := startHub(zosBin, zdbAddr, 0)
 	if err != nil {
 		return err
 	}
@@ -128,11 +128,21 @@ func run(sizeMiB, clients, rounds int) error {
 	if err != nil {
 		return err
 	}
-	for _, h := range []struct{ what, url string }{{"hub (zdb, 256 MiB block cache)", hubURL}, {"hub (zdb, no cache)", noCacheURL}} {
+	var cpuNotes []string
+	for _, h := range []struct {
+		what, url string
+		pid       int
+	}{{"hub (zdb, 256 MiB block cache)", hubURL, hubPid}, {"hub (zdb, no cache)", noCacheURL, noCachePid}} {
+		cpu0, zcpu0 := cpuSeconds(h.pid), cpuSeconds(zdbPid)
 		rate, err := fetchAll(h.url+"/blocks", ids, clients, rounds)
 		if err != nil {
 			return err
 		}
+		// CPU per GiB served does not depend on what else the machine is
+		// doing, as MiB/s does: compare it across runs on a busy machine.
+		gib := float64(total) * float64(rounds) / (1 << 30)
+		cpuNotes = append(cpuNotes, fmt.Sprintf("%s: hub %.2f CPU s/GiB, zdb %.2f CPU s/GiB",
+			h.what, (cpuSeconds(h.pid)-cpu0)/gib, (cpuSeconds(zdbPid)-zcpu0)/gib))
 		rows = append(rows, row{fmt.Sprintf("block serving by %s, %d blocks (%d MiB), %d clients", h.what, len(ids), total>>20, clients),
 			rate, fileRate, "MiB/s", "http.FileServer", false})
 	}
@@ -146,7 +156,28 @@ func run(sizeMiB, clients, rounds int) error {
 		}
 		fmt.Printf("| %s | %.2f %s | %.2f %s (%s) | %.2f× (%s) |\n", r.what, r.zos, r.unit, r.ref, r.unit, r.refName, ratio, note)
 	}
+	fmt.Println()
+	for _, n := range cpuNotes {
+		fmt.Println("- " + n)
+	}
 	return nil
+}
+
+// cpuSeconds is the user+system CPU time a process has used so far, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields start after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
 }
 
 func freeAddr() (string, error) {
@@ -303,48 +334,48 @@ func layoutLayers(dir string) ([]string, error) {
 }
 
 // startZdb runs `zos zdb` with the hub's two namespaces; it returns host:port.
-func startZdb(zosBin, work string) (string, func(), error) {
+func startZdb(zosBin, work string) (string, int, func(), error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	zdb := exec.Command(zosBin, "zdb", "--listen", "127.0.0.1", "--port", port,
 		"--data", filepath.Join(work, "zdb-data"), "--index", filepath.Join(work, "zdb-index"))
 	if err := zdb.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	kill := func() { zdb.Process.Signal(os.Interrupt); zdb.Wait() }
 	if err := waitTCP(addr); err != nil {
 		kill()
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	for _, ns := range []string{"hub-blocks", "hub-meta"} {
 		if _, err := timed("redis-cli", "-h", "127.0.0.1", "-p", port, "NSNEW", ns); err != nil {
 			kill()
-			return "", nil, err
+			return "", 0, nil, err
 		}
 	}
-	return addr, kill, nil
+	return addr, zdb.Process.Pid, kill, nil
 }
 
 // startHub runs `zos hub` on the zdb at zdbAddr with a block cache of cacheMB.
-func startHub(zosBin, zdbAddr string, cacheMB int) (string, func(), error) {
+func startHub(zosBin, zdbAddr string, cacheMB int) (string, int, func(), error) {
 	haddr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	hub := exec.Command(zosBin, "hub", "--listen", haddr, "--blocks", "zdb://"+zdbAddr+"/hub-blocks",
 		"--meta", "zdb://"+zdbAddr+"/hub-meta", "--cache-mb", strconv.Itoa(cacheMB))
 	if err := hub.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	kill := func() { hub.Process.Signal(os.Interrupt); hub.Wait() }
 	if err := waitHTTP("http://" + haddr + "/healthz"); err != nil {
 		kill()
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	return "http://" + haddr, kill, nil
+	return "http://" + haddr, hub.Process.Pid, kill, nil
 }
 
 // uploadBlocks pushes every block of the dir store into the hub with

@@ -34,7 +34,7 @@ func newFlistImportCmd() *cobra.Command {
   registry     localhost:5000/app:1.2, docker.io/library/alpine:3 (or docker://REF); loopback
                and private addresses use plain HTTP, --insecure allows it for any registry;
                credentials come from --username/--password-stdin (or ZOS_REGISTRY_PASSWORD),
-               else from ~/.docker/config.json
+               else from docker login's $DOCKER_CONFIG/config.json (default ~/.docker)
   tarball      the output of "docker save" (or docker-archive:FILE[:TAG])
   OCI layout   a directory with an oci-layout file (or oci:DIR[:REF])
 
@@ -54,13 +54,9 @@ flist; "zos flist inspect" shows it. OUT.fl appears only when everything succeed
 			if out == "" {
 				return errors.New("flist import: -o OUT.fl is required")
 			}
-			password := os.Getenv("ZOS_REGISTRY_PASSWORD")
-			if passwordStdin {
-				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if err != nil && !errors.Is(err, io.EOF) {
-					return fmt.Errorf("flist import: reading password: %w", err)
-				}
-				password = strings.TrimRight(line, "\r\n")
+			password, err := registryPassword(cmd, passwordStdin)
+			if err != nil {
+				return fmt.Errorf("flist import: %w", err)
 			}
 			opts, r, err := dest.options("flist import")
 			if err != nil {
@@ -124,6 +120,19 @@ flist; "zos flist inspect" shows it. OUT.fl appears only when everything succeed
 	f.StringVar(&tmp, "tmp", "", "directory for the downloaded layers while importing (default: system temp)")
 	dest.addFlags(cmd, "; hub+http://HUB?key=KEYFILE uploads to a hub")
 	return cmd
+}
+
+// registryPassword is the registry password of --password-stdin (the first
+// line of stdin), else $ZOS_REGISTRY_PASSWORD. Never a flag: flags show in ps.
+func registryPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
+	if !fromStdin {
+		return os.Getenv("ZOS_REGISTRY_PASSWORD"), nil
+	}
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 // printImageConfig shows the image configuration saved by import, for

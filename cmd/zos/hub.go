@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,10 +26,10 @@ import (
 
 func newHubCmd() *cobra.Command {
 	var (
-		listen, blocks, meta, authKeys, publicURL, tmp string
-		convert                                        bool
-		maxJobs                                        int
-		cacheMB                                        int64
+		listen, blocks, meta, authKeys, adminKeys, publicURL, tmp string
+		convert                                                   bool
+		maxJobs                                                   int
+		cacheMB                                                   int64
 	)
 	cmd := &cobra.Command{
 		Use:     "hub",
@@ -42,7 +43,7 @@ them over an HTTP JSON API (see "zos hub --help" subcommands for a client):
   flists   PUT|GET|DELETE /api/v1/flists/USER/NAME, GET /api/v1/flists/USER,
            GET /api/v1/flist/HASH, PUT|DELETE /api/v1/tags/USER/TAG
   convert  POST /api/v1/convert {"image": ...}, GET /api/v1/convert/JOB (with --convert)
-  ops      GET /metrics (Prometheus), GET /healthz
+  ops      GET /metrics (Prometheus), GET /healthz, POST /api/v1/admin/gc (--admin-keys)
 
 Reads are public. Writes are signed with the user's ed25519 key (zos key new), timestamped
 and replay-protected; a user may only write under its own public key. An upload of a .fl
@@ -68,6 +69,13 @@ redis-cli -p 9900 NSNEW hub-blocks) or redis://host:port/db.`,
 					return err
 				}
 				cfg.AuthorizedKeys = keys
+			}
+			if adminKeys != "" {
+				keys, err := readAuthorizedKeys(adminKeys)
+				if err != nil {
+					return err
+				}
+				cfg.AdminKeys = keys
 			}
 			l, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -101,12 +109,13 @@ redis-cli -p 9900 NSNEW hub-blocks) or redis://host:port/db.`,
 	f.StringVar(&blocks, "blocks", "zdb://127.0.0.1:9900/hub-blocks", "backend for blocks")
 	f.StringVar(&meta, "meta", "zdb://127.0.0.1:9900/hub-meta", "backend for .fl files and user indexes")
 	f.StringVar(&authKeys, "authorized-keys", "", "file of public keys (one a line) allowed to write; default: any key, each under its own name")
+	f.StringVar(&adminKeys, "admin-keys", "", "file of public keys (one a line) allowed to run garbage collection (zos hub gc)")
 	f.BoolVar(&convert, "convert", false, "enable image conversion jobs (the hub pulls from registries)")
 	f.IntVar(&maxJobs, "max-jobs", 2, "conversions running at once")
 	f.StringVar(&publicURL, "public-url", "", "URL mounts use to reach this hub (saved in converted flists); default http://LISTEN")
 	f.StringVar(&tmp, "tmp", "", "directory for uploads and conversion spools (default: system temp)")
 	f.Int64Var(&cacheMB, "cache-mb", hub.DefaultCache>>20, "MiB of memory for recently served blocks (0 disables)")
-	cmd.AddCommand(newHubUploadCmd(), newHubConvertCmd(), newHubTagCmd(), newHubLsCmd())
+	cmd.AddCommand(newHubUploadCmd(), newHubConvertCmd(), newHubTagCmd(), newHubLsCmd(), newHubGCCmd())
 	return cmd
 }
 
@@ -241,6 +250,20 @@ func newHubUploadCmd() *cobra.Command {
 	return cmd
 }
 
+// isLoopbackURL says whether a http URL's host is a loopback address or
+// localhost, where plain HTTP does not leave the machine.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
+}
+
 func baseName(p string) string {
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		return p[i+1:]
@@ -249,18 +272,32 @@ func baseName(p string) string {
 }
 
 func newHubConvertCmd() *cobra.Command {
-	var base, keyFile, name, platform string
-	var wait bool
+	var base, keyFile, name, platform, username string
+	var wait, passwordStdin bool
 	cmd := &cobra.Command{
 		Use:   "convert IMAGE --key KEYFILE [--name NAME] [--wait]",
 		Short: "Ask a hub to convert a registry image into an flist",
-		Args:  cobra.ExactArgs(1),
+		Long: `Convert asks a hub to pull a registry image and turn it into an flist named
+NAME under your key. For a private image give --username and --password-stdin (or
+ZOS_REGISTRY_PASSWORD): they travel in the signed request, are used for that pull only
+and are never stored or logged by the hub. The hub never pulls with its own credentials.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := openHubClient(base, keyFile)
 			if err != nil {
 				return err
 			}
-			body, _ := json.Marshal(hub.ConvertRequest{Image: args[0], Name: name, Platform: platform})
+			password, err := registryPassword(cmd, passwordStdin)
+			if err != nil {
+				return fmt.Errorf("hub convert: %w", err)
+			}
+			if password != "" && username == "" {
+				return errors.New("hub convert: a registry password needs --username")
+			}
+			if username != "" && !strings.HasPrefix(c.base, "https://") && !isLoopbackURL(c.base) {
+				return fmt.Errorf("hub convert: refusing to send registry credentials to %s over plain HTTP", c.base)
+			}
+			body, _ := json.Marshal(hub.ConvertRequest{Image: args[0], Name: name, Platform: platform, Username: username, Password: password})
 			var st hub.JobStatus
 			if err := c.call(cmd.Context(), "POST", "/api/v1/convert", body, &st); err != nil {
 				return fmt.Errorf("hub convert: %w", err)
@@ -297,6 +334,8 @@ func newHubConvertCmd() *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "flist name (default: from the image reference)")
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pick from a multi-arch image (default: the hub's)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the job and print its progress")
+	cmd.Flags().StringVar(&username, "username", "", "registry user name for a private image")
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the registry password from the first line of stdin")
 	return cmd
 }
 
@@ -366,5 +405,44 @@ func newHubLsCmd() *cobra.Command {
 	}
 	hubClientFlags(cmd, &base, &keyFile, false)
 	cmd.Flags().StringVar(&user, "user", "", "user (hex public key) to list")
+	return cmd
+}
+
+func newHubGCCmd() *cobra.Command {
+	var base, keyFile string
+	var grace time.Duration
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "gc --key ADMINKEY [--grace 1h] [--dry-run]",
+		Short: "Delete the blocks no flist on a hub references any more",
+		Long: `Garbage collection deletes the .fl bodies no name or tag points to, then the blocks
+no remaining flist references and that are older than --grace (zdb write time): a packer
+uploads blocks before its .fl, so young blocks may belong to a flist on its way. Uploads
+during the collection are safe. The hub must run with --admin-keys listing the key, and
+keep its blocks in zdb.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := openHubClient(base, keyFile)
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(hub.GCRequest{Grace: grace.String(), DryRun: dryRun})
+			var res hub.GCResult
+			if err := c.call(cmd.Context(), "POST", "/api/v1/admin/gc", body, &res); err != nil {
+				return fmt.Errorf("hub gc: %w", err)
+			}
+			verb := "deleted"
+			if res.DryRun {
+				verb = "would delete"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d live flists, %d dead flists, %d unfinished upload parts\n", res.Flists, res.DeadFlists, res.OrphanParts)
+			fmt.Fprintf(cmd.OutOrStdout(), "%d blocks: %d live, %d younger than %s, %d in use meanwhile; %s %d (%s) in %.1fs\n",
+				res.Blocks, res.LiveBlocks, res.RecentBlocks, res.Grace, res.KeptBlocks, verb, res.DeletedBlocks, human(res.DeletedBytes), res.Seconds)
+			return nil
+		},
+	}
+	hubClientFlags(cmd, &base, &keyFile, true)
+	cmd.Flags().DurationVar(&grace, "grace", hub.DefaultGCGrace, "keep unreferenced blocks younger than this")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be deleted, delete nothing")
 	return cmd
 }

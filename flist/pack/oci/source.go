@@ -15,11 +15,18 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// ErrOCINoPlatform means a multi-arch index has no image for the platform.
-var ErrOCINoPlatform = errors.New("oci: no image for platform")
+// Errors of opening an image.
+var (
+	// ErrOCINoPlatform means a multi-arch index has no image for the platform.
+	ErrOCINoPlatform = errors.New("oci: no image for platform")
+	// ErrOCIUnauthorized means the registry (or its token server) refused the
+	// credentials, or wants some and got none.
+	ErrOCIUnauthorized = errors.New("unauthorized: the registry refused the credentials or needs some")
+)
 
 // Kind says where an image comes from.
 type Kind string
@@ -38,8 +45,13 @@ type SourceOptions struct {
 	// platform this binary runs on.
 	Platform string
 	// Username and Password for basic auth (registry token auth is negotiated
-	// with them too). Empty means the docker config keychain, then anonymous.
+	// with them too). Empty means the docker config keychain
+	// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), then anonymous.
 	Username, Password string
+	// NoKeychain never reads the local docker config: empty credentials mean
+	// anonymous. A service pulling on behalf of others (the hub) sets it, so
+	// it does not lend them its own registry credentials.
+	NoKeychain bool
 	// Insecure allows plain HTTP to any registry (loopback and private
 	// addresses use plain HTTP anyway).
 	Insecure bool
@@ -203,15 +215,28 @@ func openRemote(ctx context.Context, src, ref string, plat v1.Platform, opts Sou
 		return nil, fmt.Errorf("oci: %q is not a file, a directory or an image reference: %w", src, err)
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(plat)}
-	if opts.Username != "" || opts.Password != "" {
+	switch {
+	case opts.Username != "" || opts.Password != "":
 		ropts = append(ropts, remote.WithAuth(&authn.Basic{Username: opts.Username, Password: opts.Password}))
-	} else {
+	case opts.NoKeychain:
+		ropts = append(ropts, remote.WithAuth(authn.Anonymous))
+	default:
 		ropts = append(ropts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	}
 	if opts.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(opts.Transport))
 	}
 	desc, err := remote.Get(r, ropts...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
+		// Say what to do about it; the registry's own words follow.
+		return nil, fmt.Errorf("oci: %s: %w: %w", src, ErrOCIUnauthorized, err)
+	}
+	if err != nil && strings.Contains(err.Error(), "private or link-local address") {
+		// go-containerregistry's guard against token realms that point
+		// into a private network: say how to live with it.
+		return nil, fmt.Errorf("oci: %s: %w (the registry's token server must be its own host:port, or be named by a host name rather than a private IP address)", src, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("oci: %s: %w", src, err)
 	}

@@ -287,3 +287,28 @@ func TestSpoolChecksDiffID(t *testing.T) {
 		t.Errorf("spool left %d entries behind", len(left))
 	}
 }
+
+// TestOpenExplainsRefusals: a registry that refuses the credentials gives
+// ErrOCIUnauthorized, and a token realm on another private address gets a
+// hint about go-containerregistry's guard against it.
+func TestOpenExplainsRefusals(t *testing.T) {
+	var realm string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if realm != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`",service="test"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/app:1"
+	opts := SourceOptions{Username: "u", Password: "wrong", Platform: "linux/amd64"}
+	if _, err := Open(context.Background(), ref, opts); !errors.Is(err, ErrOCIUnauthorized) || strings.Contains(err.Error(), "wrong") {
+		t.Errorf("refused credentials: %v", err)
+	}
+	realm = "http://10.0.0.1:1/token"
+	if _, err := Open(context.Background(), ref, opts); err == nil || !strings.Contains(err.Error(), "host name rather than a private IP") {
+		t.Errorf("private realm: %v", err)
+	}
+}
