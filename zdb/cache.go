@@ -72,6 +72,16 @@ func (c *valueCache) get(dst []byte, gen uint64, file, off uint32) ([]byte, bool
 	return c.shard(k).get(dst, k)
 }
 
+// read fills buf with the cached value if there is one of exactly that
+// length (values at a position never change, so a hit always has it).
+func (c *valueCache) read(buf []byte, gen uint64, file, off uint32) bool {
+	if c == nil {
+		return false
+	}
+	k := cacheKey{gen, file, off}
+	return c.shard(k).read(buf, k)
+}
+
 // put stores a copy of v, evicting the oldest entries to make room.
 func (c *valueCache) put(gen uint64, file, off uint32, v []byte) {
 	if c == nil {
@@ -94,6 +104,22 @@ func (s *cacheShard) get(dst []byte, k cacheKey) ([]byte, bool) {
 		return dst, false // another key sharing the slot
 	}
 	return append(dst, s.ring[at+cacheEntryHeader:at+cacheEntryHeader+uint64(n)]...), true
+}
+
+func (s *cacheShard) read(buf []byte, k cacheKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pos, ok := s.m[k.slot()]
+	if !ok {
+		return false
+	}
+	at := pos % uint64(len(s.ring))
+	h, n := readCacheHeader(s.ring[at:])
+	if h != k || int(n) != len(buf) {
+		return false
+	}
+	copy(buf, s.ring[at+cacheEntryHeader:])
+	return true
 }
 
 func (s *cacheShard) put(k cacheKey, v []byte) {

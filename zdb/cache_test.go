@@ -107,3 +107,21 @@ func TestValueCacheRingEviction(t *testing.T) {
 		}
 	}
 }
+
+// read copies a hit into the caller's buffer of the value's length, and
+// misses on any other length.
+func TestValueCacheReadInto(t *testing.T) {
+	c := newValueCache(1 << 20)
+	c.put(1, 2, 3, []byte("hello"))
+	buf := make([]byte, 5)
+	if !c.read(buf, 1, 2, 3) || string(buf) != "hello" {
+		t.Fatalf("read = %q", buf)
+	}
+	if c.read(make([]byte, 4), 1, 2, 3) || c.read(buf, 1, 2, 4) {
+		t.Fatal("a wrong length or position hit")
+	}
+	c.put(1, 2, 5, nil)
+	if !c.read(nil, 1, 2, 5) {
+		t.Fatal("empty value missed")
+	}
+}

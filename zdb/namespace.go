@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -626,38 +627,56 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 	return ns.get(dst, key, true)
 }
 
+// GetInto copies the value of key into the slice grow returns for its
+// length, straight from the value cache or the data file: a server passes
+// its reply buffer and the value is copied once. The value is checked
+// against its CRC32C; a mismatch returns ErrCorrupt, and whatever grow
+// returned then holds no valid value.
+func (ns *Namespace) GetInto(key []byte, grow func(n int) []byte) (Meta, error) {
+	return ns.getInto(key, true, grow)
+}
+
 func (ns *Namespace) get(dst, key []byte, useCache bool) ([]byte, Meta, error) {
+	n := len(dst)
+	meta, err := ns.getInto(key, useCache, func(size int) []byte {
+		dst = slices.Grow(dst, size)[:n+size]
+		return dst[n:]
+	})
+	if err != nil {
+		return dst[:n], Meta{}, err
+	}
+	return dst, meta, nil
+}
+
+func (ns *Namespace) getInto(key []byte, useCache bool, grow func(n int) []byte) (Meta, error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if err := ns.readable(); err != nil {
-		return dst, Meta{}, err
+		return Meta{}, err
 	}
 	l, err := ns.lookup(key)
 	if err != nil {
-		return dst, Meta{}, err
+		return Meta{}, err
 	}
 	if l.length > MaxValueSize {
-		return dst, Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
+		return Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
 	}
 	meta := Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}
-	if useCache {
-		if out, ok := ns.db.cache.get(dst, ns.cacheGen, l.dataID, l.dataOff); ok {
-			return out, meta, nil
-		}
+	buf := grow(int(l.length))
+	if useCache && ns.db.cache.read(buf, ns.cacheGen, l.dataID, l.dataOff) {
+		return meta, nil
 	}
-	n := len(dst)
-	dst = append(dst, make([]byte, l.length)...)
-	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), dst[n:]); err != nil {
-		return dst[:n], Meta{}, err
+	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), buf); err != nil {
+		return Meta{}, err
 	}
-	if CRC(dst[n:]) != l.crc {
+	if CRC(buf) != l.crc {
 		ns.log.Error("zdb value failed its CRC check", "file", l.dataID, "offset", l.dataOff)
-		return dst[:n], Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
+		return Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
 	}
 	if useCache {
-		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, dst[n:])
+		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, buf)
 	}
-	return dst, meta, nil
+	return meta, nil
 }
 
 // Check re-reads a key's value and verifies its CRC32C.

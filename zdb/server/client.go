@@ -19,7 +19,6 @@ type client struct {
 	admin    bool
 	master   bool
 	nonce    string
-	scratch  []byte
 	rx       int64  // bytes read already counted in stats
 	cmds     uint64 // commands executed not yet counted in stats
 	// writes queued by this batch, committed before the replies go out

@@ -264,13 +264,17 @@ func cmdGet(s *Server, c *client, args [][]byte) bool {
 }
 
 func (s *Server) getOne(c *client, key []byte) {
-	v, _, err := c.ns.Get(c.scratch[:0], key)
+	mark := c.w.Len()
+	_, err := c.ns.GetInto(key, func(n int) []byte {
+		c.w.BulkHeader(n)
+		return c.w.Grow(n)
+	})
+	if err != nil {
+		c.w.Truncate(mark) // the header, and a value that failed its check
+	}
 	switch {
 	case err == nil:
-		c.w.Bulk(v)
-		if cap(v) <= 64<<10 {
-			c.scratch = v
-		}
+		c.w.BulkEnd()
 	case errors.Is(err, zdb.ErrNotFound), errors.Is(err, zdb.ErrInvalidKey):
 		c.w.Nil()
 	case errors.Is(err, zdb.ErrFrozen):

@@ -116,3 +116,43 @@ func TestSlowClientsDoNotStallOthers(t *testing.T) {
 	}
 	deaf.SetDeadline(time.Now()) // stop its writer
 }
+
+// GET copies a value straight into the reply buffer; one that fails its
+// CRC leaves nothing of itself in the reply, in GET and in MGET.
+func TestGetCorruptValueLeavesCleanReply(t *testing.T) {
+	ts := startServer(t, zdb.Options{CacheSize: -1}, Config{})
+	c := ts.client(t)
+	ctx := t.Context()
+	for _, kv := range [][2]string{{"good", "good-value"}, {"bad", "bad-value-to-corrupt"}} {
+		if err := c.Do(ctx, "SET", kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(ts.opts.DataDir, zdb.DefaultNamespace, "d0")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("bad-value-to-corrupt"))
+	if i < 0 {
+		t.Fatal("value not found in the data file")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), int64(i)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := c.Get(ctx, "bad").Err(); err == nil || err.Error() != "Internal Error" {
+		t.Fatalf("GET of a corrupt value: %v, want Internal Error", err)
+	}
+	if got, err := c.Get(ctx, "good").Result(); err != nil || got != "good-value" {
+		t.Fatalf("GET after the failed one: %q, %v", got, err)
+	}
+	vals, err := c.Do(ctx, "MGET", "good", "bad", "good").Slice()
+	if err != nil || len(vals) != 3 || vals[0] != "good-value" || vals[2] != "good-value" {
+		t.Fatalf("MGET around a corrupt value: %v, %v", vals, err)
+	}
+}
