@@ -14,7 +14,7 @@ func TestValueCacheBudget(t *testing.T) {
 	var total int64
 	n := 0
 	for i := range c.shards {
-		total += c.shards[i].bytes
+		total += int64(c.shards[i].used())
 		n += len(c.shards[i].m)
 	}
 	if total > 16*4096 || n == 0 {
@@ -44,12 +44,84 @@ func TestValueCacheSlotCollision(t *testing.T) {
 	}
 	c := newValueCache(1 << 20)
 	// What a collision leaves: a's entry in the slot b looks up.
-	c.shard(b).m[b.slot()] = cacheEntry{a, []byte("A")}
+	c.shard(b).put(a, []byte("A"))
 	if got, ok := c.get(nil, b.gen, b.file, b.off); ok {
 		t.Fatalf("colliding key served %q", got)
 	}
 	c.put(b.gen, b.file, b.off, []byte("B"))
 	if got, ok := c.get(nil, b.gen, b.file, b.off); !ok || string(got) != "B" {
 		t.Fatalf("b after put: %q %v", got, ok)
+	}
+}
+
+// The ring keeps the newest values, evicts the oldest, and its map never
+// points at an overwritten entry, whatever the mix of sizes.
+func TestValueCacheRingEviction(t *testing.T) {
+	c := newValueCache(16 * 8192) // 8 KiB per shard
+	type put struct {
+		file, off uint32
+		v         []byte
+	}
+	var puts []put
+	for i := uint32(0); i < 5000; i++ {
+		v := bytes.Repeat([]byte{byte(i)}, int(i*37%900)+1)
+		c.put(9, i/64, i%64*1000, v)
+		puts = append(puts, put{i / 64, i % 64 * 1000, v})
+	}
+	hits := 0
+	for i, p := range puts {
+		got, ok := c.get(nil, 9, p.file, p.off)
+		if !ok {
+			continue
+		}
+		hits++
+		if !bytes.Equal(got, p.v) {
+			t.Fatalf("put %d: cached value differs (len %d, want %d)", i, len(got), len(p.v))
+		}
+	}
+	if hits == 0 {
+		t.Fatal("nothing cached")
+	}
+	last := puts[len(puts)-1]
+	if _, ok := c.get(nil, 9, last.file, last.off); !ok {
+		t.Fatal("newest value evicted")
+	}
+	if _, ok := c.get(nil, 9, puts[0].file, puts[0].off); ok {
+		t.Fatal("oldest value survived 5000 puts into 128 KiB")
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		if s.used() > uint64(len(s.ring)) {
+			t.Fatalf("shard %d holds %d bytes in a %d-byte ring", i, s.used(), len(s.ring))
+		}
+		for slot, pos := range s.m {
+			if pos < s.tail || pos >= s.head {
+				t.Fatalf("shard %d: slot %x points at %d outside [%d,%d)", i, slot, pos, s.tail, s.head)
+			}
+		}
+	}
+	if v := bytes.Repeat([]byte("L"), 2000); true {
+		c.put(9, 99, 99, v) // over 1/8 of a shard: not cached
+		if _, ok := c.get(nil, 9, 99, 99); ok {
+			t.Fatal("oversized value cached")
+		}
+	}
+}
+
+// read copies a hit into the caller's buffer of the value's length, and
+// misses on any other length.
+func TestValueCacheReadInto(t *testing.T) {
+	c := newValueCache(1 << 20)
+	c.put(1, 2, 3, []byte("hello"))
+	buf := make([]byte, 5)
+	if !c.read(buf, 1, 2, 3) || string(buf) != "hello" {
+		t.Fatalf("read = %q", buf)
+	}
+	if c.read(make([]byte, 4), 1, 2, 3) || c.read(buf, 1, 2, 4) {
+		t.Fatal("a wrong length or position hit")
+	}
+	c.put(1, 2, 5, nil)
+	if !c.read(nil, 1, 2, 5) {
+		t.Fatal("empty value missed")
 	}
 }

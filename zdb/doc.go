@@ -39,7 +39,7 @@
 //
 // # Memory
 //
-// The user-key index (keyIndex) is one byte arena (flags, key length, a
+// The user-key index (keyIndex) is a byte arena in 1 MiB chunks (flags, key length, a
 // 28-byte location, the key) under an open-addressing table of 8-byte
 // slots: about 84 bytes per 16-byte key at 1 M keys, allocated as it grows
 // (0-db: 64 bytes + key per entry plus a 128 MiB table up front). Seq mode

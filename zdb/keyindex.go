@@ -6,28 +6,65 @@ import (
 )
 
 // keyIndex is the in-RAM user-key index: an open-addressing table of 8-byte
-// slots (32-bit hash tag | 32-bit arena offset) over one byte arena holding,
+// slots (32-bit hash tag | 32-bit arena offset) over a byte arena holding,
 // per key, a record: u8 flags | u8 keylen | 28-byte loc | key. A 16-byte
 // key costs 46 arena bytes plus about 11 bytes of table: no per-key
 // allocation and no pointers for the garbage collector to chase. Deleted
 // records are reclaimed when they make up half the arena.
+//
+// The arena is a list of chunks of at most 1 MiB (an offset is chunk<<20 |
+// offset in chunk), so that growing it never copies what it holds: one
+// contiguous arena made every few-thousandth SET copy, and fault in, the
+// whole index.
 type keyIndex struct {
 	seed    maphash.Seed
 	slots   []uint64 // 0 empty, 1 tombstone, else tag<<32 | offset+1
-	arena   []byte
-	count   int // live keys
-	used    int // live + tombstone slots
-	garbage int // arena bytes of deleted records
+	chunks  [][]byte // records never span two chunks
+	size    int      // arena bytes in use, over all chunks
+	count   int      // live keys
+	used    int      // live + tombstone slots
+	garbage int      // arena bytes of deleted records
 }
 
 const (
 	kiHeader    = 2 + 28
 	kiTombstone = 1
 	kiDeleted   = 1
+	kiChunkBits = 20
+	kiChunkSize = 1 << kiChunkBits
+	kiMaxChunks = 1<<(32-kiChunkBits) - 1 // offsets+1 fit the slot's 32 bits
 )
 
 func newKeyIndex() *keyIndex {
 	return &keyIndex{seed: maphash.MakeSeed(), slots: make([]uint64, 64)}
+}
+
+// rec returns the arena from the record at offset o to its chunk's end.
+func (ki *keyIndex) rec(o int) []byte {
+	return ki.chunks[o>>kiChunkBits][o&(kiChunkSize-1):]
+}
+
+// alloc appends n zero bytes for a record and returns its offset and bytes.
+func (ki *keyIndex) alloc(n int) (int, []byte) {
+	last := len(ki.chunks) - 1
+	if last < 0 || len(ki.chunks[last])+n > kiChunkSize {
+		if len(ki.chunks) >= kiMaxChunks {
+			panic("zdb: key index arena exceeds 4 GiB") // ~90 M keys; invariant, not input
+		}
+		// The first chunk grows with the index; later ones are full size.
+		c := 0
+		if last >= 0 {
+			c = kiChunkSize
+		}
+		ki.chunks = append(ki.chunks, make([]byte, 0, c))
+		last++
+	}
+	c := ki.chunks[last]
+	off := len(c)
+	c = append(c, make([]byte, n)...)
+	ki.chunks[last] = c
+	ki.size += n
+	return last<<kiChunkBits | off, c[off : off+n]
 }
 
 func (ki *keyIndex) hash(key []byte) (uint64, uint32) {
@@ -52,8 +89,9 @@ func (ki *keyIndex) find(key []byte, h uint64, tag uint32) (slot int, off int, o
 			}
 		case uint32(s>>32) == tag:
 			o := int(uint32(s)) - 1
-			kl := int(ki.arena[o+1])
-			if kl == len(key) && bytes.Equal(ki.arena[o+kiHeader:o+kiHeader+kl], key) {
+			r := ki.rec(o)
+			kl := int(r[1])
+			if kl == len(key) && bytes.Equal(r[kiHeader:kiHeader+kl], key) {
 				return int(i), o, true
 			}
 		}
@@ -81,7 +119,7 @@ func (ki *keyIndex) get(key []byte) (loc, bool) {
 	if !ok {
 		return loc{}, false
 	}
-	return getLoc(ki.arena[o+2:]), true
+	return getLoc(ki.rec(o)[2:]), true
 }
 
 // put inserts or updates key.
@@ -89,17 +127,13 @@ func (ki *keyIndex) put(key []byte, l loc) {
 	h, tag := ki.hash(key)
 	slot, o, ok := ki.find(key, h, tag)
 	if ok {
-		putLoc(ki.arena[o+2:], l)
+		putLoc(ki.rec(o)[2:], l)
 		return
 	}
-	if len(ki.arena)+kiHeader+len(key) >= 1<<32-1 {
-		panic("zdb: key index arena exceeds 4 GiB") // ~90 M keys; invariant, not input
-	}
-	off := len(ki.arena)
-	ki.arena = append(ki.arena, 0, byte(len(key)))
-	ki.arena = append(ki.arena, make([]byte, 28)...)
-	putLoc(ki.arena[off+2:], l)
-	ki.arena = append(ki.arena, key...)
+	off, r := ki.alloc(kiHeader + len(key))
+	r[1] = byte(len(key))
+	putLoc(r[2:], l)
+	copy(r[kiHeader:], key)
 	if ki.slots[slot] == 0 {
 		ki.used++
 	}
@@ -117,11 +151,11 @@ func (ki *keyIndex) del(key []byte) bool {
 	if !ok {
 		return false
 	}
-	ki.arena[o] |= kiDeleted
+	ki.rec(o)[0] |= kiDeleted
 	ki.garbage += kiHeader + len(key)
 	ki.slots[slot] = kiTombstone
 	ki.count--
-	if ki.garbage > 4096 && ki.garbage*2 > len(ki.arena) {
+	if ki.garbage > 4096 && ki.garbage*2 > ki.size {
 		ki.rebuild()
 	}
 	return true
@@ -133,50 +167,61 @@ func (ki *keyIndex) rebuild() {
 	for size*3 <= ki.count*4*2 { // keep load at most 3/8 right after
 		size *= 2
 	}
-	old := ki.arena
+	old := ki.chunks
 	compact := ki.garbage > 0
 	if compact {
-		ki.arena = make([]byte, 0, len(old)-ki.garbage)
+		ki.chunks, ki.size = nil, 0
 	}
 	ki.slots = make([]uint64, size)
 	ki.used, ki.garbage = 0, 0
 	mask := uint64(size - 1)
-	for o := 0; o < len(old); {
-		kl := int(old[o+1])
-		n := kiHeader + kl
-		if old[o]&kiDeleted == 0 {
-			key := old[o+kiHeader : o+n]
-			off := o
-			if compact {
-				off = len(ki.arena)
-				ki.arena = append(ki.arena, old[o:o+n]...)
+	for ci, c := range old {
+		for o := 0; o < len(c); {
+			kl := int(c[o+1])
+			n := kiHeader + kl
+			if c[o]&kiDeleted == 0 {
+				key := c[o+kiHeader : o+n]
+				off := ci<<kiChunkBits | o
+				if compact {
+					var r []byte
+					off, r = ki.alloc(n)
+					copy(r, c[o:o+n])
+				}
+				h, tag := ki.hash(key)
+				i := h & mask
+				for ki.slots[i] != 0 {
+					i = (i + 1) & mask
+				}
+				ki.slots[i] = uint64(tag)<<32 | uint64(off+1)
+				ki.used++
 			}
-			h, tag := ki.hash(key)
-			i := h & mask
-			for ki.slots[i] != 0 {
-				i = (i + 1) & mask
-			}
-			ki.slots[i] = uint64(tag)<<32 | uint64(off+1)
-			ki.used++
+			o += n
 		}
-		o += n
 	}
 }
 
 // each calls fn for every live key; key aliases the arena and fn must not
 // change the index.
 func (ki *keyIndex) each(fn func(key []byte, l loc)) {
-	for o := 0; o < len(ki.arena); {
-		kl := int(ki.arena[o+1])
-		n := kiHeader + kl
-		if ki.arena[o]&kiDeleted == 0 {
-			fn(ki.arena[o+kiHeader:o+n], getLoc(ki.arena[o+2:]))
+	for _, c := range ki.chunks {
+		for o := 0; o < len(c); {
+			kl := int(c[o+1])
+			n := kiHeader + kl
+			if c[o]&kiDeleted == 0 {
+				fn(c[o+kiHeader:o+n], getLoc(c[o+2:]))
+			}
+			o += n
 		}
-		o += n
 	}
 }
 
 func (ki *keyIndex) len() int { return ki.count }
 
 // memory is the index's size in bytes.
-func (ki *keyIndex) memory() int64 { return int64(cap(ki.arena)) + int64(len(ki.slots))*8 }
+func (ki *keyIndex) memory() int64 {
+	n := int64(len(ki.slots)) * 8
+	for _, c := range ki.chunks {
+		n += int64(cap(c))
+	}
+	return n
+}

@@ -51,3 +51,43 @@ func TestKeyIndex(t *testing.T) {
 		t.Fatal("empty key")
 	}
 }
+
+// Enough keys to fill several arena chunks: records never straddle two, and
+// compaction of deleted records keeps every live one findable.
+func TestKeyIndexChunks(t *testing.T) {
+	ki := newKeyIndex()
+	const n = 80000 // ~3.5 MiB of records
+	key := func(i int) []byte { return []byte(fmt.Sprintf("chunk-key-%08d", i)) }
+	for i := 0; i < n; i++ {
+		ki.put(key(i), loc{file: uint32(i), length: uint32(i * 3)})
+	}
+	if len(ki.chunks) < 3 {
+		t.Fatalf("%d keys fit in %d chunk(s): the test does not cross a chunk", n, len(ki.chunks))
+	}
+	for _, c := range ki.chunks {
+		if len(c) > kiChunkSize {
+			t.Fatalf("chunk of %d bytes", len(c))
+		}
+	}
+	for i := 0; i < n; i += 2 {
+		if !ki.del(key(i)) {
+			t.Fatalf("del %d", i)
+		}
+	}
+	for i := 0; i < n; i++ {
+		l, ok := ki.get(key(i))
+		if ok != (i%2 == 1) || (ok && (l.file != uint32(i) || l.length != uint32(i*3))) {
+			t.Fatalf("get %d = %+v %v", i, l, ok)
+		}
+	}
+	seen := 0
+	ki.each(func(k []byte, l loc) {
+		if string(k) != string(key(int(l.file))) {
+			t.Fatalf("each: key %q with loc of %d", k, l.file)
+		}
+		seen++
+	})
+	if seen != n/2 || ki.len() != n/2 {
+		t.Fatalf("each saw %d, len %d, want %d", seen, ki.len(), n/2)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -274,12 +275,18 @@ func (ns *Namespace) Jump() (uint64, error) {
 }
 
 // writable reports why the namespace refuses writes, if it does.
-func (ns *Namespace) writable() error {
+func (ns *Namespace) writable() error { return ns.writableFor(true) }
+
+// writableFor is writable; with enforce false (replication) only a closed
+// or broken namespace refuses.
+func (ns *Namespace) writableFor(enforce bool) error {
 	switch {
 	case ns.closed:
 		return ErrClosed
 	case ns.broken != nil:
 		return fmt.Errorf("%w: %v", ErrIO, ns.broken)
+	case !enforce:
+		return nil
 	case ns.side.Freeze:
 		return ErrFrozen
 	case ns.side.Lock:
@@ -357,12 +364,23 @@ type SetResult struct {
 // Set writes value under key. In seq mode an empty key allocates the next id
 // and a non-empty key must be an existing id. ts == 0 means now.
 func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
+	return ns.set(key, value, ts, true)
+}
+
+// ReplicaSet is Set for a replica copying its primary's log: the primary
+// already applied lock, freeze, worm and maxsize, which the replica's
+// namespace copies to refuse its own clients, not the primary's records.
+func (ns *Namespace) ReplicaSet(key, value []byte, ts uint32) (SetResult, error) {
+	return ns.set(key, value, ts, false)
+}
+
+func (ns *Namespace) set(key, value []byte, ts uint32, enforce bool) (SetResult, error) {
 	if len(value) > MaxValueSize {
 		return SetResult{}, ErrValueTooLarge
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if err := ns.writable(); err != nil {
+	if err := ns.writableFor(enforce); err != nil {
 		return SetResult{}, err
 	}
 	if ts == 0 {
@@ -370,7 +388,7 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 	}
 	crc := CRC(value)
 	if ns.mode == ModeSeq {
-		return ns.setSeq(key, value, crc, ts)
+		return ns.setSeq(key, value, crc, ts, enforce)
 	}
 	if len(key) == 0 {
 		return SetResult{}, ErrInvalidKey
@@ -379,7 +397,7 @@ func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
 		return SetResult{}, ErrKeyTooLarge
 	}
 	old, exists := ns.keys.get(key)
-	if err := ns.checkWrite(exists, old.length, len(value)); err != nil {
+	if err := ns.checkWrite(enforce, exists, old.length, len(value)); err != nil {
 		return SetResult{}, err
 	}
 	if exists && old.crc == crc && int(old.length) == len(value) {
@@ -418,8 +436,12 @@ func (ns *Namespace) queued(key []byte, ts uint32) SetResult {
 	return SetResult{Key: key, Seq: ns.seq}
 }
 
-// checkWrite applies worm and maxsize to a write of newLen bytes.
-func (ns *Namespace) checkWrite(exists bool, oldLen uint32, newLen int) error {
+// checkWrite applies worm and maxsize to a write of newLen bytes (unless
+// the write being made is a replica's copy, see ReplicaSet).
+func (ns *Namespace) checkWrite(enforce, exists bool, oldLen uint32, newLen int) error {
+	if !enforce {
+		return nil
+	}
 	if exists && ns.desc.Worm {
 		return ErrWorm
 	}
@@ -490,9 +512,9 @@ func (ns *Namespace) seqEntryRaw(key []byte) (entry, uint32, int64, error) {
 	return e, file, off, nil
 }
 
-func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32) (SetResult, error) {
+func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32, enforce bool) (SetResult, error) {
 	if len(key) == 0 {
-		if err := ns.checkWrite(false, 0, len(value)); err != nil {
+		if err := ns.checkWrite(enforce, false, 0, len(value)); err != nil {
 			return SetResult{}, err
 		}
 		id := make([]byte, SeqKeySize)
@@ -511,7 +533,7 @@ func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32) (SetResult, error
 	if err != nil {
 		return SetResult{}, err
 	}
-	if err := ns.checkWrite(true, old.Length, len(value)); err != nil {
+	if err := ns.checkWrite(enforce, true, old.Length, len(value)); err != nil {
 		return SetResult{}, err
 	}
 	if old.CRC == crc && int(old.Length) == len(value) {
@@ -605,38 +627,56 @@ func (ns *Namespace) Get(dst, key []byte) ([]byte, Meta, error) {
 	return ns.get(dst, key, true)
 }
 
+// GetInto copies the value of key into the slice grow returns for its
+// length, straight from the value cache or the data file: a server passes
+// its reply buffer and the value is copied once. The value is checked
+// against its CRC32C; a mismatch returns ErrCorrupt, and whatever grow
+// returned then holds no valid value.
+func (ns *Namespace) GetInto(key []byte, grow func(n int) []byte) (Meta, error) {
+	return ns.getInto(key, true, grow)
+}
+
 func (ns *Namespace) get(dst, key []byte, useCache bool) ([]byte, Meta, error) {
+	n := len(dst)
+	meta, err := ns.getInto(key, useCache, func(size int) []byte {
+		dst = slices.Grow(dst, size)[:n+size]
+		return dst[n:]
+	})
+	if err != nil {
+		return dst[:n], Meta{}, err
+	}
+	return dst, meta, nil
+}
+
+func (ns *Namespace) getInto(key []byte, useCache bool, grow func(n int) []byte) (Meta, error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	if err := ns.readable(); err != nil {
-		return dst, Meta{}, err
+		return Meta{}, err
 	}
 	l, err := ns.lookup(key)
 	if err != nil {
-		return dst, Meta{}, err
+		return Meta{}, err
 	}
 	if l.length > MaxValueSize {
-		return dst, Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
+		return Meta{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, l.length)
 	}
 	meta := Meta{Length: l.length, Timestamp: l.ts, CRC: l.crc}
-	if useCache {
-		if out, ok := ns.db.cache.get(dst, ns.cacheGen, l.dataID, l.dataOff); ok {
-			return out, meta, nil
-		}
+	buf := grow(int(l.length))
+	if useCache && ns.db.cache.read(buf, ns.cacheGen, l.dataID, l.dataOff) {
+		return meta, nil
 	}
-	n := len(dst)
-	dst = append(dst, make([]byte, l.length)...)
-	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), dst[n:]); err != nil {
-		return dst[:n], Meta{}, err
+	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), buf); err != nil {
+		return Meta{}, err
 	}
-	if CRC(dst[n:]) != l.crc {
+	if CRC(buf) != l.crc {
 		ns.log.Error("zdb value failed its CRC check", "file", l.dataID, "offset", l.dataOff)
-		return dst[:n], Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
+		return Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
 	}
 	if useCache {
-		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, dst[n:])
+		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, buf)
 	}
-	return dst, meta, nil
+	return meta, nil
 }
 
 // Check re-reads a key's value and verifies its CRC32C.
@@ -651,16 +691,26 @@ func (ns *Namespace) Check(key []byte) (bool, error) {
 // Delete removes key: a tombstone record is appended and the live index
 // entry is flagged deleted. ts == 0 means now.
 func (ns *Namespace) Delete(key []byte, ts uint32) (uint64, error) {
+	return ns.delete(key, ts, true)
+}
+
+// ReplicaDelete is Delete for a replica copying its primary's log (see
+// ReplicaSet).
+func (ns *Namespace) ReplicaDelete(key []byte, ts uint32) (uint64, error) {
+	return ns.delete(key, ts, false)
+}
+
+func (ns *Namespace) delete(key []byte, ts uint32, enforce bool) (uint64, error) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if err := ns.writable(); err != nil {
+	if err := ns.writableFor(enforce); err != nil {
 		return 0, err
 	}
 	l, err := ns.lookup(key)
 	if err != nil {
 		return 0, err
 	}
-	if ns.desc.Worm {
+	if enforce && ns.desc.Worm {
 		return 0, ErrWorm
 	}
 	if ts == 0 {

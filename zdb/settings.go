@@ -196,13 +196,24 @@ func (ns *Namespace) ClearPassword() (string, bool) {
 	return ns.desc.Password, ns.desc.Password != ""
 }
 
-// Access is what decides who may read a namespace: exported by a primary
-// and applied by its replicas so that a copy is no easier to read.
+// Access is what decides who may read a namespace, and what its clients
+// may write: exported by a primary and applied by its replicas so that a
+// copy is no easier to read and refuses what the original refuses.
 type Access struct {
 	Public        bool   `json:"public"`
 	PasswordClear string `json:"password_clear,omitempty"`
 	PasswordSalt  []byte `json:"password_salt,omitempty"`
 	PasswordHash  []byte `json:"password_hash,omitempty"`
+	// Limits is nil from a primary that predates it: keep the local ones.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are the namespace settings that restrict writes and reads.
+type Limits struct {
+	MaxSize uint64 `json:"maxsize,omitempty"`
+	Worm    bool   `json:"worm,omitempty"`
+	Lock    bool   `json:"lock,omitempty"`
+	Freeze  bool   `json:"freeze,omitempty"`
 }
 
 // Access returns the namespace's access settings, password included (as
@@ -211,7 +222,8 @@ func (ns *Namespace) Access() Access {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	return Access{Public: ns.desc.Public, PasswordClear: ns.desc.Password,
-		PasswordSalt: ns.side.PasswordSalt, PasswordHash: ns.side.PasswordHash}
+		PasswordSalt: ns.side.PasswordSalt, PasswordHash: ns.side.PasswordHash,
+		Limits: &Limits{MaxSize: ns.desc.MaxSize, Worm: ns.desc.Worm, Lock: ns.side.Lock, Freeze: ns.side.Freeze}}
 }
 
 // SetAccess applies access settings exported by Access (on a replica).
@@ -227,6 +239,10 @@ func (ns *Namespace) SetAccess(a Access) error {
 	ns.desc.Public = a.Public
 	ns.desc.Password = a.PasswordClear
 	ns.side.PasswordSalt, ns.side.PasswordHash = a.PasswordSalt, a.PasswordHash
+	if l := a.Limits; l != nil {
+		ns.desc.MaxSize, ns.desc.Worm = l.MaxSize, l.Worm
+		ns.side.Lock, ns.side.Freeze = l.Lock, l.Freeze
+	}
 	if err := ns.saveDesc(); err != nil {
 		return err
 	}

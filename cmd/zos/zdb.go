@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ func newZdbCmd() *cobra.Command {
 		replicaOf, replicaAuth                                        string
 		compactAt                                                     float64
 		cacheSize                                                     int64
+		cpuProfile                                                    string
 	)
 	cmd := &cobra.Command{
 		Use:     "zdb",
@@ -72,6 +74,13 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			start := time.Now()
 			var srv *server.Server // set before any client can write
 			db, err := zdb.Open(zdb.Options{
@@ -150,8 +159,29 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.StringVar(&replicaAuth, "replica-auth", "", "admin password of the primary (or env ZDB_REPLICA_AUTH)")
 	f.Int64Var(&cacheSize, "cache", 64<<20, "bytes of RAM for recently written and read values, shared by all namespaces (-1 = none)")
 	f.Float64Var(&compactAt, "compact-threshold", 0.5, "compact a namespace automatically once this share of its data is dead (0 = never)")
+	// For performance work: profile the server under a benchmark, then
+	// `go tool pprof bin/zos FILE`. The profile is written on a clean stop.
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops")
+	f.MarkHidden("cpuprofile")
 	cmd.AddCommand(newZdbCheckCmd(), newZdbCompactCmd())
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func newZdbCompactCmd() *cobra.Command {

@@ -242,7 +242,7 @@ func (f *Follower) follow(ctx context.Context, c *conn, name string) (bool, erro
 // twice after a crash changes nothing.
 func apply(ns *zdb.Namespace, deleted bool, ts uint32, key, val []byte) error {
 	if deleted {
-		_, err := ns.Delete(key, ts)
+		_, err := ns.ReplicaDelete(key, ts)
 		if errors.Is(err, zdb.ErrNotFound) {
 			return nil
 		}
@@ -257,7 +257,7 @@ func apply(ns *zdb.Namespace, deleted bool, ts uint32, key, val []byte) error {
 		if next := ns.Stats().NextID; id >= next {
 			// Ids are positions: allocate up to it (a gap comes from an
 			// update's history slot and cannot happen in order).
-			r, err := ns.Set(nil, val, ts)
+			r, err := ns.ReplicaSet(nil, val, ts)
 			if err != nil {
 				return err
 			}
@@ -267,19 +267,21 @@ func apply(ns *zdb.Namespace, deleted bool, ts uint32, key, val []byte) error {
 			return nil
 		}
 	}
-	_, err := ns.Set(key, val, ts)
+	_, err := ns.ReplicaSet(key, val, ts)
 	if errors.Is(err, zdb.ErrUpdateOnly) {
 		return nil // a deleted seq id
 	}
 	return err
 }
 
-// accessRefresh is how often a namespace's password and public flag are
-// copied again from the primary.
+// accessRefresh is how often a namespace's password, public flag and
+// limits are copied again from the primary.
 const accessRefresh = time.Second
 
-// copyAccess gives the local namespace the primary's password and public
-// flag, so that the copy is no easier to read than the original.
+// copyAccess gives the local namespace the primary's password, public flag
+// and limits (maxsize, worm, lock, freeze), so that the copy is no easier
+// to read than the original and refuses the writes and reads it refuses.
+// The replica's own copying ignores the limits (zdb.Namespace.ReplicaSet).
 func (f *Follower) copyAccess(ctx context.Context, c *conn, ns *zdb.Namespace) error {
 	v, err := c.do(ctx, "NSACCESS", ns.Name())
 	if err != nil {
@@ -290,7 +292,8 @@ func (f *Follower) copyAccess(ctx context.Context, c *conn, ns *zdb.Namespace) e
 		return fmt.Errorf("access settings: %w", err)
 	}
 	if cur := ns.Access(); cur.Public == a.Public && cur.PasswordClear == a.PasswordClear &&
-		string(cur.PasswordHash) == string(a.PasswordHash) && string(cur.PasswordSalt) == string(a.PasswordSalt) {
+		string(cur.PasswordHash) == string(a.PasswordHash) && string(cur.PasswordSalt) == string(a.PasswordSalt) &&
+		(a.Limits == nil || *a.Limits == *cur.Limits) {
 		return nil
 	}
 	return ns.SetAccess(a)

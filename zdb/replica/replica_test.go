@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -184,4 +185,67 @@ func TestFollowKillRestartConverge(t *testing.T) {
 	f.stop()
 	s.stop()
 	p.stop()
+}
+
+// A replica copies its primary's limits (maxsize, worm, lock, freeze) and
+// keeps them current, while its own copying of records ignores them: the
+// primary already applied them, and a limit set after a write must not
+// stop the replica from copying that write.
+func TestReplicaFollowsNamespaceLimits(t *testing.T) {
+	zostest.CheckLeaks(t)
+	p := startNode(t, t.TempDir(), 0, zdb.ModeMix)
+	defer p.stop()
+	pns, err := p.db.Create("limited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, p.db, "limited", 0, 30) // ~900 bytes of payload
+	r, err := pns.Set([]byte("k1"), []byte("overwritten before worm"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pns.Commit(r.Seq)
+	if err := pns.Update(func(s *zdb.Settings) { s.Worm, s.MaxSize = true, 100 }); err != nil {
+		t.Fatal(err)
+	}
+
+	s := startNode(t, t.TempDir(), 0, zdb.ModeMix)
+	defer s.stop()
+	f := startFollower(s.db, p.addr)
+	defer f.stop()
+	zostest.WaitFor(t, 20*time.Second, func() error { return same(p.db, s.db) })
+	sns, err := s.db.Namespace("limited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := sns.Settings(); !st.Worm || st.MaxSize != 100 {
+		t.Fatalf("replica settings %+v, want worm and maxsize 100", st)
+	}
+	if _, err := sns.Set([]byte("k1"), []byte("local overwrite"), 0); !errors.Is(err, zdb.ErrWorm) {
+		t.Fatalf("a client overwrite on the worm replica: %v, want ErrWorm", err)
+	}
+
+	if err := pns.Update(func(s *zdb.Settings) { s.Lock, s.Freeze = true, true }); err != nil {
+		t.Fatal(err)
+	}
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		if st := sns.Settings(); !st.Lock || !st.Freeze {
+			return fmt.Errorf("replica settings %+v, want lock and freeze", st)
+		}
+		return nil
+	})
+	if _, _, err := sns.Get(nil, []byte("k2")); !errors.Is(err, zdb.ErrFrozen) {
+		t.Fatalf("GET on the frozen replica: %v, want ErrFrozen", err)
+	}
+
+	if err := pns.Update(func(s *zdb.Settings) { *s = zdb.Settings{Mode: s.Mode, Public: s.Public} }); err != nil {
+		t.Fatal(err)
+	}
+	write(t, p.db, "limited", 30, 40)
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		if st := sns.Settings(); st.Lock || st.Freeze || st.Worm || st.MaxSize != 0 {
+			return fmt.Errorf("replica settings %+v, want the limits lifted", st)
+		}
+		return same(p.db, s.db)
+	})
 }

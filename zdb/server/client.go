@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"runtime"
 
 	"github.com/zosgrid/zos/resp"
 	"github.com/zosgrid/zos/zdb"
@@ -18,7 +19,6 @@ type client struct {
 	admin    bool
 	master   bool
 	nonce    string
-	scratch  []byte
 	rx       int64  // bytes read already counted in stats
 	cmds     uint64 // commands executed not yet counted in stats
 	// writes queued by this batch, committed before the replies go out
@@ -55,6 +55,13 @@ func (c *client) queued(ns *zdb.Namespace, seq uint64) {
 // commit fails the replies are dropped and the connection closes, so no
 // write is ever acknowledged that did not reach the files.
 func (c *client) finishBatch() bool {
+	if len(c.pending) > 0 && c.s.nconn.Load() > 1 {
+		// Let the other clients whose requests arrived with ours run
+		// first and queue their writes, so that one commit (one write
+		// per file) acknowledges them all, as an event loop writes once
+		// per turn. Nothing is acknowledged before its commit either way.
+		runtime.Gosched()
+	}
 	if c.cmds > 0 {
 		c.s.stats.cmds.Add(c.cmds)
 		c.cmds = 0

@@ -204,18 +204,25 @@ func timestampArg(b []byte) (uint32, bool) {
 	return uint32(v), err == nil
 }
 
+// timestampedArgs validates the n arguments of a write (SET, DEL) that an
+// admin may follow with an explicit timestamp; ok false means an error
+// reply was written.
+func (s *Server) timestampedArgs(c *client, args [][]byte, n int, nullAllowed bool) (ts uint32, ok bool) {
+	if len(args) != n+1 {
+		return 0, argsValidate(c, args, n, nullAllowed)
+	}
+	if !s.adminOK(c) {
+		return 0, false
+	}
+	if ts, ok = timestampArg(args[n]); !ok {
+		c.w.Error("Invalid argument")
+	}
+	return ts, ok
+}
+
 func cmdSet(s *Server, c *client, args [][]byte) bool {
-	var ts uint32
-	if len(args) == 4 {
-		if !s.adminOK(c) {
-			return true
-		}
-		var ok bool
-		if ts, ok = timestampArg(args[3]); !ok {
-			c.w.Error("Invalid argument")
-			return true
-		}
-	} else if !argsValidate(c, args, 3, true) {
+	ts, ok := s.timestampedArgs(c, args, 3, true)
+	if !ok {
 		return true
 	}
 	if len(args[1]) > zdb.MaxKeySize {
@@ -264,13 +271,17 @@ func cmdGet(s *Server, c *client, args [][]byte) bool {
 }
 
 func (s *Server) getOne(c *client, key []byte) {
-	v, _, err := c.ns.Get(c.scratch[:0], key)
+	mark := c.w.Len()
+	_, err := c.ns.GetInto(key, func(n int) []byte {
+		c.w.BulkHeader(n)
+		return c.w.Grow(n)
+	})
+	if err != nil {
+		c.w.Truncate(mark) // the header, and a value that failed its check
+	}
 	switch {
 	case err == nil:
-		c.w.Bulk(v)
-		if cap(v) <= 64<<10 {
-			c.scratch = v
-		}
+		c.w.BulkEnd()
 	case errors.Is(err, zdb.ErrNotFound), errors.Is(err, zdb.ErrInvalidKey):
 		c.w.Nil()
 	case errors.Is(err, zdb.ErrFrozen):
@@ -304,17 +315,8 @@ func cmdMget(s *Server, c *client, args [][]byte) bool {
 }
 
 func cmdDel(s *Server, c *client, args [][]byte) bool {
-	var ts uint32
-	if len(args) == 3 {
-		if !s.adminOK(c) {
-			return true
-		}
-		var ok bool
-		if ts, ok = timestampArg(args[2]); !ok {
-			c.w.Error("Invalid argument")
-			return true
-		}
-	} else if !argsValidate(c, args, 2, false) {
+	ts, ok := s.timestampedArgs(c, args, 2, false)
+	if !ok {
 		return true
 	}
 	if len(args[1]) > zdb.MaxKeySize {

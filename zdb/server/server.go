@@ -76,6 +76,8 @@ type Server struct {
 	commands []command
 	set, get *command
 
+	nconn atomic.Int32 // open client connections
+
 	stats struct {
 		clients, cmds, failed, unauthorized atomic.Uint64
 		rx, tx                              atomic.Uint64
@@ -259,8 +261,10 @@ func (s *Server) accept(l net.Listener) error {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		s.stats.clients.Add(1)
+		s.nconn.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.nconn.Add(-1)
 			s.serveClient(c)
 			s.mu.Lock()
 			delete(s.conns, c)

@@ -180,6 +180,9 @@ func TestBasicCommands(t *testing.T) {
 	expect(t, do(c, "SET", "old", "v", "1000"), "old")
 	expect(t, do(c, "KEYTIME", "old"), "1000")
 	expect(t, do(c, "DEL", "old", "1001"), "OK")
+	expect(t, do(c, "SET", "old", "v", "soon"), "ERR Invalid argument")
+	expect(t, do(c, "DEL", "old", "-1"), "ERR Invalid argument")
+	expect(t, do(c, "DEL", "old", "1", "2"), "ERR Unexpected arguments")
 }
 
 func TestScanHistoryKeycur(t *testing.T) {
