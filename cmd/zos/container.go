@@ -457,11 +457,7 @@ init with CMD (for containers run with --no-init, and for exec).`,
 					return cmd.Help()
 				}
 			}
-			// zos init handles SIGTERM itself (forwarded to the entrypoint, or
-			// a shutdown of the services): the context that main cancels on
-			// SIGTERM would stop it reaping, so the entrypoint's exit would
-			// never be seen and stop would end in SIGKILL.
-			if code := supervise.Main(context.WithoutCancel(cmd.Context()), args, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
+			if code := supervise.Main(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
 				return exitError{code: code}
 			}
 			return nil
