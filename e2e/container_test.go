@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,8 @@ import (
 	"github.com/zosgrid/zos/internal/zostest"
 )
 
-// containerImage builds a busybox bundle (rootfs/ + image.json).
+// containerImage builds a minimal busybox bundle (rootfs/ + image.json) for
+// the tests of the command line; containers run from hub images below.
 func containerImage(t *testing.T) string {
 	t.Helper()
 	zostest.RequiresRoot(t)
@@ -22,22 +24,16 @@ func containerImage(t *testing.T) string {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	root := filepath.Join(dir, "rootfs")
-	for _, d := range []string{"bin", "etc", "tmp", "srv/svc"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	b, err := os.ReadFile(bb)
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755)
-	for _, a := range strings.Fields("sh echo cat ls sleep true false pwd id cp chmod") {
-		os.Symlink("busybox", filepath.Join(root, "bin", a))
-	}
-	os.WriteFile(filepath.Join(root, "srv/svc/ticker.yaml"), []byte("exec: sh -c 'echo tick; exit 1'\nrestart: always\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "image.json"),
-		[]byte(`{"config":{"Env":["GREETING=hello"],"WorkingDir":"/srv","Cmd":["sh","-c","echo $GREETING from $(pwd)"]}}`), 0o644)
+	os.Symlink("busybox", filepath.Join(root, "bin", "sh"))
+	os.WriteFile(filepath.Join(dir, "image.json"), []byte(`{"config":{"Cmd":["sh","-c","echo hello"]}}`), 0o644)
 	return dir
 }
 
@@ -59,85 +55,6 @@ func containerRoot(t *testing.T) string {
 	return root
 }
 
-func TestContainerRunForeground(t *testing.T) {
-	img := containerImage(t)
-	root := containerRoot(t)
-	out := mustZos(t, "container", "--root", root, "run", "--rm", img)
-	if out != "hello from /srv\n" {
-		t.Errorf("image config not applied: %q", out)
-	}
-	out, _, code := zos(t, "container", "--root", root, "run", "--rm", "-e", "X=1", "-w", "/tmp", img, "--", "sh", "-c", "echo $X $(pwd); exit 42")
-	if code != 42 || out != "1 /tmp\n" {
-		t.Errorf("exit %d output %q, want 42 and %q", code, out, "1 /tmp\n")
-	}
-	// exec verification is on by default: a copied (changed) binary is refused.
-	out, _, code = zos(t, "container", "--root", root, "run", "--rm", img, "--", "sh", "-c",
-		"cat /bin/busybox > /tmp/x; echo >> /tmp/x; chmod +x /tmp/x; /tmp/x echo ran; echo rc=$?")
-	if code != 0 || strings.Contains(out, "ran\n") || !strings.Contains(out, "rc=126") {
-		t.Errorf("exec guard: exit %d output %q", code, out)
-	}
-	// --rm left nothing
-	if out := mustZos(t, "container", "--root", root, "ps", "-a"); strings.Count(out, "\n") != 1 {
-		t.Errorf("ps -a after --rm:\n%s", out)
-	}
-}
-
-func TestContainerDetachedLifecycle(t *testing.T) {
-	img := containerImage(t)
-	root := containerRoot(t)
-	name := fmt.Sprintf("e2e%d", os.Getpid())
-	z := func(args ...string) string {
-		return mustZos(t, append([]string{"container", "--root", root}, args...)...)
-	}
-	if got := strings.TrimSpace(z("run", "-d", "--name", name, "--memory", "64M", "--pids-limit", "64", "--services", "/srv/svc", img)); got != name {
-		t.Fatalf("run -d printed %q", got)
-	}
-	if out := z("ps"); !strings.Contains(out, name) || !strings.Contains(out, "running") {
-		t.Errorf("ps:\n%s", out)
-	}
-	// zos init restarts the crashing service; its output reaches the logs.
-	zostest.WaitFor(t, 30*time.Second, func() error {
-		if n := strings.Count(z("logs", name), "ticker: tick"); n < 2 {
-			return fmt.Errorf("%d ticks", n)
-		}
-		return nil
-	})
-	if out := z("exec", name, "cat", "/var/log/zos/ticker.log"); !strings.HasPrefix(out, "tick\ntick\n") {
-		t.Errorf("service log file: %q", out)
-	}
-	var st struct {
-		MemoryLimit uint64 `json:"memory_limit"`
-		Pids        uint64 `json:"pids"`
-	}
-	if err := json.Unmarshal([]byte(z("stats", name)), &st); err != nil || st.MemoryLimit != 64<<20 || st.Pids == 0 {
-		t.Errorf("stats %+v %v", st, err)
-	}
-	var info struct {
-		Status struct {
-			State string `json:"state"`
-			Pid   int    `json:"pid"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(z("inspect", name)), &info); err != nil || info.Status.State != "running" || info.Status.Pid == 0 {
-		t.Errorf("inspect %+v %v", info, err)
-	}
-	if _, errOut, code := zos(t, "container", "--root", root, "rm", name); code == 0 || !strings.Contains(errOut, "running") {
-		t.Errorf("rm of running container: exit %d %q", code, errOut)
-	}
-	z("stop", "-t", "5s", name)
-	if out := z("ps"); strings.Contains(out, name) {
-		t.Errorf("still listed as running after stop:\n%s", out)
-	}
-	z("rm", name)
-	if _, errOut, code := zos(t, "container", "--root", root, "inspect", name); code == 0 || !strings.Contains(errOut, "no such container") {
-		t.Errorf("inspect after rm: exit %d %q", code, errOut)
-	}
-	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
-	if strings.Contains(string(b), root) {
-		t.Errorf("mounts left under %s", root)
-	}
-}
-
 func TestContainerBadInput(t *testing.T) {
 	img := containerImage(t)
 	root := containerRoot(t)
@@ -156,73 +73,6 @@ func TestContainerBadInput(t *testing.T) {
 	}
 }
 
-func TestContainerFromSignedFlist(t *testing.T) {
-	img := containerImage(t)
-	zostest.RequiresFUSE(t)
-	root := containerRoot(t)
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	// A library of the image that is not executable (as most are): a copy
-	// of it written in the container may be opened, an altered one not.
-	bb, err := os.ReadFile(filepath.Join(img, "rootfs", "bin", "busybox"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(img, "rootfs", "lib"), 0o755)
-	if err := os.WriteFile(filepath.Join(img, "rootfs", "lib", "data.so"), append(bb, 'L'), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fl, keyFile, other := filepath.Join(dir, "bb.fl"), filepath.Join(dir, "k"), filepath.Join(dir, "other")
-	mustZos(t, "flist", "pack", filepath.Join(img, "rootfs"), "-o", fl, "--store", "dir://"+filepath.Join(dir, "blocks"),
-		"--image-config", filepath.Join(img, "image.json"))
-	pub := strings.TrimSpace(mustZos(t, "key", "new", "-o", keyFile))
-	otherPub := strings.TrimSpace(mustZos(t, "key", "new", "-o", other))
-	mustZos(t, "flist", "sign", fl, "--key", keyFile)
-	cache := filepath.Join(dir, "cache")
-	z := func(args ...string) (string, string, int) {
-		return zos(t, append([]string{"container", "--root", root}, args...)...)
-	}
-	// The image config comes from the flist; exec verification allows its programs.
-	out, errOut, code := z("run", "--rm", "--trust", pub, "--cache", cache, fl)
-	if code != 0 || out != "hello from /srv\n" {
-		t.Fatalf("run from flist: exit %d out %q err %q", code, out, errOut)
-	}
-	// A file written in the container is not in the signed metadata.
-	out, _, _ = z("run", "--rm", "--trust", pub, "--cache", cache, fl, "--", "sh", "-c",
-		"cat /bin/busybox > /tmp/x; echo >> /tmp/x; chmod +x /tmp/x; /tmp/x echo ran; echo rc=$?")
-	if strings.Contains(out, "ran\n") || !strings.Contains(out, "rc=126") {
-		t.Errorf("exec guard on flist: %q", out)
-	}
-	out, _, _ = z("run", "--rm", "--trust", pub, "--cache", cache, fl, "--", "sh", "-c",
-		"cat /lib/data.so > /tmp/y.so; cat /tmp/y.so > /dev/null && echo copy-ok; "+
-			"cat /tmp/y.so > /tmp/z.so; echo >> /tmp/z.so; cat /tmp/z.so > /dev/null || echo altered-refused")
-	if !strings.Contains(out, "copy-ok") || !strings.Contains(out, "altered-refused") {
-		t.Errorf("library guard on flist: %q", out)
-	}
-	// Signed by someone else: refused before anything runs.
-	if _, errOut, code := z("run", "--rm", "--trust", otherPub, "--cache", cache, fl); code == 0 || !strings.Contains(errOut, "refusing") {
-		t.Errorf("untrusted flist: exit %d %q", code, errOut)
-	}
-	// Two containers of one flist share one mount of it.
-	for _, n := range []string{"fa", "fb"} {
-		if _, errOut, code := z("run", "-d", "--name", n, "--trust", pub, "--cache", cache, fl, "--", "sleep", "30"); code != 0 {
-			t.Fatalf("run -d %s: %s", n, errOut)
-		}
-	}
-	if n := containerImageMounts(root); n != 1 {
-		t.Errorf("%d mounts of the flist for two containers, want 1", n)
-	}
-	z("rm", "-f", "fa")
-	if n := containerImageMounts(root); n != 1 {
-		t.Errorf("the flist mount went away while a container uses it (%d)", n)
-	}
-	z("rm", "-f", "fb")
-	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
-	if strings.Contains(string(b), root) {
-		t.Errorf("mounts left under %s", root)
-	}
-}
-
 // containerImageMounts counts the shared image mounts under a state dir.
 func containerImageMounts(root string) int {
 	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
@@ -231,6 +81,303 @@ func containerImageMounts(root string) int {
 		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], filepath.Join(root, "images")+"/") {
 			n++
 		}
+	}
+	return n
+}
+
+// hubContainers runs containers from images a node got from the hub: signed
+// flists whose blocks are read from the hub's http store through one
+// node-wide cache.
+type hubContainers struct {
+	root, cache, pub string
+	busybox, debian  string // .fl files downloaded from the hub
+}
+
+func newHubContainers(t *testing.T) *hubContainers {
+	t.Helper()
+	zostest.RequiresRoot(t)
+	zostest.RequiresFUSE(t)
+	busybox, debian := containerBusyboxImage(t), debianImage(t)
+	reg, _ := hubRegistry(t, "", "")
+	hubURL := hubServe(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	keyFile := filepath.Join(dir, "publisher.key")
+	h := &hubContainers{root: containerRoot(t), cache: filepath.Join(dir, "cache")}
+	h.pub = strings.TrimSpace(mustZos(t, "key", "new", "-o", keyFile))
+	h.busybox = hubPublish(t, reg, hubURL, keyFile, "busybox:1", busybox, dir)
+	h.debian = hubPublish(t, reg, hubURL, keyFile, "debian:12", debian, dir)
+	return h
+}
+
+// z runs `zos container --root ROOT args...`.
+func (h *hubContainers) z(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	return zos(t, append([]string{"container", "--root", h.root}, args...)...)
+}
+
+// run is `zos container run` of image fl, trusting the publisher's key and
+// reading through the node cache; flags go before the image, cmd after it.
+func (h *hubContainers) run(t *testing.T, flags []string, fl string, cmd ...string) (string, string, int) {
+	t.Helper()
+	args := append(append([]string{"run", "--trust", h.pub, "--cache", h.cache}, flags...), fl)
+	if len(cmd) > 0 {
+		args = append(append(args, "--"), cmd...)
+	}
+	return h.z(t, args...)
+}
+
+// inspect returns the status of a container.
+func (h *hubContainers) inspect(t *testing.T, name string) (state string, exitCode int, oom bool) {
+	t.Helper()
+	out, errOut, code := h.z(t, "inspect", name)
+	var info struct {
+		Status struct {
+			State     string `json:"state"`
+			ExitCode  int    `json:"exit_code"`
+			OOMKilled bool   `json:"oom_killed"`
+		} `json:"status"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &info) != nil {
+		t.Fatalf("inspect %s: exit %d: %s%s", name, code, out, errOut)
+	}
+	return info.Status.State, info.Status.ExitCode, info.Status.OOMKilled
+}
+
+// TestContainerHubImages runs a busybox and a small dynamically linked Debian
+// image, imported by the hub, and checks the image config, exit codes,
+// signals, isolation, limits, the exec guard and that rm leaves nothing.
+func TestContainerHubImages(t *testing.T) {
+	h := newHubContainers(t)
+	names := map[string]bool{} // every container run, for the leak checks
+	name := func(s string) string {
+		n := fmt.Sprintf("e2e%d-%s", os.Getpid(), s)
+		names[n] = true
+		return n
+	}
+
+	t.Run("debian image config", func(t *testing.T) {
+		// Cmd, Env, WorkingDir and User from the image; id resolves the
+		// user through the image's own libc and /etc/passwd.
+		out, errOut, code := h.run(t, []string{"--rm"}, h.debian)
+		lines := strings.Split(out, "\n")
+		if code != 0 || len(lines) < 3 || !strings.HasPrefix(lines[0], "uid=1000(app) gid=1000(app)") ||
+			lines[1] != "/home/app" || lines[2] != "GREETING=hallo from debian" {
+			t.Errorf("exit %d, output %q (stderr %q), want id of app, /home/app and the image's GREETING", code, out, errOut)
+		}
+		// Flags override the image config; the entrypoint's exit code is ours.
+		out, errOut, code = h.run(t, []string{"--rm", "-u", "0", "-w", "/tmp", "-e", "GREETING=given"}, h.debian,
+			"/bin/sh", "-c", `id -u; pwd; echo "$GREETING"; exit 42`)
+		if code != 42 || out != "0\n/tmp\ngiven\n" {
+			t.Errorf("exit %d output %q (stderr %q), want 42 and %q", code, out, errOut, "0\n/tmp\ngiven\n")
+		}
+	})
+
+	t.Run("busybox isolation and exec guard", func(t *testing.T) {
+		// The image's entrypoint is `sh -c`: the cmd is a script.
+		out, errOut, code := h.run(t, []string{"--rm"}, h.busybox, fmt.Sprintf(`echo "$GREETING in $(pwd)"
+n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo processes=$n
+[ -e /proc/%d ] && echo host-process-visible
+mount -t tmpfs none /tmp 2>/dev/null && echo mount=allowed || echo mount=denied
+insmod /bin/busybox 2>/dev/null && echo insmod=allowed || echo insmod=denied
+(echo x > /proc/sys/kernel/hostname) 2>/dev/null && echo proc-sys=allowed || echo proc-sys=denied
+cat /bin/busybox > /tmp/x; echo >> /tmp/x; chmod +x /tmp/x; /tmp/x echo copied-ran; echo copied=$?
+/bin/busybox echo own-ran
+exit 3`, os.Getpid()))
+		if code != 3 {
+			t.Errorf("exit %d, want 3 (stderr %q)", code, errOut)
+		}
+		procs := countAfter(out, "processes=")
+		// zos init and the shell: no process of the host.
+		if procs < 1 || procs > 3 || strings.Contains(out, "host-process-visible") {
+			t.Errorf("the container sees %d processes or host ones:\n%s", procs, out)
+		}
+		for _, want := range []string{"hello world in /opt\n", "mount=denied\n", "insmod=denied\n", "proc-sys=denied\n", "copied=126\n", "own-ran\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "copied-ran") {
+			t.Errorf("a binary written into the container ran:\n%s", out)
+		}
+	})
+
+	t.Run("debian exec guard", func(t *testing.T) {
+		// The image's dynamically linked programs run (kernel exec of the
+		// loader, libc mapped), directly and through the loader, as does an
+		// identical copy; an altered copy is refused either way, and so is
+		// opening an altered copy of libc.
+		out, errOut, code := h.run(t, []string{"--rm"}, h.debian, "/bin/sh", "-c", `
+cat /etc/group > /dev/null && echo own=ok
+/lib64/ld-linux-x86-64.so.2 /bin/cat /etc/group > /dev/null && echo own-via-loader=ok
+cd /tmp
+cat /bin/cat > same; chmod +x same; ./same /etc/group > /dev/null && echo same-copy=ok
+cat /bin/cat > altered; echo >> altered; chmod +x altered; ./altered /etc/group; echo altered=$?
+/lib64/ld-linux-x86-64.so.2 /tmp/altered /etc/group; echo altered-via-loader=$?
+cat /lib/x86_64-linux-gnu/libc.so.6 > libc.so; cat libc.so > /dev/null && echo libc-copy=ok
+cat libc.so > evil.so; echo >> evil.so; cat evil.so > /dev/null 2>&1 || echo altered-libc=refused
+`)
+		if code != 0 {
+			t.Errorf("exit %d (stderr %q)", code, errOut)
+		}
+		for _, want := range []string{"own=ok\n", "own-via-loader=ok\n", "same-copy=ok\n", "altered=126\n", "altered-via-loader=127\n",
+			"libc-copy=ok\n", "altered-libc=refused\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "root:x:0:") {
+			t.Errorf("an altered binary printed /etc/group:\n%s", out)
+		}
+	})
+
+	t.Run("limits", func(t *testing.T) {
+		// 60 sleeps under a pids limit of 32 (zos init's threads count too),
+		// then 128 MiB touched under a memory limit of 32 MiB.
+		n := name("limits")
+		out, errOut, code := h.run(t, []string{"--name", n, "--memory", "32M", "--pids-limit", "32"}, h.busybox,
+			`sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null
+n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo processes=$n; kill -9 -1
+dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null && echo survived`)
+		procs := countAfter(out, "processes=")
+		if procs < 3 || procs >= 60 {
+			t.Errorf("pids limit 32 let %d processes run (output %q)", procs, out)
+		}
+		if code == 0 || strings.Contains(out, "survived") || !strings.Contains(errOut, "out of memory") {
+			t.Errorf("memory limit: exit %d, output %q, stderr %q", code, out, errOut)
+		}
+		if state, exit, oom := h.inspect(t, n); state != "exited" || exit == 0 || !oom {
+			t.Errorf("inspect: state %s exit %d oom_killed %v, want exited, non-zero, true", state, exit, oom)
+		}
+		h.z(t, "rm", n)
+	})
+
+	t.Run("detached: services, stop signal, stats, rm", func(t *testing.T) {
+		svc, sig := name("svc"), name("sig")
+		z := func(args ...string) string {
+			t.Helper()
+			out, errOut, code := h.z(t, args...)
+			if code != 0 {
+				t.Fatalf("zos container %v: exit %d: %s%s", args, code, out, errOut)
+			}
+			return out
+		}
+		if out, errOut, code := h.run(t, []string{"-d", "--name", svc, "--services", "/srv/svc", "--memory", "64M", "--pids-limit", "64",
+			"-v", "8M:/data"}, h.busybox); code != 0 || strings.TrimSpace(out) != svc {
+			t.Fatalf("run -d: exit %d %q %s", code, out, errOut)
+		}
+		if _, errOut, code := h.run(t, []string{"-d", "--name", sig}, h.busybox,
+			`trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done`); code != 0 {
+			t.Fatalf("run -d: exit %d %s", code, errOut)
+		}
+		// Two containers of one flist share one mount of it.
+		if n := containerImageMounts(h.root); n != 1 {
+			t.Errorf("%d mounts of the flist for two containers, want 1", n)
+		}
+		if out := z("ps"); !strings.Contains(out, svc) || !strings.Contains(out, sig) {
+			t.Errorf("ps:\n%s", out)
+		}
+		// zos init restarts the crashing service; its output reaches the logs.
+		zostest.WaitFor(t, 30*time.Second, func() error {
+			if n := strings.Count(z("logs", svc), "ticker: tick"); n < 2 {
+				return fmt.Errorf("%d ticks", n)
+			}
+			return nil
+		})
+		if out := z("exec", svc, "cat", "/var/log/zos/ticker.log"); !strings.HasPrefix(out, "tick\ntick\n") {
+			t.Errorf("service log file: %q", out)
+		}
+		if out := z("exec", svc, "sh", "-c", "echo kept > /data/f; cat /data/f"); out != "kept\n" {
+			t.Errorf("virtual disk: %q", out)
+		}
+		var st struct {
+			MemoryLimit uint64 `json:"memory_limit"`
+			Pids        uint64 `json:"pids"`
+			PidsLimit   uint64 `json:"pids_limit"`
+		}
+		if err := json.Unmarshal([]byte(z("stats", svc)), &st); err != nil || st.MemoryLimit != 64<<20 || st.PidsLimit != 64 || st.Pids == 0 {
+			t.Errorf("stats %+v %v", st, err)
+		}
+		if _, errOut, code := h.z(t, "rm", svc); code == 0 || !strings.Contains(errOut, "running") {
+			t.Errorf("rm of a running container: exit %d %q", code, errOut)
+		}
+		// stop delivers SIGTERM to the entrypoint (through zos init).
+		zostest.WaitFor(t, 20*time.Second, func() error {
+			if !strings.Contains(z("logs", sig), "ready") {
+				return fmt.Errorf("not ready")
+			}
+			return nil
+		})
+		z("stop", "-t", "20s", sig)
+		if state, exit, _ := h.inspect(t, sig); state != "exited" || exit != 3 || !strings.Contains(z("logs", sig), "got TERM") {
+			t.Errorf("after stop: state %s exit %d logs %q; want the trap to run and exit 3", state, exit, z("logs", sig))
+		}
+		z("rm", sig)
+		if n := containerImageMounts(h.root); n != 1 {
+			t.Errorf("the flist mount went away while a container uses it (%d)", n)
+		}
+		z("stop", "-t", "5s", svc)
+		z("rm", svc)
+		if _, errOut, code := h.z(t, "inspect", svc); code == 0 || !strings.Contains(errOut, "no such container") {
+			t.Errorf("inspect after rm: exit %d %q", code, errOut)
+		}
+	})
+
+	t.Run("untrusted flist refused", func(t *testing.T) {
+		other := strings.TrimSpace(mustZos(t, "key", "new", "-o", filepath.Join(t.TempDir(), "other.key")))
+		if _, errOut, code := h.z(t, "run", "--rm", "--trust", other, "--cache", h.cache, h.busybox); code == 0 || !strings.Contains(errOut, "refusing") {
+			t.Errorf("flist signed by another key: exit %d %q", code, errOut)
+		}
+	})
+
+	// Nothing is left: no container, mount, loop device, cgroup or process.
+	if out, _, _ := h.z(t, "ps", "-a"); strings.Count(out, "\n") != 1 {
+		t.Errorf("ps -a after rm:\n%s", out)
+	}
+	if b, _ := os.ReadFile("/proc/thread-self/mountinfo"); strings.Contains(string(b), h.root) {
+		t.Errorf("mounts left under %s", h.root)
+	}
+	if out, _ := exec.Command("losetup", "-a").CombinedOutput(); strings.Contains(string(out), h.root) {
+		t.Errorf("loop devices left:\n%s", out)
+	}
+	for n := range names {
+		left, _ := filepath.Glob("/sys/fs/cgroup/*/zos/" + n)
+		if _, err := os.Stat("/sys/fs/cgroup/zos/" + n); err == nil {
+			left = append(left, "/sys/fs/cgroup/zos/"+n)
+		}
+		if len(left) > 0 {
+			t.Errorf("cgroups left: %v", left)
+		}
+	}
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if p := processesMentioning(h.root); len(p) > 0 {
+			return fmt.Errorf("processes left: %v", p)
+		}
+		return nil
+	})
+	if entries, _ := os.ReadDir(h.cache); len(entries) == 0 {
+		t.Errorf("the node cache %s is empty: blocks were not read through it", h.cache)
+	}
+}
+
+// processesMentioning lists the command lines of processes that have s in them.
+func processesMentioning(s string) []string {
+	var found []string
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range cmdlines {
+		b, _ := os.ReadFile(p)
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, s) {
+			found = append(found, cmd)
+		}
+	}
+	return found
+}
+
+// countAfter reads the number after label in out (0 if absent).
+func countAfter(out, label string) int {
+	var n int
+	if i := strings.Index(out, label); i >= 0 {
+		fmt.Sscanf(out[i+len(label):], "%d", &n)
 	}
 	return n
 }

@@ -105,6 +105,7 @@ type hubEntry struct {
 	name, body, link string
 	typ              byte
 	mode             int64
+	uid, gid         int
 	xattrs           map[string]string
 }
 
@@ -113,8 +114,8 @@ func hubLayer(t *testing.T, entries ...hubEntry) v1.Layer {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Format: tar.FormatPAX,
-			ModTime: time.Unix(1700000000, 0)}
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Uid: e.uid, Gid: e.gid,
+			Format: tar.FormatPAX, ModTime: time.Unix(1700000000, 0)}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}
@@ -453,11 +454,7 @@ func TestHubServesImportedFlists(t *testing.T) {
 	reg, _ := hubRegistry(t, "", "")
 	ref := reg + "/zos/busybox:1"
 	hubPush(t, ref, img, nil)
-	zdbAddr := hubZdb(t, "hub-blocks", "hub-meta")
-	hubAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	hub := startZos(t, "hub", "--listen", hubAddr, "--blocks", "zdb://"+zdbAddr+"/hub-blocks", "--meta", "zdb://"+zdbAddr+"/hub-meta", "--convert")
-	waitTCP(t, hub, hubAddr)
-	hubURL := "http://" + hubAddr
+	hubURL := hubServe(t)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "me.key")
 	mustZos(t, "key", "new", "-o", keyFile)
@@ -500,17 +497,8 @@ func TestHubServesImportedFlists(t *testing.T) {
 	}
 
 	// Download by tag and read it back through the hub's http store layout.
-	resp, err := http.Get(hubURL + "/api/v1/flists/" + hubUser(t, keyFile) + "/busybox:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := filepath.Join(dir, "got.fl")
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("get by tag: %s %s", resp.Status, b)
-	}
-	os.WriteFile(got, b, 0o644)
+	hubFetch(t, hubURL, hubUser(t, keyFile), "busybox:latest", got)
 	hubCheckConfig(t, got, img)
 	hubCheckTree(t, got, hubURL+"/blocks")
 
@@ -547,7 +535,7 @@ func TestHubServesImportedFlists(t *testing.T) {
 	if _, errOut, code := zos(t, "hub", "convert", reg+"/zos/nothere:1", "--hub", hubURL, "--key", keyFile, "--wait"); code == 0 || !strings.Contains(errOut, "nothere") {
 		t.Errorf("converting a missing image: exit %d: %s", code, errOut)
 	}
-	resp, err = http.Get(hubURL + "/metrics")
+	resp, err := http.Get(hubURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

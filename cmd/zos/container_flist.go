@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/flist/pack/oci"
 )
 
 // flistImages serves flist images to the container runtime: the image
@@ -78,6 +80,25 @@ func (p flistImages) Image(ctx context.Context, ref string, args []string) (cont
 	}
 	if err != nil {
 		return container.ImageConfig{}, err
+	}
+	return decodeFlistImageConfig(b)
+}
+
+// decodeFlistImageConfig reads the image config an flist holds in either of
+// its two forms: the summary `zos flist import` stores (oci.ImageConfig,
+// always with a digest) or the OCI config file given to `zos flist pack
+// --image-config` (its run settings under "config", and no digest).
+func decodeFlistImageConfig(b []byte) (container.ImageConfig, error) {
+	var imported oci.ImageConfig
+	if err := json.Unmarshal(b, &imported); err == nil && imported.Digest != "" {
+		// Re-encoded in the OCI form so that one function validates both.
+		b, err = json.Marshal(map[string]container.ImageConfig{"config": {
+			Entrypoint: imported.Entrypoint, Cmd: imported.Cmd, Env: imported.Env,
+			WorkingDir: imported.WorkingDir, User: imported.User,
+		}})
+		if err != nil {
+			return container.ImageConfig{}, err
+		}
 	}
 	return container.DecodeImageConfig(b)
 }

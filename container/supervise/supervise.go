@@ -34,7 +34,11 @@ func RunEntrypoint(ctx context.Context, args []string) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
-	rctx, cancel := context.WithCancel(ctx)
+	// The reaper runs until the entrypoint's exit is collected, whatever
+	// ctx does: zos's main cancels it on the very SIGTERM forwarded here,
+	// and a reaper stopped then would leave the exiting entrypoint a zombie
+	// until stop's SIGKILL (exit 137 instead of its own status).
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	path, err := exec.LookPath(args[0])
 	if err != nil {

@@ -144,3 +144,29 @@ func TestReapsOrphans(t *testing.T) {
 		return nil
 	})
 }
+
+// The caller's context may end on the SIGTERM that RunEntrypoint forwards
+// (zos's main cancels it then): the entrypoint's exit must still be
+// collected and returned.
+func TestRunEntrypointOutlivesContext(t *testing.T) {
+	zostest.RequiresBinary(t, "sh")
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := RunEntrypoint(ctx, []string{"sh", "-c", "sleep 0.3; exit 3"})
+		done <- result{code, err}
+	}()
+	cancel()
+	select {
+	case r := <-done:
+		if r.code != 3 || r.err != nil {
+			t.Errorf("exit %d %v, want 3", r.code, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the entrypoint's exit was never collected once the context ended")
+	}
+}

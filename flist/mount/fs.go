@@ -68,6 +68,22 @@ type Mount struct {
 	err    error
 
 	flushes atomic.Int64 // FLUSH requests seen (tests: the kernel stops after one)
+
+	// ioModes is how the open handles of multi-block files are served, by
+	// inode: whether such a file is passed through depends on the cache
+	// (the whole file must be there), and the kernel refuses (EIO) to
+	// pass an inode through while it has a cached (daemon-served) open,
+	// and the reverse. So while an inode has open handles, new opens take
+	// the same mode. (A cold read of libc by one process, then its open
+	// by the next program, hit this.)
+	ioMu    sync.Mutex
+	ioModes map[uint64]*ioMode
+}
+
+// ioMode counts the open handles of an inode, all served the same way.
+type ioMode struct {
+	handles     int
+	passthrough bool
 }
 
 // New mounts the flist f read-only at mountpoint and returns once the
@@ -353,11 +369,45 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	if len(blocks) > 1 && passthrough {
-		if f, ok := m.opts.Cache.OpenWhole(blocks, in.Size); ok {
-			return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
+		m.ioMu.Lock()
+		defer m.ioMu.Unlock()
+		mode := m.ioModes[n.ino]
+		if mode == nil {
+			mode = &ioMode{}
+			if m.ioModes == nil {
+				m.ioModes = map[uint64]*ioMode{}
+			}
+			m.ioModes[n.ino] = mode
 		}
+		h.ioMode = mode
+		if mode.handles == 0 || mode.passthrough {
+			if f, ok := m.opts.Cache.OpenWhole(blocks, in.Size); ok {
+				mode.handles++
+				mode.passthrough = true
+				return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
+			}
+			if mode.passthrough {
+				// Evicted since: the kernel would refuse a cached open.
+				m.log.Warn("open refused: whole file no longer cached while passed through", "file", path)
+				return nil, 0, syscall.EIO
+			}
+		}
+		mode.handles++
 	}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// releaseIOMode ends an open handle's part in its inode's io mode.
+func (h *handle) releaseIOMode() {
+	if h.ioMode == nil {
+		return
+	}
+	h.m.ioMu.Lock()
+	defer h.m.ioMu.Unlock()
+	if h.ioMode.handles--; h.ioMode.handles == 0 {
+		delete(h.m.ioModes, h.ino)
+	}
+	h.ioMode = nil
 }
 
 func (m *Mount) pathOf(ino uint64) string {
@@ -390,6 +440,7 @@ type handle struct {
 	path   string
 	blocks []flist.Block
 	size   uint64
+	ioMode *ioMode // multi-block files that may be passed through
 
 	mu    sync.Mutex
 	open  map[int]*chunkFile // a few recently used chunk files
@@ -526,6 +577,7 @@ func (h *handle) readAhead(idx int) {
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.releaseIOMode()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, idx := range h.order {
@@ -556,6 +608,7 @@ func (p *passthroughHandle) Read(ctx context.Context, dest []byte, off int64) (f
 }
 
 func (p *passthroughHandle) Release(ctx context.Context) syscall.Errno {
+	p.releaseIOMode()
 	p.f.Close()
 	return 0
 }

@@ -460,3 +460,49 @@ func TestMountUnmountBusy(t *testing.T) {
 		}
 	})
 }
+
+// A multi-block file read cold is served by the daemon; once read, the
+// cache holds it whole and would pass it through, but the kernel refuses a
+// passthrough open of an inode that still has a daemon-served open (EIO).
+// A program keeping libc mapped while the next one opens it does exactly
+// this: the second open must take the first one's mode.
+func TestMountOpenWhileOpenedCold(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	data := flisttest.Random(17, 2*flist.BlockSize+99)
+	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "libc.so"), data, 0o755) }, 0)
+	_, mp := fx.mount(t, mount.Options{ReadAhead: -1})
+	p := filepath.Join(mp, "libc.so")
+	first, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if b, err := io.ReadAll(first); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("cold read: %v", err)
+	}
+	for i := range 2 {
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("open %d while the cold open is held: %v", i+2, err)
+		}
+	}
+	first.Close()
+	// Once the kernel has released those opens (RELEASE is asynchronous),
+	// the file is passed through; two opens held at once agree.
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, data) {
+			t.Fatalf("read: %v", err)
+		}
+		if whole, _ := filepath.Glob(filepath.Join(fx.cache.Dir(), "whole", "*")); len(whole) != 1 {
+			return fmt.Errorf("not passed through once nothing held it: %v", whole)
+		}
+		return nil
+	})
+	second, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("open while another is held: %v", err)
+	}
+}
