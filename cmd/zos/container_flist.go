@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/flist"
@@ -144,22 +147,13 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	deadline := time.After(60 * time.Second)
-	for !container.Mounted(dir) {
-		select {
-		case err := <-exited:
+	if err := waitMounted(ctx, dir, exited, 60*time.Second); err != nil {
+		cmd.Process.Kill()
+		if errors.Is(err, errMountExited) {
 			b, _ := os.ReadFile(filepath.Clean(dir + ".log"))
-			return policy, fmt.Errorf("flist mount exited (%v): %s", err, lastLine(b))
-		case <-deadline:
-			cmd.Process.Kill()
-			return policy, errors.New("flist mount: not mounted after 60s")
-		case <-ctx.Done():
-			cmd.Process.Kill()
-			return policy, ctx.Err()
-		case <-t.C:
+			return policy, fmt.Errorf("%w: %s", err, lastLine(b))
 		}
+		return policy, err
 	}
 	// The mount shows up before the FUSE INIT handshake is done, and the
 	// id-mapping support is negotiated there: a request on the mount waits
@@ -168,6 +162,43 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 		return policy, fmt.Errorf("flist mount: %w", err)
 	}
 	return policy, nil
+}
+
+var errMountExited = errors.New("flist mount exited")
+
+// waitMounted waits until dir is a mount point, woken by the kernel's
+// notification of mount table changes (poll on mountinfo signals POLLPRI
+// after each mount or unmount) rather than by polling on a timer. It fails
+// when exited yields (the mount process ended), ctx ends or after timeout.
+func waitMounted(ctx context.Context, dir string, exited <-chan error, timeout time.Duration) error {
+	// The calling thread's mount namespace is the one we mount in.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mi, err := os.Open("/proc/thread-self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer mi.Close()
+	deadline := time.Now().Add(timeout)
+	for !container.Mounted(dir) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("%w (%v)", errMountExited, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("flist mount: not mounted after %s", timeout)
+		}
+		// The short timeout only bounds how late an exit or a
+		// cancellation is seen; a mount wakes the poll at once.
+		fds := []unix.PollFd{{Fd: int32(mi.Fd()), Events: unix.POLLPRI}}
+		if _, err := unix.Poll(fds, 50); err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("flist mount: poll mountinfo: %w", err)
+		}
+	}
+	return nil
 }
 
 func lastLine(b []byte) string {
