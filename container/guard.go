@@ -18,17 +18,19 @@ import (
 // startGuard watches the container's overlay and lets only the image's
 // programs run: those of policy, or else every executable of lower.
 func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *slog.Logger) (guardHandle, error) {
+	o := guard.Options{Upper: filepath.Join(r.dir(c.ID), "upper"), Log: log}
 	if policy == nil {
-		allowed, err := guard.HashTree(lower)
-		if err != nil {
-			return nil, err
+		// Hashing every program of a directory image takes as long as
+		// reading them: it runs while the container's init starts, and
+		// the first launch waits for it.
+		o.Pending = func() (map[guard.Hash]bool, map[guard.Hash]bool, error) {
+			allowed, err := guard.HashTree(lower)
+			return allowed, nil, err
 		}
-		policy = &ExecPolicy{Allowed: allowed}
+	} else {
+		o.Digest, o.Allowed, o.Libs = policy.Digest, policy.Allowed, policy.Libs
 	}
-	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), guard.Options{
-		Digest: policy.Digest, Allowed: policy.Allowed, Libs: policy.Libs,
-		Upper: filepath.Join(r.dir(c.ID), "upper"), Log: log,
-	})
+	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), o)
 }
 
 // memfdNoexec makes memfds of pid's namespace non-executable: sysctl
