@@ -29,6 +29,9 @@ func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *s
 		}
 	} else {
 		o.Digest, o.Allowed, o.Libs = policy.Digest, policy.Allowed, policy.Libs
+		if policy.Pending != nil {
+			o.Pending = func() (map[guard.Hash]bool, map[guard.Hash]bool, error) { return policy.Pending() }
+		}
 	}
 	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), o)
 }

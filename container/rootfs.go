@@ -49,11 +49,14 @@ type ImageProvider interface {
 // ExecPolicy is the exec guard's rule for an image: a program may run if
 // Digest of its content is in Allowed, and an ELF file written into the
 // container may be opened (as a library) if its digest is in Libs (nil:
-// Allowed). A nil Digest means SHA-256.
+// Allowed). A nil Digest means SHA-256. With Pending set, Allowed and Libs
+// come from it instead, computed while the container starts (its first
+// launch waits for them; an error refuses launches).
 type ExecPolicy struct {
 	Digest  func(io.Reader) ([32]byte, error)
 	Allowed map[[32]byte]bool
 	Libs    map[[32]byte]bool
+	Pending func() (allowed, libs map[[32]byte]bool, err error)
 }
 
 // Mounted reports whether path is a mount point.

@@ -93,28 +93,13 @@ func (p flistImages) Prepare(ctx context.Context, ref string, args []string) (st
 }
 
 func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir string) (container.ExecPolicy, error) {
-	f, err := p.open(ctx, ref, args)
-	if err != nil {
-		return container.ExecPolicy{}, err
-	}
-	tree, err := f.Tree(ctx)
-	f.Close()
-	if err != nil {
-		return container.ExecPolicy{}, err
-	}
-	policy := container.ExecPolicy{Digest: flist.ContentDigest, Allowed: map[[32]byte]bool{}}
-	for _, e := range tree.ExecSet() {
-		policy.Allowed[e.Digest] = true
-	}
-	// Shared libraries are often not executable (mode 0644): a copy of any
-	// file of the signed image may be opened as one.
-	policy.Libs = map[[32]byte]bool{}
-	tree.Walk(func(_ string, in *flist.Inode) error {
-		if in.IsRegular() {
-			policy.Libs[flist.DigestOfKeys(tree.Blocks[in.Ino])] = true
-		}
-		return nil
-	})
+	// The allowed set (programs of the signed metadata, and every file's
+	// content for libraries) is built from the whole tree: the exec guard
+	// builds it while the container starts.
+	pctx := context.WithoutCancel(ctx)
+	policy := container.ExecPolicy{Digest: flist.ContentDigest, Pending: func() (allowed, libs map[[32]byte]bool, err error) {
+		return p.execSets(pctx, ref, args)
+	}}
 	if container.Mounted(dir) {
 		return policy, nil // shared with other containers, or adopted
 	}
@@ -199,6 +184,34 @@ func waitMounted(ctx context.Context, dir string, exited <-chan error, timeout t
 		}
 	}
 	return nil
+}
+
+// execSets returns the exec guard's sets of an flist: the digests of the
+// executables of its signed metadata, and of every file's content (shared
+// libraries are often not executable, mode 0644: a copy of any file of the
+// signed image may be opened as one).
+func (p flistImages) execSets(ctx context.Context, ref string, args []string) (allowed, libs map[[32]byte]bool, err error) {
+	f, err := p.open(ctx, ref, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	tree, err := f.Tree(ctx)
+	f.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	allowed = map[[32]byte]bool{}
+	for _, e := range tree.ExecSet() {
+		allowed[e.Digest] = true
+	}
+	libs = map[[32]byte]bool{}
+	tree.Walk(func(_ string, in *flist.Inode) error {
+		if in.IsRegular() {
+			libs[flist.DigestOfKeys(tree.Blocks[in.Ino])] = true
+		}
+		return nil
+	})
+	return allowed, libs, nil
 }
 
 func lastLine(b []byte) string {
