@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Errors returned by the runtime.
@@ -193,11 +194,14 @@ type Config struct {
 	IDBase uint32 `json:"id_base,omitempty"`
 }
 
-var idRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+// idRE is compiled on first use: package init runs in every start of the
+// zos binary (each container start runs it three times), and the bounded
+// repetition makes a large program.
+var idRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
 
 // ValidateID says whether id is usable as a container name (and a path component).
 func ValidateID(id string) error {
-	if !idRE.MatchString(id) {
+	if !idRE().MatchString(id) {
 		return fmt.Errorf("%w: name %q must be 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit", ErrInvalidConfig, id)
 	}
 	return nil

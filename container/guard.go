@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"runtime"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/container/guard"
 )
@@ -16,17 +18,22 @@ import (
 // startGuard watches the container's overlay and lets only the image's
 // programs run: those of policy, or else every executable of lower.
 func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *slog.Logger) (guardHandle, error) {
+	o := guard.Options{Upper: filepath.Join(r.dir(c.ID), "upper"), Log: log}
 	if policy == nil {
-		allowed, err := guard.HashTree(lower)
-		if err != nil {
-			return nil, err
+		// Hashing every program of a directory image takes as long as
+		// reading them: it runs while the container's init starts, and
+		// the first launch waits for it.
+		o.Pending = func() (map[guard.Hash]bool, map[guard.Hash]bool, error) {
+			allowed, err := guard.HashTree(lower)
+			return allowed, nil, err
 		}
-		policy = &ExecPolicy{Allowed: allowed}
+	} else {
+		o.Digest, o.Allowed, o.Libs = policy.Digest, policy.Allowed, policy.Libs
+		if policy.Pending != nil {
+			o.Pending = func() (map[guard.Hash]bool, map[guard.Hash]bool, error) { return policy.Pending() }
+		}
 	}
-	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), guard.Options{
-		Digest: policy.Digest, Allowed: policy.Allowed, Libs: policy.Libs,
-		Upper: filepath.Join(r.dir(c.ID), "upper"), Log: log,
-	})
+	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), o)
 }
 
 // memfdNoexec makes memfds of pid's namespace non-executable: sysctl
@@ -34,18 +41,40 @@ func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *s
 // by nested ones, and which the container cannot lower. memfd_create then
 // seals new memfds non-executable and refuses MFD_EXEC, so a program built
 // in memory cannot be run with execveat or mapped executable. The value is
-// read from the writer's pid namespace, so it is written by a child forked
-// into the container's (nsenter), from the host's /proc.
+// read from the writer's pid namespace and only host root may write it, so
+// it is written by a host-root child started into the container's pid
+// namespace: a thread of ours joins it for its children (setns affects
+// only the pid namespace of children) and runs the shell that writes the
+// knob from the host's /proc. The thread is then thrown away.
 func memfdNoexec(ctx context.Context, pid int, log *slog.Logger) error {
 	const knob = "/proc/sys/vm/memfd_noexec"
 	if _, err := os.Stat(knob); err != nil {
 		log.Warn("exec guard: kernel has no vm.memfd_noexec; memfd exec is not refused", "err", err)
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(pid), "--pid", "--",
-		"/bin/sh", "-c", "echo 2 > "+knob)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("container: set vm.memfd_noexec in the container: %w: %s", err, strings.TrimSpace(string(out)))
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return fmt.Errorf("container: set vm.memfd_noexec in the container: %w", err)
+	}
+	defer ns.Close()
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the goroutine's end ends the thread, whose
+		// children would be born in the container.
+		runtime.LockOSThread()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWPID); err != nil {
+			done <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", "echo 2 > "+knob)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		return fmt.Errorf("container: set vm.memfd_noexec in the container: %w", err)
 	}
 	return nil
 }

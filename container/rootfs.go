@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 // RootfsProvider turns an image reference into a read-only lower layer and
@@ -48,11 +49,14 @@ type ImageProvider interface {
 // ExecPolicy is the exec guard's rule for an image: a program may run if
 // Digest of its content is in Allowed, and an ELF file written into the
 // container may be opened (as a library) if its digest is in Libs (nil:
-// Allowed). A nil Digest means SHA-256.
+// Allowed). A nil Digest means SHA-256. With Pending set, Allowed and Libs
+// come from it instead, computed while the container starts (its first
+// launch waits for them; an error refuses launches).
 type ExecPolicy struct {
 	Digest  func(io.Reader) ([32]byte, error)
 	Allowed map[[32]byte]bool
 	Libs    map[[32]byte]bool
+	Pending func() (allowed, libs map[[32]byte]bool, err error)
 }
 
 // Mounted reports whether path is a mount point.
@@ -121,31 +125,23 @@ func DecodeImageConfig(b []byte) (ImageConfig, error) {
 }
 
 // usernsFD returns an fd of a user namespace mapping 0..idRange-1 to
-// base..base+idRange-1, for idmapped mounts. It briefly runs a child in the
-// namespace, because a namespace is only reachable through a process.
+// base..base+idRange-1, for idmapped mounts. A namespace is only reachable
+// through a process, so a child is made in it; as runc does for its
+// id-mapped mounts, the child is put in PTRACE_TRACEME mode so that it stops
+// at its execve, before the program runs (no program start is paid, and
+// any executable will do: our own). It is killed once its namespace is open.
 func usernsFD(base uint32) (*os.File, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	cat, err := exec.LookPath("cat")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("container: idmap helper: %w", err)
-	}
-	cmd := exec.Command(cat)
-	cmd.Stdin = r
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(base), Size: idRange}}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: m, GidMappings: m,
-		GidMappingsEnableSetgroups: false}
-	if err := cmd.Start(); err != nil {
-		w.Close()
+	proc, err := os.StartProcess("/proc/self/exe", []string{"zos-userns-holder"}, &os.ProcAttr{
+		Sys: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: m, GidMappings: m,
+			GidMappingsEnableSetgroups: false, Ptrace: true},
+	})
+	if err != nil {
 		return nil, fmt.Errorf("container: idmap helper: %w", err)
 	}
-	f, openErr := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
-	w.Close() // cat sees EOF and exits
-	cmd.Wait()
+	f, openErr := os.Open(fmt.Sprintf("/proc/%d/ns/user", proc.Pid))
+	proc.Kill()
+	proc.Wait()
 	if openErr != nil {
 		return nil, fmt.Errorf("container: idmap helper: %w", openErr)
 	}
@@ -160,6 +156,7 @@ func idmapMount(src, target string, base uint32, readonly bool) error {
 		return err
 	}
 	defer ns.Close()
+	starttrace.Mark("cli", "user namespace for the id map ready")
 	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		return fmt.Errorf("container: open_tree %s: %w", src, err)
@@ -202,6 +199,7 @@ func mountOverlay(dir, lower string, base uint32) (rootfs string, err error) {
 			if err := idmapMount(lower, lowerView, base, true); err != nil {
 				return "", err
 			}
+			starttrace.Mark("cli", "id-mapped lower mounted")
 		}
 		lower = lowerView
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
+
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 // ErrSupervised is returned when another process already supervises the container.
@@ -309,6 +311,7 @@ func (r *Runtime) Supervise(ctx context.Context, id string, opt SuperviseOptions
 			log.Warn("cannot write status", "err", err)
 		}
 		started(nil)
+		starttrace.Mark("cli", "status written")
 		code, waitErr := run.wait(ctx, opt, r, id)
 		if waitErr != nil { // ctx cancelled and the container keeps running
 			return st, waitErr
@@ -392,6 +395,7 @@ type guardHandle interface {
 }
 
 func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOptions, log *slog.Logger) (*running, error) {
+	mark := func(stage string) { starttrace.Mark("cli", stage) }
 	id := c.ID
 	run := &running{stopLog: make(chan struct{})}
 	lw, err := NewRotatingWriter(r.logPath(id), c.LogMaxBytes, c.LogKeep)
@@ -399,10 +403,12 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		return nil, err
 	}
 	run.logs = lw
+	mark("supervise: locked, config and log ready")
 	lower, policy, err := r.prepareImage(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	mark("image prepared")
 	if lc, err := libcontainer.Load(r.lcRoot(), id); err == nil {
 		st, _ := lc.Status()
 		if st == libcontainer.Running || st == libcontainer.Paused {
@@ -428,10 +434,12 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	if err := r.mountVolumes(c); err != nil {
 		return nil, err
 	}
+	mark("volumes mounted")
 	rootfs, err := mountOverlay(r.dir(id), lower, c.IDBase)
 	if err != nil {
 		return nil, err
 	}
+	mark("overlay mounted (id-mapped lower)")
 	if err := prepareRootfs(rootfs, c); err != nil {
 		return nil, err
 	}
@@ -452,23 +460,28 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	if err != nil {
 		return nil, fmt.Errorf("container: config: %w", err)
 	}
+	mark("spec built")
 	if c.ExecVerify {
 		if run.guard, err = r.startGuard(c, lower, policy, log); err != nil {
 			return nil, err
 		}
+		mark("exec guard watching")
 	}
 	lc, err := libcontainer.Create(r.lcRoot(), id, lcCfg)
 	if err != nil {
 		run.closeGuard()
 		return nil, fmt.Errorf("container: create: %w", err)
 	}
+	mark("libcontainer created")
 	p := &libcontainer.Process{
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: int(spec.Process.User.UID), GID: int(spec.Process.User.GID), Init: true,
 	}
 	if opt.Output != nil {
-		w := io.MultiWriter(lw, opt.Output)
-		p.Stdout, p.Stderr = w, w
+		// Only stdout is watched for the first output: a traced zos init
+		// writes its marks to stderr.
+		p.Stdout = io.MultiWriter(lw, starttrace.FirstWrite(opt.Output, "cli"))
+		p.Stderr = io.MultiWriter(lw, opt.Output)
 	} else {
 		// The file itself, so output survives the supervisor; the log is
 		// rotated by copy and truncate (the writer appends).
@@ -482,15 +495,21 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		p.Stdout, p.Stderr = f, f
 		go lw.rotateLoop(run.stopLog)
 	}
+	if starttrace.Enabled() {
+		p.LogLevel = starttrace.LibcontainerLogLevel
+	}
 	err = lc.Start(p)
+	mark("libcontainer init ready (namespaces, rootfs, cgroups), waits on exec fifo")
 	if err == nil && c.ExecVerify {
 		if pid, perr := p.Pid(); perr == nil {
 			err = memfdNoexec(ctx, pid, log)
 		}
+		mark("memfd_noexec set")
 	}
 	if err == nil {
 		err = lc.Exec()
 	}
+	mark("exec fifo released")
 	if err != nil {
 		lc.Destroy()
 		run.closeGuard()

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 // initPath is where the zos binary appears inside a container.
@@ -58,6 +60,9 @@ func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) 
 	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.Env...)
 	if c.Hostname != "" {
 		env = append(env, "HOSTNAME="+c.Hostname)
+	}
+	if starttrace.Enabled() {
+		env = append(env, starttrace.Env+"=1") // zos init unsets it
 	}
 	if corexToken != "" {
 		env = append(env, "ZOS_COREX_TOKEN="+corexToken) // zos init unsets it

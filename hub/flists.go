@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/blake2b"
@@ -17,7 +18,10 @@ import (
 const flistPart = 1 << 20
 
 // names and tags: what is safe in a URL path segment and a file name.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}$`)
+// nameRE is compiled on first use: package init runs in every start of the
+// zos binary (each container start runs it three times), and the bounded
+// repetition makes a large program.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,127}$`) })
 
 // FlistEntry is one uploaded flist of a user.
 type FlistEntry struct {
@@ -40,7 +44,7 @@ type flManifest struct {
 }
 
 func checkName(kind, n string) error {
-	if !nameRE.MatchString(n) {
+	if !nameRE().MatchString(n) {
 		return fmt.Errorf("%w: %s %q: use letters, digits and _.:+- (at most 128)", ErrHubBadRequest, kind, n)
 	}
 	return nil

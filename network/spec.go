@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"sync"
 
 	"github.com/zosgrid/zos/network/wg"
 )
@@ -27,7 +28,10 @@ var internalRange = netip.MustParsePrefix("100.64.0.0/10")
 // whose subnet is x.a.b.0/24.
 var wgRange = netip.MustParsePrefix("100.64.0.0/16")
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
+// nameRE is compiled on first use: package init runs in every start of the
+// zos binary (each container start runs it three times), and the bounded
+// repetition makes a large program.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`) })
 
 // Spec is the network workload: what a deployment carries for one node.
 type Spec struct {
@@ -78,7 +82,7 @@ func ParseSpec(b []byte) (Spec, error) {
 
 // ValidateName checks a network name.
 func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return fmt.Errorf("%w: name %q: use 1-31 of [a-z0-9-], starting with a letter or digit", ErrInvalidSpec, name)
 	}
 	return nil

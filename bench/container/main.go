@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 func main() {
 	n := flag.Int("n", 10, "runs per case")
 	sizeMB := flag.Int("size", 100, "MiB of filler in the image")
+	trace := flag.Bool("trace", false, "also print the stages of one traced start of each zos case (ZOS_TRACE)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fail("bench/container needs root")
@@ -47,7 +50,7 @@ func main() {
 	b, err := os.ReadFile(busybox)
 	check(err)
 	check(os.WriteFile(filepath.Join(rootfs, "bin/busybox"), b, 0o755))
-	for _, a := range []string{"sh", "echo"} {
+	for _, a := range []string{"sh", "echo", "sleep"} {
 		check(os.Symlink("busybox", filepath.Join(rootfs, "bin", a)))
 	}
 	filler, err := os.Create(filepath.Join(rootfs, "data/filler"))
@@ -66,31 +69,30 @@ func main() {
 		return append(append(args, image, "--"), "/bin/echo", "hi")
 	}
 
+	holding := false // the holder container keeps the flist mounted
 	bundle := filepath.Join(work, "bundle")
 	check(os.MkdirAll(bundle, 0o755))
 	writeRuncSpec(runc, bundle)
 	setRoot(bundle, rootfs)
 
-	cases := []struct {
-		name  string
-		setup func(i int) // not timed
-		cmd   func(i int) []string
-		pre   func(i int) // timed, before cmd (unpack)
-	}{
+	cases := []benchCase{
 		{name: "runc, unpacked dir (reference)", cmd: func(i int) []string {
 			return []string{runc, "run", "-b", bundle, fmt.Sprintf("bench%d-%d", os.Getpid(), i)}
 		}},
 		{name: "zos, unpacked dir", cmd: func(int) []string { return append([]string{zos}, zosRun(filepath.Join(work, "image"))...) }},
-		{name: "zos, flist mounted, blocks cached", setup: func(i int) {
-			if i == 0 { // another container of the image keeps it mounted, as on a node
+		{name: "zos, flist mounted, blocks cached", setup: func(int) {
+			// Another container of the image keeps it mounted, as on a node.
+			if !holding {
 				run(zos, "container", "--root", state, "run", "-d", "--name", "holder", "--insecure", "--cache", cache, fl, "--", "sleep", "3600")
+				holding = true
 			}
 		}, cmd: func(int) []string {
 			return append([]string{zos}, zosRun(fl, "--insecure", "--cache", cache)...)
 		}},
-		{name: "zos, flist cold (not mounted, empty cache)", setup: func(i int) {
-			if i == 0 {
+		{name: "zos, flist cold (not mounted, empty cache)", setup: func(int) {
+			if holding {
 				run(zos, "container", "--root", state, "rm", "-f", "holder")
+				holding = false
 			}
 			os.RemoveAll(cache)
 		}, cmd: func(int) []string {
@@ -109,14 +111,16 @@ func main() {
 	// warm the flist cache once
 	run(zos, zosRun(fl, "--insecure", "--cache", cache)...)
 
-	results := map[string]time.Duration{}
-	fmt.Printf("container start: run -> first output of `echo hi` (image: busybox + %d MiB filler), median of %d\n\n", *sizeMB, *n)
-	fmt.Println("| case | median | min | max | vs runc |")
-	fmt.Println("| --- | --- | --- | --- | --- |")
-	var ref time.Duration
-	for _, c := range cases {
-		var ds []time.Duration
-		for i := 0; i < *n; i++ {
+	if *trace {
+		traceStages(cases[1:4], zos)
+	}
+
+	// The cases take turns (run i of every case, then run i+1), so that a
+	// change of the machine's load hits all of them alike.
+	fmt.Printf("container start: run -> first output of `echo hi` (image: busybox + %d MiB filler), median of %d, cases interleaved\n\n", *sizeMB, *n)
+	ds := make([][]time.Duration, len(cases))
+	for i := 0; i < *n; i++ {
+		for ci, c := range cases {
 			if c.setup != nil {
 				c.setup(i)
 			}
@@ -124,19 +128,88 @@ func main() {
 			if c.pre != nil {
 				c.pre(i)
 			}
-			ds = append(ds, firstOutput(start, c.cmd(i)))
+			ds[ci] = append(ds[ci], firstOutput(start, c.cmd(i)))
 		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		med := ds[len(ds)/2]
+	}
+	if holding {
+		run(zos, "container", "--root", state, "rm", "-f", "holder")
+	}
+	results := map[string]time.Duration{}
+	fmt.Println("| case | median | min | max | vs runc |")
+	fmt.Println("| --- | --- | --- | --- | --- |")
+	var ref time.Duration
+	for ci, c := range cases {
+		d := ds[ci]
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		med := d[len(d)/2]
 		results[c.name] = med
 		if ref == 0 {
 			ref = med
 		}
-		fmt.Printf("| %s | %s | %s | %s | %.2fx |\n", c.name, ms(med), ms(ds[0]), ms(ds[len(ds)-1]), float64(med)/float64(ref))
+		fmt.Printf("| %s | %s | %s | %s | %.2fx |\n", c.name, ms(med), ms(d[0]), ms(d[len(d)-1]), float64(med)/float64(ref))
 	}
-	cold, unpack := results["zos, flist cold (not mounted, empty cache)"], results["unpack + runc (Docker path)"]
-	fmt.Printf("\ntargets: cached flist within 1.5x of runc: %.2fx; cold flist >= 5x faster than unpack+run: %.1fx\n",
-		float64(results["zos, flist mounted, blocks cached"])/float64(ref), float64(unpack)/float64(cold))
+	cached := float64(results["zos, flist mounted, blocks cached"]) / float64(ref)
+	speedup := float64(results["unpack + runc (Docker path)"]) / float64(results["zos, flist cold (not mounted, empty cache)"])
+	fmt.Printf("\ntarget 1, cached flist within 1.5x of runc on a directory: %.2fx (%s)\n", cached, verdict(cached <= 1.5))
+	fmt.Printf("target 2, cold flist at least 5x faster than unpack + runc: %.1fx (%s)\n", speedup, verdict(speedup >= 5))
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+// traceStages runs each case once with ZOS_TRACE set and prints when each
+// stage was reached, in ms from the invocation (CLOCK_MONOTONIC, the clock
+// of the marks).
+func traceStages(cases []benchCase, zos string) {
+	for i, c := range cases {
+		if c.setup != nil {
+			c.setup(i)
+		}
+		argv := c.cmd(0)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "ZOS_TRACE=1")
+		t0 := monotonicMS()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			fail(fmt.Sprintf("%s: %v: %s", strings.Join(argv, " "), err, out))
+		}
+		fmt.Printf("stages of one start, %s (ms from invocation; +ms since the previous stage)\n\n", c.name)
+		prev := t0
+		for _, l := range strings.Split(string(out), "\n") {
+			i := strings.Index(l, "zos-trace ")
+			if i < 0 {
+				continue
+			}
+			f := strings.SplitN(strings.TrimRight(l[i+len("zos-trace "):], `"`), " ", 3)
+			if len(f) < 3 {
+				continue
+			}
+			var t float64
+			fmt.Sscan(f[0], &t)
+			fmt.Printf("  %8.1f  (+%6.1f)  %-6s %s\n", t-t0, t-prev, f[1], f[2])
+			prev = t
+		}
+		fmt.Println()
+	}
+}
+
+// monotonicMS is CLOCK_MONOTONIC in milliseconds, as in zos' trace marks.
+func monotonicMS() float64 {
+	var ts syscall.Timespec
+	const clockMonotonic = 1
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
+	return float64(ts.Sec)*1e3 + float64(ts.Nsec)/1e6
+}
+
+type benchCase struct {
+	name  string
+	setup func(i int) // not timed
+	cmd   func(i int) []string
+	pre   func(i int) // timed, before cmd (unpack)
 }
 
 // firstOutput runs argv and returns the time from start to its first byte of stdout.

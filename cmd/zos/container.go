@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/container/supervise"
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 const defaultContainerRoot = "/var/lib/zos/containers"
@@ -147,6 +149,7 @@ and the container's name is printed.`,
 			if err := r.Create(ctx, c); err != nil {
 				return err
 			}
+			starttrace.Mark("cli", "container created (image config read, state written)")
 			if detach {
 				if err := r.Start(ctx, c.ID); err != nil {
 					return err
@@ -449,18 +452,40 @@ service under --log-dir (default /var/log/zos) and prefixed output on stdout.
 init with CMD (for containers run with --no-init, and for exec).`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, a := range args {
-				if a == "--" {
-					break
-				}
-				if a == "-h" || a == "--help" {
-					return cmd.Help()
-				}
+			if wantsHelp(args) {
+				return cmd.Help()
 			}
-			if code := supervise.Main(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
-				return exitError{code: code}
-			}
-			return nil
+			return runInit(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+}
+
+// runInit is `zos init` with its arguments (after "init").
+func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if code := supervise.Main(ctx, args, stdout, stderr); code != 0 {
+		return exitError{code: code}
+	}
+	return nil
+}
+
+// containerInitArgs returns the arguments of a `zos init` command line that
+// main can run without the command tree (everything but a help request).
+func containerInitArgs(argv []string) ([]string, bool) {
+	if len(argv) < 2 || argv[1] != "init" || wantsHelp(argv[2:]) {
+		return nil, false
+	}
+	return argv[2:], true
+}
+
+// wantsHelp says whether zos init's arguments ask for help (before "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "-h" || a == "--help" {
+			return true
+		}
+	}
+	return false
 }

@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/flist"
@@ -111,28 +114,13 @@ func (p flistImages) Prepare(ctx context.Context, ref string, args []string) (st
 }
 
 func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir string) (container.ExecPolicy, error) {
-	f, err := p.open(ctx, ref, args)
-	if err != nil {
-		return container.ExecPolicy{}, err
-	}
-	tree, err := f.Tree(ctx)
-	f.Close()
-	if err != nil {
-		return container.ExecPolicy{}, err
-	}
-	policy := container.ExecPolicy{Digest: flist.ContentDigest, Allowed: map[[32]byte]bool{}}
-	for _, e := range tree.ExecSet() {
-		policy.Allowed[e.Digest] = true
-	}
-	// Shared libraries are often not executable (mode 0644): a copy of any
-	// file of the signed image may be opened as one.
-	policy.Libs = map[[32]byte]bool{}
-	tree.Walk(func(_ string, in *flist.Inode) error {
-		if in.IsRegular() {
-			policy.Libs[flist.DigestOfKeys(tree.Blocks[in.Ino])] = true
-		}
-		return nil
-	})
+	// The allowed set (programs of the signed metadata, and every file's
+	// content for libraries) is built from the whole tree: the exec guard
+	// builds it while the container starts.
+	pctx := context.WithoutCancel(ctx)
+	policy := container.ExecPolicy{Digest: flist.ContentDigest, Pending: func() (allowed, libs map[[32]byte]bool, err error) {
+		return p.execSets(pctx, ref, args)
+	}}
 	if container.Mounted(dir) {
 		return policy, nil // shared with other containers, or adopted
 	}
@@ -165,22 +153,13 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	deadline := time.After(60 * time.Second)
-	for !container.Mounted(dir) {
-		select {
-		case err := <-exited:
+	if err := waitMounted(ctx, dir, exited, 60*time.Second); err != nil {
+		cmd.Process.Kill()
+		if errors.Is(err, errMountExited) {
 			b, _ := os.ReadFile(filepath.Clean(dir + ".log"))
-			return policy, fmt.Errorf("flist mount exited (%v): %s", err, lastLine(b))
-		case <-deadline:
-			cmd.Process.Kill()
-			return policy, errors.New("flist mount: not mounted after 60s")
-		case <-ctx.Done():
-			cmd.Process.Kill()
-			return policy, ctx.Err()
-		case <-t.C:
+			return policy, fmt.Errorf("%w: %s", err, lastLine(b))
 		}
+		return policy, err
 	}
 	// The mount shows up before the FUSE INIT handshake is done, and the
 	// id-mapping support is negotiated there: a request on the mount waits
@@ -189,6 +168,71 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 		return policy, fmt.Errorf("flist mount: %w", err)
 	}
 	return policy, nil
+}
+
+var errMountExited = errors.New("flist mount exited")
+
+// waitMounted waits until dir is a mount point, woken by the kernel's
+// notification of mount table changes (poll on mountinfo signals POLLPRI
+// after each mount or unmount) rather than by polling on a timer. It fails
+// when exited yields (the mount process ended), ctx ends or after timeout.
+func waitMounted(ctx context.Context, dir string, exited <-chan error, timeout time.Duration) error {
+	// The calling thread's mount namespace is the one we mount in.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mi, err := os.Open("/proc/thread-self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer mi.Close()
+	deadline := time.Now().Add(timeout)
+	for !container.Mounted(dir) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("%w (%v)", errMountExited, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("flist mount: not mounted after %s", timeout)
+		}
+		// The short timeout only bounds how late an exit or a
+		// cancellation is seen; a mount wakes the poll at once.
+		fds := []unix.PollFd{{Fd: int32(mi.Fd()), Events: unix.POLLPRI}}
+		if _, err := unix.Poll(fds, 50); err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("flist mount: poll mountinfo: %w", err)
+		}
+	}
+	return nil
+}
+
+// execSets returns the exec guard's sets of an flist: the digests of the
+// executables of its signed metadata, and of every file's content (shared
+// libraries are often not executable, mode 0644: a copy of any file of the
+// signed image may be opened as one).
+func (p flistImages) execSets(ctx context.Context, ref string, args []string) (allowed, libs map[[32]byte]bool, err error) {
+	f, err := p.open(ctx, ref, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	tree, err := f.Tree(ctx)
+	f.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	allowed = map[[32]byte]bool{}
+	for _, e := range tree.ExecSet() {
+		allowed[e.Digest] = true
+	}
+	libs = map[[32]byte]bool{}
+	tree.Walk(func(_ string, in *flist.Inode) error {
+		if in.IsRegular() {
+			libs[flist.DigestOfKeys(tree.Blocks[in.Ino])] = true
+		}
+		return nil
+	})
+	return allowed, libs, nil
 }
 
 func lastLine(b []byte) string {

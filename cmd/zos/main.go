@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/zosgrid/zos/container"
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 // The main goroutine keeps the main thread: libcontainer runs helper
@@ -22,10 +23,21 @@ func init() { runtime.LockOSThread() }
 func main() {
 	// Re-executed by libcontainer to become a container's first process.
 	if container.IsLibcontainerInit() {
+		starttrace.MarkLibcontainerInit("go main (runtime and package init done)")
 		container.LibcontainerInit() // never returns
 	}
+	if len(os.Args) > 1 {
+		starttrace.Mark("main", "go main of `zos "+os.Args[1]+"` (runtime and package init done)")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	var err error
+	if initArgs, ok := containerInitArgs(os.Args); ok {
+		// `zos init` starts every container: skip building the whole
+		// command tree (every command's flags) it does not use.
+		err = runInit(ctx, initArgs, os.Stdout, os.Stderr)
+	} else {
+		err = newRootCmd().ExecuteContext(ctx)
+	}
 	stop()
 	if err != nil {
 		var exit exitError

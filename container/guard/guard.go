@@ -86,6 +86,8 @@ type Guard struct {
 	path  string // the watched mount point
 	upper string // the overlay's writable layer on the host, or ""
 
+	ready chan struct{} // closed once allowed and libSet are known
+
 	mu    sync.Mutex
 	cache map[statKey]bool
 	libs  map[statKey]bool
@@ -111,6 +113,11 @@ type Options struct {
 	Libs map[Hash]bool
 	// Log receives denials; nil discards.
 	Log *slog.Logger
+	// Pending, if set, supplies Allowed and Libs (nil: Allowed) instead,
+	// computed while the container starts: Start returns at once and
+	// every decision waits until Pending returns. If it fails, every
+	// launch that needs a content check is refused.
+	Pending func() (allowed, libs map[Hash]bool, err error)
 }
 
 // Start watches the filesystem holding path (FAN_MARK_FILESYSTEM: every
@@ -150,7 +157,24 @@ func Start(path string, o Options) (*Guard, error) {
 		return nil, fmt.Errorf("guard: fanotify_mark %s: %w", path, err)
 	}
 	g := &Guard{f: os.NewFile(uintptr(fd), "fanotify"), digest: digest, allowed: allowed, log: log,
-		done: make(chan struct{}), cache: map[statKey]bool{}, libs: map[statKey]bool{}, libSet: libs, upper: upper, path: filepath.Clean(path)}
+		done: make(chan struct{}), cache: map[statKey]bool{}, libs: map[statKey]bool{}, libSet: libs, upper: upper, path: filepath.Clean(path),
+		ready: make(chan struct{})}
+	if o.Pending == nil {
+		close(g.ready)
+	} else {
+		go func() {
+			defer close(g.ready)
+			allowed, libs, err := o.Pending()
+			if err != nil {
+				log.Error("exec guard: no allowed set, refusing launches", "err", err)
+				allowed, libs = nil, nil
+			}
+			if libs == nil {
+				libs = allowed
+			}
+			g.allowed, g.libSet = allowed, libs
+		}()
+	}
 	go g.loop()
 	return g, nil
 }
@@ -172,6 +196,9 @@ const metaSize = 24 // struct fanotify_event_metadata
 
 func (g *Guard) loop() {
 	defer close(g.done)
+	// Events wait in the kernel (their processes blocked) until the
+	// allowed set is known.
+	<-g.ready
 	buf := make([]byte, 4096)
 	for {
 		n, err := g.f.Read(buf)

@@ -2,10 +2,12 @@ package guard
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -155,4 +157,67 @@ func BenchmarkOpen(b *testing.B) {
 			open(b, c.file)
 		})
 	}
+}
+
+// TestGuardPendingAllowedSet: with Pending, Start returns before the
+// allowed set exists; a launch waits for it (then runs if allowed), and a
+// failed computation refuses launches.
+func TestGuardPendingAllowedSet(t *testing.T) {
+	zostest.RequiresRoot(t)
+	bb := zostest.RequiresBinary(t, "busybox")
+	b, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A tmpfs of its own: the guard watches a whole filesystem.
+	tmpfsWith := func(t *testing.T) (dir, prog string) {
+		dir = t.TempDir()
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
+			t.Skipf("skipped: cannot mount tmpfs: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+		prog = filepath.Join(dir, "echo")
+		if err := os.WriteFile(prog, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir, prog
+	}
+
+	t.Run("waits for the set", func(t *testing.T) {
+		dir, prog := tmpfsWith(t)
+		release := make(chan struct{})
+		g, err := Start(dir, Options{Pending: func() (map[Hash]bool, map[Hash]bool, error) {
+			<-release
+			allowed, err := HashTree(dir)
+			return allowed, nil, err
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		ran := make(chan error, 1)
+		go func() { ran <- exec.Command(prog, "ok").Run() }()
+		select {
+		case err := <-ran:
+			t.Fatalf("the program ran before the allowed set was known: %v", err)
+		case <-time.After(200 * time.Millisecond): // held by the guard, as it must be
+		}
+		close(release)
+		if err := <-ran; err != nil {
+			t.Errorf("allowed program, once the set was known: %v", err)
+		}
+	})
+	t.Run("refuses without a set", func(t *testing.T) {
+		dir, prog := tmpfsWith(t)
+		g, err := Start(dir, Options{Pending: func() (map[Hash]bool, map[Hash]bool, error) {
+			return nil, nil, errors.New("cannot hash the image")
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if err := exec.Command(prog, "no").Run(); err == nil {
+			t.Error("a program ran although the allowed set could not be computed")
+		}
+	})
 }

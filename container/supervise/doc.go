@@ -13,7 +13,7 @@
 // Each service's output goes to its own log file (rotated) and, prefixed
 // with its name, to the supervisor's stdout.
 //
-// May import: the standard library, x/sys, yaml.v3.
+// May import: the standard library, x/sys, yaml.v3, internal/starttrace.
 // Must never be imported by: engines other than container (it runs inside
 // containers, it is not a library for the node).
 package supervise

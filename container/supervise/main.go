@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 // Main is `zos init`: it parses its arguments, optionally installs the
@@ -26,11 +28,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd := fs.Args()
+	starttrace.Mark("init", "zos init main")
+	os.Unsetenv(starttrace.Env) // the image's programs do not inherit it
 	if *seccomp {
 		if err := ApplySeccomp(); err != nil {
 			fmt.Fprintln(stderr, "zos init:", err)
 			return 126
 		}
+		starttrace.Mark("init", "seccomp loaded")
 	}
 	if *execOnly {
 		err := Exec(cmd)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 // forwarded are the signals passed on to what the supervisor runs.
@@ -54,6 +56,7 @@ func RunEntrypoint(ctx context.Context, args []string) (int, error) {
 		rp.mu.Unlock()
 		return 126, fmt.Errorf("supervise: start %s: %w", args[0], err)
 	}
+	starttrace.Mark("init", "entrypoint started")
 	done := make(chan syscall.WaitStatus, 1)
 	rp.waiters[p.Pid] = done
 	rp.mu.Unlock()
@@ -539,5 +542,6 @@ func Exec(args []string) error {
 	if err != nil {
 		return fmt.Errorf("supervise: %s: %w", args[0], err)
 	}
+	starttrace.Mark("init", "exec entrypoint")
 	return fmt.Errorf("supervise: exec %s: %w", args[0], syscall.Exec(path, args, os.Environ()))
 }

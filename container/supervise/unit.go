@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -26,11 +27,14 @@ type Unit struct {
 	Env     map[string]string `yaml:"env"`
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+// nameRE is compiled on first use: package init runs in every start of the
+// zos binary (each container start runs it three times), and the bounded
+// repetition makes a large program.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
 
 // ParseUnit decodes and checks one unit.
 func ParseUnit(name string, b []byte) (Unit, error) {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return Unit{}, fmt.Errorf("%w: service name %q", ErrBadUnit, name)
 	}
 	var u Unit
@@ -59,7 +63,7 @@ func ParseUnit(name string, b []byte) (Unit, error) {
 		return Unit{}, fmt.Errorf("%w: %s: restart %q (want always, on-failure or no)", ErrBadUnit, name, u.Restart)
 	}
 	for _, a := range u.After {
-		if !nameRE.MatchString(a) {
+		if !nameRE().MatchString(a) {
 			return Unit{}, fmt.Errorf("%w: %s: after %q", ErrBadUnit, name, a)
 		}
 	}
