@@ -52,8 +52,11 @@ type Cache struct {
 
 // CacheStats counts cache activity.
 type CacheStats struct {
-	Hits, Misses, Evictions, Corrupt int64
-	Size                             int64
+	Hits      int64 `json:"hits"`
+	Misses    int64 `json:"misses"`
+	Evictions int64 `json:"evictions"`
+	Corrupt   int64 `json:"corrupt"`
+	Size      int64 `json:"size"`
 }
 
 type entry struct {

@@ -67,7 +67,43 @@ type Mount struct {
 	once   sync.Once
 	err    error
 
-	flushes atomic.Int64 // FLUSH requests seen (tests: the kernel stops after one)
+	ops opCounters
+}
+
+// opCounters count the FUSE requests this mount served (the ones that reach
+// its nodes; go-fuse answers OPENDIR, RELEASEDIR and FORGET itself).
+type opCounters struct {
+	lookup, getattr, readdir, readlink, xattr, statfs, flush atomic.Int64
+	open, openPassthrough, release, read, readBytes          atomic.Int64
+}
+
+// OpStats counts the FUSE requests a mount has served, by operation.
+// OpenPassthrough counts the opens handed to the kernel (FUSE
+// passthrough to a cache file); their reads never reach the daemon.
+type OpStats struct {
+	Lookup          int64 `json:"lookup"`
+	Getattr         int64 `json:"getattr"`
+	Readdir         int64 `json:"readdir"`
+	Readlink        int64 `json:"readlink"`
+	Xattr           int64 `json:"xattr"`
+	Statfs          int64 `json:"statfs"`
+	Flush           int64 `json:"flush"`
+	Open            int64 `json:"open"`
+	OpenPassthrough int64 `json:"open_passthrough"`
+	Release         int64 `json:"release"`
+	Read            int64 `json:"read"`
+	ReadBytes       int64 `json:"read_bytes"`
+}
+
+// OpStats returns the request counters of the mount.
+func (m *Mount) OpStats() OpStats {
+	o := &m.ops
+	return OpStats{
+		Lookup: o.lookup.Load(), Getattr: o.getattr.Load(), Readdir: o.readdir.Load(),
+		Readlink: o.readlink.Load(), Xattr: o.xattr.Load(), Statfs: o.statfs.Load(),
+		Flush: o.flush.Load(), Open: o.open.Load(), OpenPassthrough: o.openPassthrough.Load(),
+		Release: o.release.Load(), Read: o.read.Load(), ReadBytes: o.readBytes.Load(),
+	}
 }
 
 // New mounts the flist f read-only at mountpoint and returns once the
@@ -129,6 +165,8 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 			// (two blocks) instead of the default 128 KiB: fewer round
 			// trips on the cold path (the kernel may cap it lower).
 			MaxWrite: 1 << 20,
+			// Symlink targets never change: the kernel keeps them.
+			EnableSymlinkCaching: true,
 		},
 	}
 	srv, err := fs.Mount(mountpoint, root, fopts)
@@ -201,13 +239,26 @@ var (
 	_ fs.NodeListxattrer = (*node)(nil)
 	_ fs.NodeStatfser    = (*node)(nil)
 	_ fs.NodeFlusher     = (*node)(nil)
+
+	_ fs.NodeOpendirHandler = (*node)(nil)
 )
+
+// OpendirHandle lets the kernel cache the listing of the directory
+// (FOPEN_CACHE_DIR): the tree never changes, so walking it again costs no
+// READDIRPLUS (and no per-entry lookup in the daemon).
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ds, errno := n.Readdir(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return ds, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
 
 // Flush answers ENOSYS: nothing is ever written, and on ENOSYS the kernel
 // stops sending FLUSH on close for the whole mount, which saves a round
 // trip per opened file.
 func (n *node) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
-	n.m.flushes.Add(1)
+	n.m.ops.flush.Add(1)
 	return syscall.ENOSYS
 }
 
@@ -241,11 +292,13 @@ func (m *Mount) fillAttr(ino uint64, out *fuse.Attr) {
 }
 
 func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.m.ops.getattr.Add(1)
 	n.m.fillAttr(n.ino, &out.Attr)
 	return 0
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	n.m.ops.statfs.Add(1)
 	out.Bsize = flist.BlockSize
 	out.NameLen = 255
 	out.Files = uint64(len(n.m.tree.Inodes))
@@ -253,6 +306,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	n.m.ops.lookup.Add(1)
 	kids := n.m.tree.Children[n.ino]
 	i := sort.Search(len(kids), func(i int) bool { return n.m.tree.Inodes[kids[i]].Name >= name })
 	if i == len(kids) || n.m.tree.Inodes[kids[i]].Name != name {
@@ -266,6 +320,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	n.m.ops.readdir.Add(1)
 	kids := n.m.tree.Children[n.ino]
 	ents := make([]fuse.DirEntry, 0, len(kids))
 	for _, c := range kids {
@@ -276,6 +331,7 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	n.m.ops.readlink.Add(1)
 	in := n.inode()
 	if !in.IsSymlink() {
 		return nil, syscall.EINVAL
@@ -286,6 +342,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 func (n *node) xattrs() []flist.Xattr { return n.m.tree.Xattrs[n.ino] }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	n.m.ops.xattr.Add(1)
 	for _, x := range n.xattrs() {
 		if x.Name == attr {
 			if len(dest) < len(x.Value) {
@@ -298,6 +355,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	n.m.ops.xattr.Add(1)
 	var b strings.Builder
 	for _, x := range n.xattrs() {
 		b.WriteString(x.Name)
@@ -314,6 +372,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 const fmodeExec = 0x20
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	n.m.ops.open.Add(1)
 	in := n.inode()
 	if !in.IsRegular() {
 		return nil, 0, syscall.EINVAL
@@ -350,10 +409,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			m.logBlockErr(path, 0, blocks[0], err)
 			return nil, 0, syscall.EIO
 		}
+		m.ops.openPassthrough.Add(1)
 		return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	if len(blocks) > 1 && passthrough {
 		if f, ok := m.opts.Cache.OpenWhole(blocks, in.Size); ok {
+			m.ops.openPassthrough.Add(1)
 			return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 		}
 	}
@@ -412,6 +473,7 @@ var (
 )
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.m.ops.read.Add(1)
 	if off < 0 {
 		return nil, syscall.EINVAL
 	}
@@ -444,6 +506,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	h.mu.Lock()
 	h.readAhead(int((end - 1) / flist.BlockSize))
 	h.mu.Unlock()
+	h.m.ops.readBytes.Add(int64(n))
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
@@ -526,6 +589,7 @@ func (h *handle) readAhead(idx int) {
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.m.ops.release.Add(1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, idx := range h.order {
@@ -548,14 +612,17 @@ var _ fs.FilePassthroughFder = (*passthroughHandle)(nil)
 func (p *passthroughHandle) PassthroughFd() (int, bool) { return int(p.f.Fd()), true }
 
 func (p *passthroughHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	p.m.ops.read.Add(1)
 	n, err := p.f.ReadAt(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, syscall.EIO
 	}
+	p.m.ops.readBytes.Add(int64(n))
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
 func (p *passthroughHandle) Release(ctx context.Context) syscall.Errno {
+	p.m.ops.release.Add(1)
 	p.f.Close()
 	return 0
 }
