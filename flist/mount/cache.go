@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -41,6 +43,8 @@ type Cache struct {
 	entries map[flist.ID]*list.Element
 	size    int64
 	sf      singleflight.Group
+	dirs    sync.Map     // subdirectories known to exist
+	tmpSeq  atomic.Int64 // names of files being written
 
 	// Retry tunes fetching from a store that fails (not for missing or
 	// corrupt blocks): attempts and the first backoff (doubling).
@@ -152,13 +156,44 @@ func (c *Cache) Open(ctx context.Context, b flist.Block, g BlockGetter) (*os.Fil
 			return f, nil
 		}
 		_, err, _ := c.sf.Do(string(b.ID[:]), func() (any, error) {
-			return nil, c.fetch(ctx, b, g)
+			return c.fetch(ctx, b, g)
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("mount: cache: block %s evicted while opening (cache too small?)", b.ID)
+}
+
+// chunk is the plaintext of one block, to read from.
+type chunk interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// memChunk is a block just fetched, still in memory.
+type memChunk struct{ *bytes.Reader }
+
+func (memChunk) Close() error { return nil }
+
+// openChunk is Open for the daemon's own reads: a block this call (or a
+// concurrent one) had to fetch is read from the verified plaintext in
+// memory rather than from the file just written, which saves opening and
+// reading that file again on the cold path.
+func (c *Cache) openChunk(ctx context.Context, b flist.Block, g BlockGetter) (chunk, error) {
+	if f, ok := c.openCached(b); ok {
+		return f, nil
+	}
+	v, err, _ := c.sf.Do(string(b.ID[:]), func() (any, error) {
+		return c.fetch(ctx, b, g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if plain, ok := v.([]byte); ok {
+		return memChunk{bytes.NewReader(plain)}, nil
+	}
+	return c.Open(ctx, b, g)
 }
 
 // Prefetch makes sure b is cached (read-ahead).
@@ -176,7 +211,7 @@ func (c *Cache) Prefetch(ctx context.Context, b flist.Block, g BlockGetter) erro
 		if ok {
 			return nil, nil
 		}
-		return nil, c.fetch(ctx, b, g)
+		return c.fetch(ctx, b, g)
 	})
 	return err
 }
@@ -253,8 +288,8 @@ func (c *Cache) drop(id flist.ID) {
 }
 
 // fetch gets b from the store (with retries for store failures), verifies
-// and decrypts it, and adds the plaintext to the cache.
-func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) error {
+// and decrypts it, adds the plaintext to the cache and returns it.
+func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte, error) {
 	c.mu.Lock()
 	c.stats.Misses++
 	c.mu.Unlock()
@@ -272,40 +307,22 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) error {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return ctx.Err()
+				return nil, ctx.Err()
 			case <-t.C:
 			}
 			backoff *= 2
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("mount: fetch block %s: %w", b.ID, err)
+		return nil, fmt.Errorf("mount: fetch block %s: %w", b.ID, err)
 	}
 	plain, err := flist.DecodeBlock(b, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p := c.path(b.ID)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("mount: cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".fetch-*")
-	if err != nil {
-		return fmt.Errorf("mount: cache: %w", err)
-	}
-	_, err = tmp.Write(plain)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o400)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("mount: cache: %w", err)
+	if err := c.writeFile(p, plain); err != nil {
+		return nil, fmt.Errorf("mount: cache: %w", err)
 	}
 	c.mu.Lock()
 	if el, ok := c.entries[b.ID]; ok {
@@ -316,7 +333,37 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) error {
 	c.size += int64(len(plain))
 	c.evictLocked()
 	c.mu.Unlock()
-	return nil
+	return plain, nil
+}
+
+// writeFile writes a verified cache file: created read-only for its
+// owner (nobody may write it once it is in place, see the package doc)
+// under a temporary name, then renamed, so that a crash never leaves a
+// partial file under a block's name.
+func (c *Cache) writeFile(p string, data []byte) error {
+	dir := filepath.Dir(p)
+	if _, ok := c.dirs.Load(dir); !ok {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		c.dirs.Store(dir, true)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".fetch-%d-%d", os.Getpid(), c.tmpSeq.Add(1)))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // evictLocked removes least recently used chunks until the cache fits,
@@ -388,11 +435,20 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		}
 		return f, true
 	}
-	if err := c.assemble(blocks, digest, p, size); err != nil {
+	_, err, _ := c.sf.Do("whole:"+string(digest[:]), func() (any, error) {
+		c.mu.Lock()
+		_, done := c.entries[digest]
+		c.mu.Unlock()
+		if done { // a concurrent call assembled it
+			return nil, nil
+		}
+		return nil, c.assemble(blocks, digest, p, size)
+	})
+	if err != nil {
 		c.log.Warn("cannot assemble cached file", "digest", digest.String(), "err", err)
 		return nil, false
 	}
-	f, err := os.Open(p)
+	f, err = os.Open(p)
 	if err != nil {
 		return nil, false
 	}

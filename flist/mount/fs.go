@@ -64,6 +64,7 @@ type Mount struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 	raSem  chan struct{}
+	asm    chan *handle // multi-block files read through, to assemble
 	once   sync.Once
 	err    error
 
@@ -140,6 +141,7 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 		log:        opts.Logger.With("component", "flist-mount", "mountpoint", mountpoint, "flist", h.String()[:16]),
 		mountpoint: mountpoint, ctx: mctx, cancel: cancel,
 		raSem: make(chan struct{}, 8), nlink: map[uint64]uint32{},
+		asm: make(chan *handle, 1024),
 	}
 	for link, target := range tree.HardLinks {
 		if m.nlink[target] == 0 {
@@ -175,6 +177,8 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 		return nil, fmt.Errorf("mount: %s: %w", mountpoint, err)
 	}
 	m.server = srv
+	m.bg.Add(1)
+	go m.assembler()
 	m.log.Info("mounted", "entries", len(tree.Inodes))
 	return m, nil
 }
@@ -397,12 +401,13 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 	}
 	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, last: -1, ra: -1}
+	h.passthrough = !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
 	// Executables are always passed through: they are mapped rather than
 	// read, and an execve served by the daemon from the daemon's own
 	// process (tests, an embedding program) would wait on itself. The rule
 	// depends only on the inode, so every open of an inode agrees (the
 	// kernel refuses to mix passthrough and cached opens of one inode).
-	passthrough := !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
+	passthrough := h.passthrough
 	if len(blocks) == 1 && passthrough {
 		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
 		if err != nil {
@@ -419,6 +424,25 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 	}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// assembler turns multi-block files that were read through the daemon into
+// whole-file cache entries in the background, one at a time, so that the
+// next open passes them through at once instead of assembling them while
+// the reader waits (which made a second read of a tree slower than a
+// read after a remount).
+func (m *Mount) assembler() {
+	defer m.bg.Done()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case h := <-m.asm:
+			if f, ok := m.opts.Cache.OpenWhole(h.blocks, h.size); ok {
+				f.Close()
+			}
+		}
+	}
 }
 
 func (m *Mount) pathOf(ino uint64) string {
@@ -451,6 +475,8 @@ type handle struct {
 	path   string
 	blocks []flist.Block
 	size   uint64
+	// passthrough: the inode is served by FUSE passthrough once cached.
+	passthrough bool
 
 	mu    sync.Mutex
 	open  map[int]*chunkFile // a few recently used chunk files
@@ -461,7 +487,7 @@ type handle struct {
 
 // chunkFile is an open cache file shared by concurrent reads.
 type chunkFile struct {
-	f    *os.File
+	f    chunk
 	refs int // readers using it, plus one while it is in handle.open
 }
 
@@ -519,7 +545,7 @@ func (h *handle) acquire(ctx context.Context, idx int) (*chunkFile, error) {
 		return cf, nil
 	}
 	h.mu.Unlock()
-	f, err := h.m.opts.Cache.Open(ctx, h.blocks[idx], h.m.opts.Store)
+	f, err := h.m.opts.Cache.openChunk(ctx, h.blocks[idx], h.m.opts.Store)
 	if err != nil {
 		h.m.logBlockErr(h.path, idx, h.blocks[idx], err)
 		return nil, err
@@ -595,7 +621,14 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	for _, idx := range h.order {
 		h.unref(h.open[idx])
 	}
+	read := h.open != nil || h.last >= 0
 	h.open, h.order = nil, nil
+	if h.passthrough && len(h.blocks) > 1 && read {
+		select {
+		case h.m.asm <- h:
+		default: // busy: the next open assembles it
+		}
+	}
 	return 0
 }
 
