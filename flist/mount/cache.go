@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -79,6 +80,9 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("mount: cache: %w", err)
 	}
+	if err := checkCacheDir(dir); err != nil {
+		return nil, err
+	}
 	c := &Cache{
 		dir: dir, max: maxBytes, log: logger.With("component", "flist-cache"),
 		lru: list.New(), entries: map[flist.ID]*list.Element{},
@@ -118,6 +122,26 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	c.evictLocked()
 	c.mu.Unlock()
 	return c, nil
+}
+
+// checkCacheDir refuses a cache directory that another user owns and
+// makes ours private (0700): whoever can write in it could replace a
+// verified file between the check and a passthrough open.
+func checkCacheDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("mount: cache: %w", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.IsDir() || !ok || int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("mount: cache: %s is not a directory owned by uid %d", dir, os.Geteuid())
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("mount: cache: %w", err)
+		}
+	}
+	return nil
 }
 
 // Dir returns the cache directory.
@@ -241,7 +265,7 @@ func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
 	}
 	if !verified {
 		plain, err := readAll(f)
-		if err != nil || !flist.CheckKey(b.Key, plain) {
+		if err != nil || !private(f) || !flist.CheckKey(b.Key, plain) {
 			f.Close()
 			c.mu.Lock()
 			c.stats.Corrupt++
@@ -258,6 +282,21 @@ func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
 	c.stats.Hits++
 	c.mu.Unlock()
 	return f, true
+}
+
+// private reports whether the open cache file f is one this process may
+// trust once its content checked out: a regular file owned by our user
+// with no write permission for anybody (cache files are created 0400 in a
+// 0700 directory). A file someone made writable may change after the check,
+// and a passed-through file is read by the kernel without the daemon
+// seeing the bytes, so such a file is dropped and fetched again.
+func private(f *os.File) bool {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o222 != 0 {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && int(sys.Uid) == os.Geteuid()
 }
 
 func readAll(f *os.File) ([]byte, error) {
@@ -420,7 +459,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		if !verified {
 			d, err := flist.ContentDigest(io.NewSectionReader(f, 0, 1<<62))
 			st, serr := f.Stat()
-			if err != nil || serr != nil || flist.ID(d) != digest || uint64(st.Size()) != size {
+			if err != nil || serr != nil || !private(f) || flist.ID(d) != digest || uint64(st.Size()) != size {
 				f.Close()
 				c.log.Warn("cached file corrupt, dropping it", "digest", digest.String())
 				c.mu.Lock()
