@@ -144,6 +144,22 @@ func checkCacheDir(dir string) error {
 	return nil
 }
 
+// cached reports whether block id is in the cache (not checked).
+func (c *Cache) cached(id flist.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[id]
+	return ok
+}
+
+// roomFor reports whether n more bytes fit in well under the bound, so that
+// speculative fetches never evict what readers are using.
+func (c *Cache) roomFor(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.max == 0 || c.size+n <= c.max/2
+}
+
 // Dir returns the cache directory.
 func (c *Cache) Dir() string { return c.dir }
 

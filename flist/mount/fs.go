@@ -140,7 +140,7 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 		tree: tree, hash: h, config: cfg, execSet: tree.ExecSet(), opts: opts,
 		log:        opts.Logger.With("component", "flist-mount", "mountpoint", mountpoint, "flist", h.String()[:16]),
 		mountpoint: mountpoint, ctx: mctx, cancel: cancel,
-		raSem: make(chan struct{}, 8), nlink: map[uint64]uint32{},
+		raSem: make(chan struct{}, 16), nlink: map[uint64]uint32{},
 		asm: make(chan *handle, 1024),
 	}
 	for link, target := range tree.HardLinks {
@@ -386,21 +386,23 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	m := n.m
 	blocks := m.tree.Blocks[n.ino]
-	path := m.pathOf(n.ino)
 	if m.opts.ExecVerify && flags&fmodeExec != 0 {
 		if in.Mode&0o111 == 0 {
-			m.log.Warn("exec refused: not an executable of the signed flist", "file", path)
+			m.log.Warn("exec refused: not an executable of the signed flist", "file", m.pathOf(n.ino))
 			return nil, 0, syscall.EACCES
 		}
 		// Fetch and verify every block before the program may start.
 		for i, b := range blocks {
 			if err := m.opts.Cache.Prefetch(ctx, b, m.opts.Store); err != nil {
-				m.logBlockErr(path, i, b, err)
+				m.logBlockErr(m.pathOf(n.ino), i, b, err)
 				return nil, 0, syscall.EIO
 			}
 		}
 	}
-	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, last: -1, ra: -1}
+	if len(blocks) > 0 && m.opts.ReadAhead > 0 && !m.opts.Cache.cached(blocks[0].ID) {
+		m.prefetchSiblings(n.ino)
+	}
+	h := &handle{m: m, ino: n.ino, blocks: blocks, size: in.Size, last: -1, ra: -1}
 	h.passthrough = !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
 	// Executables are always passed through: they are mapped rather than
 	// read, and an execve served by the daemon from the daemon's own
@@ -411,7 +413,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if len(blocks) == 1 && passthrough {
 		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
 		if err != nil {
-			m.logBlockErr(path, 0, blocks[0], err)
+			m.logBlockErr(m.pathOf(n.ino), 0, blocks[0], err)
 			return nil, 0, syscall.EIO
 		}
 		m.ops.openPassthrough.Add(1)
@@ -445,6 +447,50 @@ func (m *Mount) assembler() {
 	}
 }
 
+// siblingPrefetch is how many following files of a directory get their
+// first block fetched when a file in it is opened cold.
+const siblingPrefetch = 8
+
+// prefetchSiblings fetches, in the background, the first block of the
+// files that follow ino in its directory: trees are read in name order
+// (tar, cp -r, a program scanning a directory, a container starting), so
+// the next opens find their block cached, and store latency overlaps with
+// the reader's work instead of adding up file by file.
+func (m *Mount) prefetchSiblings(ino uint64) {
+	in := m.tree.Inodes[ino]
+	kids := m.tree.Children[in.Parent]
+	i := sort.Search(len(kids), func(i int) bool { return m.tree.Inodes[kids[i]].Name >= in.Name })
+	if !m.opts.Cache.roomFor(siblingPrefetch * flist.BlockSize) {
+		return
+	}
+	queued := 0
+	for j := i + 1; j < len(kids) && queued < siblingPrefetch; j++ {
+		bl := m.tree.Blocks[m.stable(kids[j])]
+		if len(bl) == 0 {
+			continue // directories, symlinks, empty files
+		}
+		queued++
+		b := bl[0]
+		if m.opts.Cache.cached(b.ID) {
+			continue
+		}
+		select {
+		case m.raSem <- struct{}{}:
+		default:
+			return // enough fetched ahead already
+		}
+		m.bg.Add(1)
+		go func() {
+			defer m.bg.Done()
+			defer func() { <-m.raSem }()
+			if err := m.opts.Cache.Prefetch(m.ctx, b, m.opts.Store); err != nil && m.ctx.Err() == nil {
+				// The read of that file reports it, with its name.
+				m.log.Debug("prefetch of a following file failed", "id", b.ID.String(), "err", err)
+			}
+		}()
+	}
+}
+
 func (m *Mount) pathOf(ino uint64) string {
 	var parts []string
 	for ino != flist.RootIno && ino != 0 {
@@ -471,8 +517,7 @@ func (m *Mount) logBlockErr(path string, idx int, b flist.Block, err error) {
 // outside the lock.
 type handle struct {
 	m      *Mount
-	ino    uint64
-	path   string
+	ino    uint64 // the file's path is computed for log lines only
 	blocks []flist.Block
 	size   uint64
 	// passthrough: the inode is served by FUSE passthrough once cached.
@@ -519,11 +564,11 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		got, err := cf.f.ReadAt(dest[n:n+int(want)], within)
 		h.release(cf)
 		if err != nil && !(errors.Is(err, io.EOF) && got == int(want)) {
-			h.m.log.Error("cache read failed", "file", h.path, "block", idx, "err", err)
+			h.m.log.Error("cache read failed", "file", h.m.pathOf(h.ino), "block", idx, "err", err)
 			return nil, syscall.EIO
 		}
 		if got < int(want) {
-			h.m.log.Error("cached block shorter than the file says", "file", h.path, "block", idx)
+			h.m.log.Error("cached block shorter than the file says", "file", h.m.pathOf(h.ino), "block", idx)
 			return nil, syscall.EIO
 		}
 		n += got
@@ -547,7 +592,7 @@ func (h *handle) acquire(ctx context.Context, idx int) (*chunkFile, error) {
 	h.mu.Unlock()
 	f, err := h.m.opts.Cache.openChunk(ctx, h.blocks[idx], h.m.opts.Store)
 	if err != nil {
-		h.m.logBlockErr(h.path, idx, h.blocks[idx], err)
+		h.m.logBlockErr(h.m.pathOf(h.ino), idx, h.blocks[idx], err)
 		return nil, err
 	}
 	h.mu.Lock()
@@ -608,7 +653,7 @@ func (h *handle) readAhead(idx int) {
 			defer h.m.bg.Done()
 			defer func() { <-h.m.raSem }()
 			if err := h.m.opts.Cache.Prefetch(h.m.ctx, b, h.m.opts.Store); err != nil && h.m.ctx.Err() == nil {
-				h.m.logBlockErr(h.path, i, b, err)
+				h.m.logBlockErr(h.m.pathOf(h.ino), i, b, err)
 			}
 		}(i)
 	}

@@ -573,3 +573,36 @@ func TestMountWarmRemountPassthrough(t *testing.T) {
 		t.Fatalf("read once the store is back: %v", err)
 	}
 }
+
+// Opening a file cold fetches the first block of the files that follow it
+// in its directory, in the background; the next reads need no fetch.
+func TestMountPrefetchFollowingFiles(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	zostest.CheckLeaks(t)
+	files := map[string][]byte{}
+	fx := newFixture(t, func(d string) {
+		for i := range 4 {
+			name := fmt.Sprintf("f%d", i)
+			files[name] = flisttest.Random(uint64(40+i), 3000+i)
+			os.WriteFile(filepath.Join(d, name), files[name], 0o644)
+		}
+	}, 0)
+	_, mp := fx.mount(t, mount.Options{})
+	if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
+		t.Fatalf("f0: %v", err)
+	}
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if n := fx.store.gets.Load(); n != 4 {
+			return fmt.Errorf("%d blocks fetched, want 4", n)
+		}
+		return nil
+	})
+	for _, name := range []string{"f1", "f2", "f3"} {
+		if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if n := fx.store.gets.Load(); n != 4 {
+		t.Fatalf("%d fetches for 4 one-block files, want 4", n)
+	}
+}
