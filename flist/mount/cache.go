@@ -217,11 +217,15 @@ type memChunk struct{ *bytes.Reader }
 func (memChunk) Close() error { return nil }
 
 // openChunk is Open for the daemon's own reads: a block this call (or a
-// concurrent one) had to fetch is read from the verified plaintext in
-// memory rather than from the file just written, which saves opening and
-// reading that file again on the cold path.
+// concurrent one) had to fetch or verify is read from the verified
+// plaintext in memory rather than from the file again, which saves opening
+// and reading that file twice on the cold path and after a restart.
 func (c *Cache) openChunk(ctx context.Context, b flist.Block, g BlockGetter) (chunk, error) {
-	if f, ok := c.openCached(b); ok {
+	if f, plain, ok := c.openCachedFile(b); ok {
+		if plain != nil { // just verified: serve what was read
+			f.Close()
+			return memChunk{bytes.NewReader(plain)}, nil
+		}
 		return f, nil
 	}
 	v, err, _ := c.sf.Do(string(b.ID[:]), func() (any, error) {
@@ -257,30 +261,54 @@ func (c *Cache) Prefetch(ctx context.Context, b flist.Block, g BlockGetter) erro
 }
 
 func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
+	f, _, ok := c.openCachedFile(b)
+	return f, ok
+}
+
+// openCachedFile opens block b's cache file. If the file had to be checked
+// (first use since the cache was opened), plain holds its verified
+// content, so that the caller need not read it again. No lock is held
+// across file system calls: on the cold path every read misses here.
+func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool) {
 	c.mu.Lock()
-	el, ok := c.entries[b.ID]
-	if !ok {
-		// Another process sharing the cache directory may have fetched it.
-		st, err := os.Stat(c.path(b.ID))
-		if err != nil || !st.Mode().IsRegular() {
-			c.mu.Unlock()
-			return nil, false
-		}
-		el = c.lru.PushFront(&entry{id: b.ID, size: st.Size()})
-		c.entries[b.ID] = el
-		c.size += st.Size()
+	el, known := c.entries[b.ID]
+	var e *entry
+	if known {
+		c.lru.MoveToFront(el)
+		e = el.Value.(*entry)
 	}
-	c.lru.MoveToFront(el)
-	e := el.Value.(*entry)
-	verified := e.verified
 	c.mu.Unlock()
 	f, err := os.Open(c.path(b.ID))
 	if err != nil {
-		c.drop(b.ID)
-		return nil, false
+		if known {
+			c.drop(b.ID)
+		}
+		return nil, nil, false
 	}
+	if !known {
+		// Another process sharing the cache directory may have fetched
+		// it: adopt the file, checked below like any other.
+		st, err := f.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return nil, nil, false
+		}
+		c.mu.Lock()
+		if el, ok := c.entries[b.ID]; ok {
+			c.lru.MoveToFront(el)
+			e = el.Value.(*entry)
+		} else {
+			e = &entry{id: b.ID, size: st.Size()}
+			c.entries[b.ID] = c.lru.PushFront(e)
+			c.size += st.Size()
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	verified := e.verified
+	c.mu.Unlock()
 	if !verified {
-		plain, err := readAll(f)
+		plain, err = readAll(f)
 		if err != nil || !private(f) || !flist.CheckKey(b.Key, plain) {
 			f.Close()
 			c.mu.Lock()
@@ -288,7 +316,7 @@ func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
 			c.mu.Unlock()
 			c.log.Warn("cached block corrupt, fetching it again", "block", b.ID.String())
 			c.drop(b.ID)
-			return nil, false
+			return nil, nil, false
 		}
 		c.mu.Lock()
 		e.verified = true
@@ -297,7 +325,7 @@ func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
 	c.mu.Lock()
 	c.stats.Hits++
 	c.mu.Unlock()
-	return f, true
+	return f, plain, true
 }
 
 // private reports whether the open cache file f is one this process may

@@ -167,6 +167,9 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 			// (two blocks) instead of the default 128 KiB: fewer round
 			// trips on the cold path (the kernel may cap it lower).
 			MaxWrite: 1 << 20,
+			// Room for the kernel's read-ahead of several readers and
+			// the asynchronous RELEASEs (default 12).
+			MaxBackground: 64,
 			// Symlink targets never change: the kernel keeps them.
 			EnableSymlinkCaching: true,
 		},
