@@ -606,3 +606,34 @@ func TestMountPrefetchFollowingFiles(t *testing.T) {
 		t.Fatalf("%d fetches for 4 one-block files, want 4", n)
 	}
 }
+
+// Directory listings and entries are cached by the kernel: walking the
+// tree a second time costs no lookup in the daemon.
+func TestMountSecondWalkNoLookups(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	fx := newFixture(t, func(d string) { flisttest.MakeTree(t, d) }, 0)
+	m, mp := fx.mount(t, mount.Options{})
+	walk := func() int {
+		n := 0
+		filepath.WalkDir(mp, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(p); err != nil {
+				t.Fatal(err)
+			}
+			n++
+			return nil
+		})
+		return n
+	}
+	first := walk()
+	before := m.OpStats()
+	if second := walk(); second != first || first < 3 {
+		t.Fatalf("walks saw %d then %d entries", first, second)
+	}
+	if after := m.OpStats(); after.Lookup != before.Lookup || after.Getattr != before.Getattr {
+		t.Fatalf("second walk reached the daemon: lookups %d -> %d, getattrs %d -> %d",
+			before.Lookup, after.Lookup, before.Getattr, after.Getattr)
+	}
+}
