@@ -34,6 +34,7 @@ func newFlistMountCmd() *cobra.Command {
 		cacheDir, cacheSize, ptMinFlag    string
 		cpuProfile                        string
 		insecure, execVerify, debug, noPT bool
+		noOpen                            bool
 		allowOther                        bool
 		readAhead                         int
 	)
@@ -94,7 +95,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 			}
 			m, err := mount.New(ctx, f, args[1], mount.Options{
 				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
-				NoPassthrough: noPT, PassthroughMin: ptMinOpt, AllowOther: allowOther, Debug: debug, Logger: logger,
+				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpen, AllowOther: allowOther, Debug: debug, Logger: logger,
 			})
 			if err != nil {
 				return err
@@ -139,6 +140,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
 	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
 	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
+	fl.BoolVar(&noOpen, "no-open", false, "open files without a round trip to the daemon (page cache kept, no passthrough; not with --exec-verify)")
 	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the mount process to this file (go tool pprof)")

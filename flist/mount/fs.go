@@ -43,9 +43,16 @@ type Options struct {
 	// negative passes every file through. Executables are always passed
 	// through.
 	PassthroughMin int64
-	AllowOther     bool // let other users see the mount (needs root)
-	Debug          bool // log every FUSE request
-	Logger         *slog.Logger
+	// NoOpen answers OPEN with ENOSYS: for the rest of the mount the kernel
+	// opens files without asking the daemon (no OPEN or RELEASE round trip
+	// per open, and it keeps the page cache across opens), at the price of
+	// FUSE passthrough: every read the page cache misses is served by the
+	// daemon. For trees of many small files that are read again and again.
+	// Not with ExecVerify, which has to see opens.
+	NoOpen     bool
+	AllowOther bool // let other users see the mount (needs root)
+	Debug      bool // log every FUSE request
+	Logger     *slog.Logger
 }
 
 // Mount is a mounted flist.
@@ -113,6 +120,9 @@ func (m *Mount) OpStats() OpStats {
 func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (*Mount, error) {
 	if opts.Cache == nil || opts.Store == nil {
 		return nil, errors.New("mount: Cache and Store are required")
+	}
+	if opts.NoOpen && opts.ExecVerify {
+		return nil, errors.New("mount: NoOpen and ExecVerify exclude each other (exec verification checks opens)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -234,6 +244,8 @@ type node struct {
 	fs.Inode
 	m   *Mount
 	ino uint64
+
+	shared atomic.Pointer[handle] // reader state without OPEN (Options.NoOpen)
 }
 
 var (
@@ -248,7 +260,32 @@ var (
 	_ fs.NodeFlusher     = (*node)(nil)
 
 	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeReader         = (*node)(nil)
 )
+
+// Read serves reads of a handle from Open, and, with Options.NoOpen,
+// reads that come without one: those share one reader state per inode
+// (sequential detection, read-ahead) and hold no cache file open between
+// requests.
+func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if r, ok := f.(fs.FileReader); ok {
+		return r.Read(ctx, dest, off)
+	}
+	h := n.shared.Load()
+	if h == nil {
+		in := n.inode()
+		if !in.IsRegular() {
+			return nil, syscall.EINVAL
+		}
+		h = &handle{m: n.m, ino: n.ino, blocks: n.m.tree.Blocks[n.ino], size: in.Size, last: -1, ra: -1}
+		if !n.shared.CompareAndSwap(nil, h) {
+			h = n.shared.Load()
+		}
+	}
+	res, errno := h.Read(ctx, dest, off)
+	h.closeChunks()
+	return res, errno
+}
 
 // OpendirHandle lets the kernel cache the listing of the directory
 // (FOPEN_CACHE_DIR): the tree never changes, so walking it again costs no
@@ -380,6 +417,9 @@ const fmodeExec = 0x20
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	n.m.ops.open.Add(1)
+	if n.m.opts.NoOpen {
+		return nil, 0, syscall.ENOSYS // the kernel stops sending OPEN
+	}
 	in := n.inode()
 	if !in.IsRegular() {
 		return nil, 0, syscall.EINVAL
@@ -660,6 +700,16 @@ func (h *handle) readAhead(idx int) {
 			}
 		}(i)
 	}
+}
+
+// closeChunks lets go of the cache files the handle holds open.
+func (h *handle) closeChunks() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, idx := range h.order {
+		h.unref(h.open[idx])
+	}
+	h.open, h.order = nil, nil
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {

@@ -637,3 +637,34 @@ func TestMountSecondWalkNoLookups(t *testing.T) {
 			before.Lookup, after.Lookup, before.Getattr, after.Getattr)
 	}
 }
+
+// With NoOpen the kernel opens files without asking the daemon (after the
+// first OPEN is refused) and keeps their pages: a second read of the tree
+// costs no request at all, and every byte is right.
+func TestMountNoOpen(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	big := flisttest.Random(51, 3*flist.BlockSize+9)
+	fx := newFixture(t, func(d string) {
+		flisttest.MakeTree(t, d)
+		os.WriteFile(filepath.Join(d, "big"), big, 0o644)
+	}, 0)
+	m, mp := fx.mount(t, mount.Options{NoOpen: true})
+	flisttest.Compare(t, flisttest.Scan(t, fx.src, true), flisttest.Scan(t, mp, true))
+	if b, err := os.ReadFile(filepath.Join(mp, "big")); err != nil || !bytes.Equal(b, big) {
+		t.Fatalf("big: %v", err)
+	}
+	before := m.OpStats()
+	if before.Open != 1 || before.Release != 0 || before.Read == 0 {
+		t.Fatalf("opens not left to the kernel: %+v", before)
+	}
+	flisttest.Compare(t, flisttest.Scan(t, fx.src, true), flisttest.Scan(t, mp, true))
+	if after := m.OpStats(); after.Read != before.Read || after.Open != before.Open {
+		t.Fatalf("second read reached the daemon: %+v then %+v", before, after)
+	}
+	ctx := context.Background()
+	f, _ := flist.Open(ctx, fx.fl)
+	defer f.Close()
+	if _, err := mount.New(ctx, f, t.TempDir(), mount.Options{Cache: fx.cache, Store: fx.store, NoOpen: true, ExecVerify: true}); err == nil {
+		t.Fatal("NoOpen with ExecVerify accepted")
+	}
+}
