@@ -44,6 +44,14 @@
 // block by block. Mount.OpStats (and SIGUSR1 of zos flist mount) counts
 // the requests served, by operation.
 //
+// Options.NoOpen (zos flist mount --no-open) trades passthrough for opens
+// that never reach the daemon: OPEN is answered ENOSYS once, after which
+// the kernel opens every file of the mount by itself and keeps its page
+// cache (no OPEN or RELEASE round trip per open, the one cost left on a
+// hot read of many small files); reads that miss the page cache are all
+// served by the daemon, with one reader state per inode. It excludes
+// ExecVerify, which needs to see opens.
+//
 // # Trusting cache files (passthrough)
 //
 // A passed-through file is read by the kernel, so the daemon never sees
