@@ -280,6 +280,9 @@ func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64
 		h = &handle{m: n.m, ino: n.ino, blocks: n.m.tree.Blocks[n.ino], size: in.Size, last: -1, ra: -1}
 		if !n.shared.CompareAndSwap(nil, h) {
 			h = n.shared.Load()
+		} else if len(h.blocks) > 0 && n.m.opts.ReadAhead > 0 && !n.m.opts.Cache.cached(h.blocks[0].ID) {
+			// First read of the file, cold: what Open does otherwise.
+			n.m.prefetchSiblings(n.ino)
 		}
 	}
 	res, errno := h.Read(ctx, dest, off)

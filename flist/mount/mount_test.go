@@ -587,23 +587,33 @@ func TestMountPrefetchFollowingFiles(t *testing.T) {
 			os.WriteFile(filepath.Join(d, name), files[name], 0o644)
 		}
 	}, 0)
-	_, mp := fx.mount(t, mount.Options{})
-	if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
-		t.Fatalf("f0: %v", err)
-	}
-	zostest.WaitFor(t, 10*time.Second, func() error {
-		if n := fx.store.gets.Load(); n != 4 {
-			return fmt.Errorf("%d blocks fetched, want 4", n)
-		}
-		return nil
-	})
-	for _, name := range []string{"f1", "f2", "f3"} {
-		if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	if n := fx.store.gets.Load(); n != 4 {
-		t.Fatalf("%d fetches for 4 one-block files, want 4", n)
+	for _, noOpen := range []bool{false, true} {
+		t.Run(fmt.Sprint("noOpen=", noOpen), func(t *testing.T) {
+			c, err := mount.NewCache(t.TempDir(), 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx.cache = c
+			fx.store.gets.Store(0)
+			_, mp := fx.mount(t, mount.Options{NoOpen: noOpen})
+			if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
+				t.Fatalf("f0: %v", err)
+			}
+			zostest.WaitFor(t, 10*time.Second, func() error {
+				if n := fx.store.gets.Load(); n != 4 {
+					return fmt.Errorf("%d blocks fetched, want 4", n)
+				}
+				return nil
+			})
+			for _, name := range []string{"f1", "f2", "f3"} {
+				if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+			if n := fx.store.gets.Load(); n != 4 {
+				t.Fatalf("%d fetches for 4 one-block files, want 4", n)
+			}
+		})
 	}
 }
 
