@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -28,7 +32,9 @@ func newFlistMountCmd() *cobra.Command {
 	var (
 		src                            = flistInput{signed: true}
 		cacheDir, cacheSize, ptMinFlag string
+		cpuProfile                     string
 		execVerify, debug, noPT        bool
+		noOpen                         bool
 		allowOther                     bool
 		readAhead                      int
 	)
@@ -42,7 +48,10 @@ Blocks are fetched on first read from the store (--store, or the flist's routes)
 and a log line naming the file and block, never wrong bytes.
 
 The flist must be signed by a --trust key, unless --insecure. --exec-verify lets execve
-run only executables of the signed metadata, each fully fetched and verified first.`,
+run only executables of the signed metadata, each fully fetched and verified first.
+
+SIGUSR1 prints one line "stats {JSON}" on stdout: FUSE requests served by operation
+and block cache counters (what benchmarks and debugging look at).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -59,6 +68,17 @@ run only executables of the signed metadata, each fully fetched and verified fir
 			if ptMin == 0 {
 				ptMinOpt = -1 // pass every file through
 			}
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			f, r, err := src.open(ctx, args[0], cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -71,7 +91,7 @@ run only executables of the signed metadata, each fully fetched and verified fir
 			}
 			m, err := mount.New(ctx, f, args[1], mount.Options{
 				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
-				NoPassthrough: noPT, PassthroughMin: ptMinOpt, AllowOther: allowOther, Debug: debug, Logger: logger,
+				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpen, AllowOther: allowOther, Debug: debug, Logger: logger,
 			})
 			if err != nil {
 				return err
@@ -79,13 +99,26 @@ run only executables of the signed metadata, each fully fetched and verified fir
 			f.Close()
 			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s at %s (hash %s)\n", args[0], args[1], m.Hash())
 			done := make(chan struct{})
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			defer signal.Stop(usr1)
 			go func() {
-				select {
-				case <-ctx.Done():
-					if err := m.Unmount(); err != nil {
-						logger.Error("unmount failed", "err", err)
+				for {
+					select {
+					case <-ctx.Done():
+						if err := m.Unmount(); err != nil {
+							logger.Error("unmount failed", "err", err)
+						}
+						return
+					case <-usr1:
+						b, _ := json.Marshal(struct {
+							Ops   mount.OpStats    `json:"ops"`
+							Cache mount.CacheStats `json:"cache"`
+						}{m.OpStats(), cache.Stats()})
+						fmt.Fprintf(cmd.OutOrStdout(), "stats %s\n", b)
+					case <-done:
+						return
 					}
-				case <-done:
 				}
 			}()
 			m.Wait()
@@ -101,8 +134,10 @@ run only executables of the signed metadata, each fully fetched and verified fir
 	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
 	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
 	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
+	fl.BoolVar(&noOpen, "no-open", false, "open files without a round trip to the daemon (page cache kept, no passthrough; not with --exec-verify)")
 	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
+	fl.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the mount process to this file (go tool pprof)")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -41,6 +44,8 @@ type Cache struct {
 	entries map[flist.ID]*list.Element
 	size    int64
 	sf      singleflight.Group
+	dirs    sync.Map     // subdirectories known to exist
+	tmpSeq  atomic.Int64 // names of files being written
 
 	// Retry tunes fetching from a store that fails (not for missing or
 	// corrupt blocks): attempts and the first backoff (doubling).
@@ -52,8 +57,11 @@ type Cache struct {
 
 // CacheStats counts cache activity.
 type CacheStats struct {
-	Hits, Misses, Evictions, Corrupt int64
-	Size                             int64
+	Hits      int64 `json:"hits"`
+	Misses    int64 `json:"misses"`
+	Evictions int64 `json:"evictions"`
+	Corrupt   int64 `json:"corrupt"`
+	Size      int64 `json:"size"`
 }
 
 type entry struct {
@@ -71,6 +79,9 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("mount: cache: %w", err)
+	}
+	if err := checkCacheDir(dir); err != nil {
+		return nil, err
 	}
 	c := &Cache{
 		dir: dir, max: maxBytes, log: logger.With("component", "flist-cache"),
@@ -113,6 +124,42 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	return c, nil
 }
 
+// checkCacheDir refuses a cache directory that another user owns and
+// makes ours private (0700): whoever can write in it could replace a
+// verified file between the check and a passthrough open.
+func checkCacheDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("mount: cache: %w", err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.IsDir() || !ok || int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("mount: cache: %s is not a directory owned by uid %d", dir, os.Geteuid())
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("mount: cache: %w", err)
+		}
+	}
+	return nil
+}
+
+// cached reports whether block id is in the cache (not checked).
+func (c *Cache) cached(id flist.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[id]
+	return ok
+}
+
+// roomFor reports whether n more bytes fit in well under the bound, so that
+// speculative fetches never evict what readers are using.
+func (c *Cache) roomFor(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.max == 0 || c.size+n <= c.max/2
+}
+
 // Dir returns the cache directory.
 func (c *Cache) Dir() string { return c.dir }
 
@@ -149,13 +196,48 @@ func (c *Cache) Open(ctx context.Context, b flist.Block, g BlockGetter) (*os.Fil
 			return f, nil
 		}
 		_, err, _ := c.sf.Do(string(b.ID[:]), func() (any, error) {
-			return nil, c.fetch(ctx, b, g)
+			return c.fetch(ctx, b, g)
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("mount: cache: block %s evicted while opening (cache too small?)", b.ID)
+}
+
+// chunk is the plaintext of one block, to read from.
+type chunk interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// memChunk is a block just fetched, still in memory.
+type memChunk struct{ *bytes.Reader }
+
+func (memChunk) Close() error { return nil }
+
+// openChunk is Open for the daemon's own reads: a block this call (or a
+// concurrent one) had to fetch or verify is read from the verified
+// plaintext in memory rather than from the file again, which saves opening
+// and reading that file twice on the cold path and after a restart.
+func (c *Cache) openChunk(ctx context.Context, b flist.Block, g BlockGetter) (chunk, error) {
+	if f, plain, ok := c.openCachedFile(b); ok {
+		if plain != nil { // just verified: serve what was read
+			f.Close()
+			return memChunk{bytes.NewReader(plain)}, nil
+		}
+		return f, nil
+	}
+	v, err, _ := c.sf.Do(string(b.ID[:]), func() (any, error) {
+		return c.fetch(ctx, b, g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if plain, ok := v.([]byte); ok {
+		return memChunk{bytes.NewReader(plain)}, nil
+	}
+	return c.Open(ctx, b, g)
 }
 
 // Prefetch makes sure b is cached (read-ahead).
@@ -173,44 +255,68 @@ func (c *Cache) Prefetch(ctx context.Context, b flist.Block, g BlockGetter) erro
 		if ok {
 			return nil, nil
 		}
-		return nil, c.fetch(ctx, b, g)
+		return c.fetch(ctx, b, g)
 	})
 	return err
 }
 
 func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
+	f, _, ok := c.openCachedFile(b)
+	return f, ok
+}
+
+// openCachedFile opens block b's cache file. If the file had to be checked
+// (first use since the cache was opened), plain holds its verified
+// content, so that the caller need not read it again. No lock is held
+// across file system calls: on the cold path every read misses here.
+func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool) {
 	c.mu.Lock()
-	el, ok := c.entries[b.ID]
-	if !ok {
-		// Another process sharing the cache directory may have fetched it.
-		st, err := os.Stat(c.path(b.ID))
-		if err != nil || !st.Mode().IsRegular() {
-			c.mu.Unlock()
-			return nil, false
-		}
-		el = c.lru.PushFront(&entry{id: b.ID, size: st.Size()})
-		c.entries[b.ID] = el
-		c.size += st.Size()
+	el, known := c.entries[b.ID]
+	var e *entry
+	if known {
+		c.lru.MoveToFront(el)
+		e = el.Value.(*entry)
 	}
-	c.lru.MoveToFront(el)
-	e := el.Value.(*entry)
-	verified := e.verified
 	c.mu.Unlock()
 	f, err := os.Open(c.path(b.ID))
 	if err != nil {
-		c.drop(b.ID)
-		return nil, false
+		if known {
+			c.drop(b.ID)
+		}
+		return nil, nil, false
 	}
+	if !known {
+		// Another process sharing the cache directory may have fetched
+		// it: adopt the file, checked below like any other.
+		st, err := f.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return nil, nil, false
+		}
+		c.mu.Lock()
+		if el, ok := c.entries[b.ID]; ok {
+			c.lru.MoveToFront(el)
+			e = el.Value.(*entry)
+		} else {
+			e = &entry{id: b.ID, size: st.Size()}
+			c.entries[b.ID] = c.lru.PushFront(e)
+			c.size += st.Size()
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	verified := e.verified
+	c.mu.Unlock()
 	if !verified {
-		plain, err := readAll(f)
-		if err != nil || !flist.CheckKey(b.Key, plain) {
+		plain, err = readAll(f)
+		if err != nil || !private(f) || !flist.CheckKey(b.Key, plain) {
 			f.Close()
 			c.mu.Lock()
 			c.stats.Corrupt++
 			c.mu.Unlock()
 			c.log.Warn("cached block corrupt, fetching it again", "block", b.ID.String())
 			c.drop(b.ID)
-			return nil, false
+			return nil, nil, false
 		}
 		c.mu.Lock()
 		e.verified = true
@@ -219,7 +325,22 @@ func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
 	c.mu.Lock()
 	c.stats.Hits++
 	c.mu.Unlock()
-	return f, true
+	return f, plain, true
+}
+
+// private reports whether the open cache file f is one this process may
+// trust once its content checked out: a regular file owned by our user
+// with no write permission for anybody (cache files are created 0400 in a
+// 0700 directory). A file someone made writable may change after the check,
+// and a passed-through file is read by the kernel without the daemon
+// seeing the bytes, so such a file is dropped and fetched again.
+func private(f *os.File) bool {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o222 != 0 {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && int(sys.Uid) == os.Geteuid()
 }
 
 func readAll(f *os.File) ([]byte, error) {
@@ -250,8 +371,8 @@ func (c *Cache) drop(id flist.ID) {
 }
 
 // fetch gets b from the store (with retries for store failures), verifies
-// and decrypts it, and adds the plaintext to the cache.
-func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) error {
+// and decrypts it, adds the plaintext to the cache and returns it.
+func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte, error) {
 	c.mu.Lock()
 	c.stats.Misses++
 	c.mu.Unlock()
@@ -269,40 +390,22 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) error {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return ctx.Err()
+				return nil, ctx.Err()
 			case <-t.C:
 			}
 			backoff *= 2
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("mount: fetch block %s: %w", b.ID, err)
+		return nil, fmt.Errorf("mount: fetch block %s: %w", b.ID, err)
 	}
 	plain, err := flist.DecodeBlock(b, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p := c.path(b.ID)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("mount: cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".fetch-*")
-	if err != nil {
-		return fmt.Errorf("mount: cache: %w", err)
-	}
-	_, err = tmp.Write(plain)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o400)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("mount: cache: %w", err)
+	if err := c.writeFile(p, plain); err != nil {
+		return nil, fmt.Errorf("mount: cache: %w", err)
 	}
 	c.mu.Lock()
 	if el, ok := c.entries[b.ID]; ok {
@@ -313,7 +416,37 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) error {
 	c.size += int64(len(plain))
 	c.evictLocked()
 	c.mu.Unlock()
-	return nil
+	return plain, nil
+}
+
+// writeFile writes a verified cache file: created read-only for its
+// owner (nobody may write it once it is in place, see the package doc)
+// under a temporary name, then renamed, so that a crash never leaves a
+// partial file under a block's name.
+func (c *Cache) writeFile(p string, data []byte) error {
+	dir := filepath.Dir(p)
+	if _, ok := c.dirs.Load(dir); !ok {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		c.dirs.Store(dir, true)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".fetch-%d-%d", os.Getpid(), c.tmpSeq.Add(1)))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // evictLocked removes least recently used chunks until the cache fits,
@@ -370,7 +503,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		if !verified {
 			d, err := flist.ContentDigest(io.NewSectionReader(f, 0, 1<<62))
 			st, serr := f.Stat()
-			if err != nil || serr != nil || flist.ID(d) != digest || uint64(st.Size()) != size {
+			if err != nil || serr != nil || !private(f) || flist.ID(d) != digest || uint64(st.Size()) != size {
 				f.Close()
 				c.log.Warn("cached file corrupt, dropping it", "digest", digest.String())
 				c.mu.Lock()
@@ -385,11 +518,20 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		}
 		return f, true
 	}
-	if err := c.assemble(blocks, digest, p, size); err != nil {
+	_, err, _ := c.sf.Do("whole:"+string(digest[:]), func() (any, error) {
+		c.mu.Lock()
+		_, done := c.entries[digest]
+		c.mu.Unlock()
+		if done { // a concurrent call assembled it
+			return nil, nil
+		}
+		return nil, c.assemble(blocks, digest, p, size)
+	})
+	if err != nil {
 		c.log.Warn("cannot assemble cached file", "digest", digest.String(), "err", err)
 		return nil, false
 	}
-	f, err := os.Open(p)
+	f, err = os.Open(p)
 	if err != nil {
 		return nil, false
 	}

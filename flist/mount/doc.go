@@ -23,20 +23,60 @@
 // is opened; a mismatch gives EIO and a log line naming the file and block,
 // never wrong bytes. Files are opened with FOPEN_KEEP_CACHE (contents are
 // immutable), entries, attributes and misses are cached by the kernel for a
-// year, FLUSH is refused with ENOSYS (so the kernel stops sending it) and
-// the daemon serves reads of up to 1 MiB per request. Small files (under
-// Options.PassthroughMin, 128 KiB) are served by the daemon once and then
-// stay in the kernel's page cache of the mount: a re-open costs two cheap
-// round trips (open, release) and no passthrough setup. For warm reads of
-// larger files and of executables at local disk speed the kernel reads
-// cache files itself (FUSE passthrough; the choice depends only on the
-// inode, as the kernel refuses to mix both modes on one inode): a
-// single-block file is passed through to its chunk file; a multi-block file whose
-// blocks are all cached is assembled once into a whole-file cache entry
-// (<cache>/whole/<content digest>, checked against the digest on first use
-// after the cache is opened, counted in the size bound, its chunk files
-// moved to the eviction end) and passed through to that. Multi-block files
-// not yet fully cached are served by the daemon, block by block.
+// year, and so are directory listings (FOPEN_CACHE_DIR: walking the tree
+// again costs no READDIRPLUS) and symlink targets; FLUSH is refused with
+// ENOSYS (so the kernel stops sending it) and the daemon serves reads of up
+// to 1 MiB per request. A block the daemon has just fetched is served
+// from its verified plaintext in memory, not re-read from the file it was
+// written to. Small files (under Options.PassthroughMin, 128 KiB) are
+// served by the daemon once and then stay in the kernel's page cache of
+// the mount: a re-open costs two cheap round trips (open, release) and no
+// passthrough setup. For warm reads of larger files and of executables at
+// local disk speed the kernel reads cache files itself (FUSE passthrough;
+// the choice depends only on the inode, as the kernel refuses to mix both
+// modes on one inode): a single-block file is passed through to its chunk
+// file; a multi-block file whose blocks are all cached is assembled once
+// into a whole-file cache entry (<cache>/whole/<content digest>, counted
+// in the size bound, its chunk files moved to the eviction end) and passed
+// through to that. A multi-block file read through the daemon is assembled
+// in the background when it is closed, so that the next open passes it
+// through at once; files not yet fully cached are served by the daemon,
+// block by block. Mount.OpStats (and SIGUSR1 of zos flist mount) counts
+// the requests served, by operation.
+//
+// Options.NoOpen (zos flist mount --no-open) trades passthrough for opens
+// that never reach the daemon: OPEN is answered ENOSYS once, after which
+// the kernel opens every file of the mount by itself and keeps its page
+// cache (no OPEN or RELEASE round trip per open, the one cost left on a
+// hot read of many small files); reads that miss the page cache are all
+// served by the daemon, with one reader state per inode. It excludes
+// ExecVerify, which needs to see opens.
+//
+// # Trusting cache files (passthrough)
+//
+// A passed-through file is read by the kernel, so the daemon never sees
+// those bytes: what makes that safe is that the file was verified before
+// it could be opened, and that nobody can change it afterwards.
+//
+//   - Verified when written: a chunk file is written only after its block
+//     passed both checks (id of the stored bytes, key of the plaintext),
+//     under a temporary name, created read-only (0400), then renamed; a
+//     whole-file entry is assembled only from verified chunks and checked
+//     against the file's size.
+//   - Not writable by anyone else: the cache directory must be owned by the
+//     mount's user (NewCache refuses another owner and makes it 0700), and
+//     a cache file is trusted only if, on the open descriptor that will be
+//     served, it is a regular file owned by that user with no write bit.
+//   - Re-verified by every new process: entries found in the directory when
+//     a Cache is opened (after a restart, or written by another process)
+//     are checked again on first use (chunk: key; whole file: content
+//     digest and size) together with the ownership and mode above; a
+//     mismatch drops the file and fetches the block again, and if that
+//     fails the read gives EIO, never the cached bytes.
+//
+// What this does not cover is root on the node rewriting a cache file
+// while a mount that has already verified it is running: root can equally
+// change the daemon's memory or the store credentials.
 //
 // # Exec verification
 //

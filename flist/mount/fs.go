@@ -43,9 +43,16 @@ type Options struct {
 	// negative passes every file through. Executables are always passed
 	// through.
 	PassthroughMin int64
-	AllowOther     bool // let other users see the mount (needs root)
-	Debug          bool // log every FUSE request
-	Logger         *slog.Logger
+	// NoOpen answers OPEN with ENOSYS: for the rest of the mount the kernel
+	// opens files without asking the daemon (no OPEN or RELEASE round trip
+	// per open, and it keeps the page cache across opens), at the price of
+	// FUSE passthrough: every read the page cache misses is served by the
+	// daemon. For trees of many small files that are read again and again.
+	// Not with ExecVerify, which has to see opens.
+	NoOpen     bool
+	AllowOther bool // let other users see the mount (needs root)
+	Debug      bool // log every FUSE request
+	Logger     *slog.Logger
 }
 
 // Mount is a mounted flist.
@@ -64,10 +71,11 @@ type Mount struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 	raSem  chan struct{}
+	asm    chan *handle // multi-block files read through, to assemble
 	once   sync.Once
 	err    error
 
-	flushes atomic.Int64 // FLUSH requests seen (tests: the kernel stops after one)
+	ops opCounters
 
 	// ioModes is how the open handles of multi-block files are served, by
 	// inode: whether such a file is passed through depends on the cache
@@ -86,12 +94,51 @@ type ioMode struct {
 	passthrough bool
 }
 
+// opCounters count the FUSE requests this mount served (the ones that reach
+// its nodes; go-fuse answers OPENDIR, RELEASEDIR and FORGET itself).
+type opCounters struct {
+	lookup, getattr, readdir, readlink, xattr, statfs, flush atomic.Int64
+	open, openPassthrough, release, read, readBytes          atomic.Int64
+}
+
+// OpStats counts the FUSE requests a mount has served, by operation.
+// OpenPassthrough counts the opens handed to the kernel (FUSE
+// passthrough to a cache file); their reads never reach the daemon.
+type OpStats struct {
+	Lookup          int64 `json:"lookup"`
+	Getattr         int64 `json:"getattr"`
+	Readdir         int64 `json:"readdir"`
+	Readlink        int64 `json:"readlink"`
+	Xattr           int64 `json:"xattr"`
+	Statfs          int64 `json:"statfs"`
+	Flush           int64 `json:"flush"`
+	Open            int64 `json:"open"`
+	OpenPassthrough int64 `json:"open_passthrough"`
+	Release         int64 `json:"release"`
+	Read            int64 `json:"read"`
+	ReadBytes       int64 `json:"read_bytes"`
+}
+
+// OpStats returns the request counters of the mount.
+func (m *Mount) OpStats() OpStats {
+	o := &m.ops
+	return OpStats{
+		Lookup: o.lookup.Load(), Getattr: o.getattr.Load(), Readdir: o.readdir.Load(),
+		Readlink: o.readlink.Load(), Xattr: o.xattr.Load(), Statfs: o.statfs.Load(),
+		Flush: o.flush.Load(), Open: o.open.Load(), OpenPassthrough: o.openPassthrough.Load(),
+		Release: o.release.Load(), Read: o.read.Load(), ReadBytes: o.readBytes.Load(),
+	}
+}
+
 // New mounts the flist f read-only at mountpoint and returns once the
 // filesystem is ready. The flist's metadata is loaded into memory, so f
 // may be closed afterwards.
 func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (*Mount, error) {
 	if opts.Cache == nil || opts.Store == nil {
 		return nil, errors.New("mount: Cache and Store are required")
+	}
+	if opts.NoOpen && opts.ExecVerify {
+		return nil, errors.New("mount: NoOpen and ExecVerify exclude each other (exec verification checks opens)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -119,7 +166,8 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 		tree: tree, hash: h, config: cfg, execSet: tree.ExecSet(), opts: opts,
 		log:        opts.Logger.With("component", "flist-mount", "mountpoint", mountpoint, "flist", h.String()[:16]),
 		mountpoint: mountpoint, ctx: mctx, cancel: cancel,
-		raSem: make(chan struct{}, 8), nlink: map[uint64]uint32{},
+		raSem: make(chan struct{}, 16), nlink: map[uint64]uint32{},
+		asm: make(chan *handle, 1024),
 	}
 	for link, target := range tree.HardLinks {
 		if m.nlink[target] == 0 {
@@ -145,6 +193,11 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 			// (two blocks) instead of the default 128 KiB: fewer round
 			// trips on the cold path (the kernel may cap it lower).
 			MaxWrite: 1 << 20,
+			// Room for the kernel's read-ahead of several readers and
+			// the asynchronous RELEASEs (default 12).
+			MaxBackground: 64,
+			// Symlink targets never change: the kernel keeps them.
+			EnableSymlinkCaching: true,
 		},
 	}
 	srv, err := fs.Mount(mountpoint, root, fopts)
@@ -153,6 +206,8 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 		return nil, fmt.Errorf("mount: %s: %w", mountpoint, err)
 	}
 	m.server = srv
+	m.bg.Add(1)
+	go m.assembler()
 	m.log.Info("mounted", "entries", len(tree.Inodes))
 	return m, nil
 }
@@ -205,6 +260,8 @@ type node struct {
 	fs.Inode
 	m   *Mount
 	ino uint64
+
+	shared atomic.Pointer[handle] // reader state without OPEN (Options.NoOpen)
 }
 
 var (
@@ -217,13 +274,54 @@ var (
 	_ fs.NodeListxattrer = (*node)(nil)
 	_ fs.NodeStatfser    = (*node)(nil)
 	_ fs.NodeFlusher     = (*node)(nil)
+
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeReader         = (*node)(nil)
 )
+
+// Read serves reads of a handle from Open, and, with Options.NoOpen,
+// reads that come without one: those share one reader state per inode
+// (sequential detection, read-ahead) and hold no cache file open between
+// requests.
+func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if r, ok := f.(fs.FileReader); ok {
+		return r.Read(ctx, dest, off)
+	}
+	h := n.shared.Load()
+	if h == nil {
+		in := n.inode()
+		if !in.IsRegular() {
+			return nil, syscall.EINVAL
+		}
+		h = &handle{m: n.m, ino: n.ino, blocks: n.m.tree.Blocks[n.ino], size: in.Size, last: -1, ra: -1}
+		if !n.shared.CompareAndSwap(nil, h) {
+			h = n.shared.Load()
+		} else if len(h.blocks) > 0 && n.m.opts.ReadAhead > 0 && !n.m.opts.Cache.cached(h.blocks[0].ID) {
+			// First read of the file, cold: what Open does otherwise.
+			n.m.prefetchSiblings(n.ino)
+		}
+	}
+	res, errno := h.Read(ctx, dest, off)
+	h.closeChunks()
+	return res, errno
+}
+
+// OpendirHandle lets the kernel cache the listing of the directory
+// (FOPEN_CACHE_DIR): the tree never changes, so walking it again costs no
+// READDIRPLUS (and no per-entry lookup in the daemon).
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	ds, errno := n.Readdir(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return ds, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
 
 // Flush answers ENOSYS: nothing is ever written, and on ENOSYS the kernel
 // stops sending FLUSH on close for the whole mount, which saves a round
 // trip per opened file.
 func (n *node) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
-	n.m.flushes.Add(1)
+	n.m.ops.flush.Add(1)
 	return syscall.ENOSYS
 }
 
@@ -257,11 +355,13 @@ func (m *Mount) fillAttr(ino uint64, out *fuse.Attr) {
 }
 
 func (n *node) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.m.ops.getattr.Add(1)
 	n.m.fillAttr(n.ino, &out.Attr)
 	return 0
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	n.m.ops.statfs.Add(1)
 	out.Bsize = flist.BlockSize
 	out.NameLen = 255
 	out.Files = uint64(len(n.m.tree.Inodes))
@@ -269,6 +369,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	n.m.ops.lookup.Add(1)
 	kids := n.m.tree.Children[n.ino]
 	i := sort.Search(len(kids), func(i int) bool { return n.m.tree.Inodes[kids[i]].Name >= name })
 	if i == len(kids) || n.m.tree.Inodes[kids[i]].Name != name {
@@ -282,6 +383,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	n.m.ops.readdir.Add(1)
 	kids := n.m.tree.Children[n.ino]
 	ents := make([]fuse.DirEntry, 0, len(kids))
 	for _, c := range kids {
@@ -292,6 +394,7 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	n.m.ops.readlink.Add(1)
 	in := n.inode()
 	if !in.IsSymlink() {
 		return nil, syscall.EINVAL
@@ -302,6 +405,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 func (n *node) xattrs() []flist.Xattr { return n.m.tree.Xattrs[n.ino] }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	n.m.ops.xattr.Add(1)
 	for _, x := range n.xattrs() {
 		if x.Name == attr {
 			if len(dest) < len(x.Value) {
@@ -314,6 +418,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	n.m.ops.xattr.Add(1)
 	var b strings.Builder
 	for _, x := range n.xattrs() {
 		b.WriteString(x.Name)
@@ -330,6 +435,10 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 const fmodeExec = 0x20
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	n.m.ops.open.Add(1)
+	if n.m.opts.NoOpen {
+		return nil, 0, syscall.ENOSYS // the kernel stops sending OPEN
+	}
 	in := n.inode()
 	if !in.IsRegular() {
 		return nil, 0, syscall.EINVAL
@@ -339,33 +448,37 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	m := n.m
 	blocks := m.tree.Blocks[n.ino]
-	path := m.pathOf(n.ino)
 	if m.opts.ExecVerify && flags&fmodeExec != 0 {
 		if in.Mode&0o111 == 0 {
-			m.log.Warn("exec refused: not an executable of the signed flist", "file", path)
+			m.log.Warn("exec refused: not an executable of the signed flist", "file", m.pathOf(n.ino))
 			return nil, 0, syscall.EACCES
 		}
 		// Fetch and verify every block before the program may start.
 		for i, b := range blocks {
 			if err := m.opts.Cache.Prefetch(ctx, b, m.opts.Store); err != nil {
-				m.logBlockErr(path, i, b, err)
+				m.logBlockErr(m.pathOf(n.ino), i, b, err)
 				return nil, 0, syscall.EIO
 			}
 		}
 	}
-	h := &handle{m: m, ino: n.ino, path: path, blocks: blocks, size: in.Size, last: -1, ra: -1}
+	if len(blocks) > 0 && m.opts.ReadAhead > 0 && !m.opts.Cache.cached(blocks[0].ID) {
+		m.prefetchSiblings(n.ino)
+	}
+	h := &handle{m: m, ino: n.ino, blocks: blocks, size: in.Size, last: -1, ra: -1}
+	h.passthrough = !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
 	// Executables are always passed through: they are mapped rather than
 	// read, and an execve served by the daemon from the daemon's own
 	// process (tests, an embedding program) would wait on itself. The rule
 	// depends only on the inode, so every open of an inode agrees (the
 	// kernel refuses to mix passthrough and cached opens of one inode).
-	passthrough := !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
+	passthrough := h.passthrough
 	if len(blocks) == 1 && passthrough {
 		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
 		if err != nil {
-			m.logBlockErr(path, 0, blocks[0], err)
+			m.logBlockErr(m.pathOf(n.ino), 0, blocks[0], err)
 			return nil, 0, syscall.EIO
 		}
+		m.ops.openPassthrough.Add(1)
 		return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	if len(blocks) > 1 && passthrough {
@@ -384,11 +497,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			if f, ok := m.opts.Cache.OpenWhole(blocks, in.Size); ok {
 				mode.handles++
 				mode.passthrough = true
+				m.ops.openPassthrough.Add(1)
 				return &passthroughHandle{handle: h, f: f}, fuse.FOPEN_KEEP_CACHE, 0
 			}
 			if mode.passthrough {
 				// Evicted since: the kernel would refuse a cached open.
-				m.log.Warn("open refused: whole file no longer cached while passed through", "file", path)
+				m.log.Warn("open refused: whole file no longer cached while passed through", "file", m.pathOf(n.ino))
 				return nil, 0, syscall.EIO
 			}
 		}
@@ -408,6 +522,69 @@ func (h *handle) releaseIOMode() {
 		delete(h.m.ioModes, h.ino)
 	}
 	h.ioMode = nil
+}
+
+// assembler turns multi-block files that were read through the daemon into
+// whole-file cache entries in the background, one at a time, so that the
+// next open passes them through at once instead of assembling them while
+// the reader waits (which made a second read of a tree slower than a
+// read after a remount).
+func (m *Mount) assembler() {
+	defer m.bg.Done()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case h := <-m.asm:
+			if f, ok := m.opts.Cache.OpenWhole(h.blocks, h.size); ok {
+				f.Close()
+			}
+		}
+	}
+}
+
+// siblingPrefetch is how many following files of a directory get their
+// first block fetched when a file in it is opened cold.
+const siblingPrefetch = 8
+
+// prefetchSiblings fetches, in the background, the first block of the
+// files that follow ino in its directory: trees are read in name order
+// (tar, cp -r, a program scanning a directory, a container starting), so
+// the next opens find their block cached, and store latency overlaps with
+// the reader's work instead of adding up file by file.
+func (m *Mount) prefetchSiblings(ino uint64) {
+	in := m.tree.Inodes[ino]
+	kids := m.tree.Children[in.Parent]
+	i := sort.Search(len(kids), func(i int) bool { return m.tree.Inodes[kids[i]].Name >= in.Name })
+	if !m.opts.Cache.roomFor(siblingPrefetch * flist.BlockSize) {
+		return
+	}
+	queued := 0
+	for j := i + 1; j < len(kids) && queued < siblingPrefetch; j++ {
+		bl := m.tree.Blocks[m.stable(kids[j])]
+		if len(bl) == 0 {
+			continue // directories, symlinks, empty files
+		}
+		queued++
+		b := bl[0]
+		if m.opts.Cache.cached(b.ID) {
+			continue
+		}
+		select {
+		case m.raSem <- struct{}{}:
+		default:
+			return // enough fetched ahead already
+		}
+		m.bg.Add(1)
+		go func() {
+			defer m.bg.Done()
+			defer func() { <-m.raSem }()
+			if err := m.opts.Cache.Prefetch(m.ctx, b, m.opts.Store); err != nil && m.ctx.Err() == nil {
+				// The read of that file reports it, with its name.
+				m.log.Debug("prefetch of a following file failed", "id", b.ID.String(), "err", err)
+			}
+		}()
+	}
 }
 
 func (m *Mount) pathOf(ino uint64) string {
@@ -436,11 +613,12 @@ func (m *Mount) logBlockErr(path string, idx int, b flist.Block, err error) {
 // outside the lock.
 type handle struct {
 	m      *Mount
-	ino    uint64
-	path   string
+	ino    uint64 // the file's path is computed for log lines only
 	blocks []flist.Block
 	size   uint64
-	ioMode *ioMode // multi-block files that may be passed through
+	// passthrough: the inode is served by FUSE passthrough once cached.
+	passthrough bool
+	ioMode      *ioMode // multi-block files that may be passed through
 
 	mu    sync.Mutex
 	open  map[int]*chunkFile // a few recently used chunk files
@@ -451,7 +629,7 @@ type handle struct {
 
 // chunkFile is an open cache file shared by concurrent reads.
 type chunkFile struct {
-	f    *os.File
+	f    chunk
 	refs int // readers using it, plus one while it is in handle.open
 }
 
@@ -463,6 +641,7 @@ var (
 )
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.m.ops.read.Add(1)
 	if off < 0 {
 		return nil, syscall.EINVAL
 	}
@@ -482,11 +661,11 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		got, err := cf.f.ReadAt(dest[n:n+int(want)], within)
 		h.release(cf)
 		if err != nil && !(errors.Is(err, io.EOF) && got == int(want)) {
-			h.m.log.Error("cache read failed", "file", h.path, "block", idx, "err", err)
+			h.m.log.Error("cache read failed", "file", h.m.pathOf(h.ino), "block", idx, "err", err)
 			return nil, syscall.EIO
 		}
 		if got < int(want) {
-			h.m.log.Error("cached block shorter than the file says", "file", h.path, "block", idx)
+			h.m.log.Error("cached block shorter than the file says", "file", h.m.pathOf(h.ino), "block", idx)
 			return nil, syscall.EIO
 		}
 		n += got
@@ -495,6 +674,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	h.mu.Lock()
 	h.readAhead(int((end - 1) / flist.BlockSize))
 	h.mu.Unlock()
+	h.m.ops.readBytes.Add(int64(n))
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
@@ -507,9 +687,9 @@ func (h *handle) acquire(ctx context.Context, idx int) (*chunkFile, error) {
 		return cf, nil
 	}
 	h.mu.Unlock()
-	f, err := h.m.opts.Cache.Open(ctx, h.blocks[idx], h.m.opts.Store)
+	f, err := h.m.opts.Cache.openChunk(ctx, h.blocks[idx], h.m.opts.Store)
 	if err != nil {
-		h.m.logBlockErr(h.path, idx, h.blocks[idx], err)
+		h.m.logBlockErr(h.m.pathOf(h.ino), idx, h.blocks[idx], err)
 		return nil, err
 	}
 	h.mu.Lock()
@@ -570,20 +750,38 @@ func (h *handle) readAhead(idx int) {
 			defer h.m.bg.Done()
 			defer func() { <-h.m.raSem }()
 			if err := h.m.opts.Cache.Prefetch(h.m.ctx, b, h.m.opts.Store); err != nil && h.m.ctx.Err() == nil {
-				h.m.logBlockErr(h.path, i, b, err)
+				h.m.logBlockErr(h.m.pathOf(h.ino), i, b, err)
 			}
 		}(i)
 	}
 }
 
-func (h *handle) Release(ctx context.Context) syscall.Errno {
-	h.releaseIOMode()
+// closeChunks lets go of the cache files the handle holds open.
+func (h *handle) closeChunks() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, idx := range h.order {
 		h.unref(h.open[idx])
 	}
 	h.open, h.order = nil, nil
+}
+
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.m.ops.release.Add(1)
+	h.releaseIOMode()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, idx := range h.order {
+		h.unref(h.open[idx])
+	}
+	read := h.open != nil || h.last >= 0
+	h.open, h.order = nil, nil
+	if h.passthrough && len(h.blocks) > 1 && read {
+		select {
+		case h.m.asm <- h:
+		default: // busy: the next open assembles it
+		}
+	}
 	return 0
 }
 
@@ -600,14 +798,17 @@ var _ fs.FilePassthroughFder = (*passthroughHandle)(nil)
 func (p *passthroughHandle) PassthroughFd() (int, bool) { return int(p.f.Fd()), true }
 
 func (p *passthroughHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	p.m.ops.read.Add(1)
 	n, err := p.f.ReadAt(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, syscall.EIO
 	}
+	p.m.ops.readBytes.Add(int64(n))
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
 func (p *passthroughHandle) Release(ctx context.Context) syscall.Errno {
+	p.m.ops.release.Add(1)
 	p.releaseIOMode()
 	p.f.Close()
 	return 0

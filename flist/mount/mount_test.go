@@ -461,6 +461,224 @@ func TestMountUnmountBusy(t *testing.T) {
 	})
 }
 
+// After a remount on a warm cache (a new Cache on the same directory, as
+// after a restart) files at or above PassthroughMin are served by FUSE
+// passthrough from their verified cache files: right bytes, no fetch and
+// no READ through the daemon. Tampered cache files are never passed
+// through: they are fetched again, and with the store down the read fails
+// with EIO instead of returning their bytes.
+func TestMountWarmRemountPassthrough(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	multi := flisttest.Random(31, 3*flist.BlockSize+123)
+	single := flisttest.Random(32, 200<<10)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "multi"), multi, 0o644)
+		os.WriteFile(filepath.Join(d, "single"), single, 0o644)
+	}, 0)
+	want := map[string][]byte{"multi": multi, "single": single}
+	readAll := func(mp string) error {
+		for name, b := range want {
+			got, err := os.ReadFile(filepath.Join(mp, name))
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if !bytes.Equal(got, b) {
+				return fmt.Errorf("%s: wrong bytes", name)
+			}
+		}
+		return nil
+	}
+	m1, mp1 := fx.mount(t, mount.Options{PassthroughMin: 128 << 10})
+	for i := range 2 { // the second open passes "multi" through (assembled)
+		if err := readAll(mp1); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	if err := m1.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	remount := func() (*mount.Cache, *mount.Mount, string) {
+		c, err := mount.NewCache(fx.cache.Dir(), 0, slog.New(slog.NewTextHandler(fx.logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Backoff = 1
+		fx.cache = c
+		m, mp := fx.mount(t, mount.Options{PassthroughMin: 128 << 10})
+		return c, m, mp
+	}
+
+	gets := fx.store.gets.Load()
+	_, m2, mp2 := remount()
+	if err := readAll(mp2); err != nil {
+		t.Fatalf("warm read after remount: %v", err)
+	}
+	if n := fx.store.gets.Load() - gets; n != 0 {
+		t.Errorf("warm read fetched %d blocks", n)
+	}
+	if s := m2.OpStats(); s.OpenPassthrough != 2 || s.Read != 0 {
+		t.Errorf("warm read not passed through: %+v", s)
+	}
+
+	// A cache file someone made writable is not trusted, even with the
+	// right content.
+	var files []string
+	filepath.WalkDir(fx.cache.Dir(), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) < 5 { // 4 blocks of "multi", its whole file, "single"
+		t.Fatalf("cache holds %v", files)
+	}
+	for _, p := range files {
+		os.Chmod(p, 0o600)
+	}
+	c3, _, mp3 := remount()
+	if err := readAll(mp3); err != nil {
+		t.Fatalf("read after chmod: %v", err)
+	}
+	if c3.Stats().Corrupt == 0 {
+		t.Errorf("writable cache files trusted: %+v", c3.Stats())
+	}
+
+	// Same-size garbage in every cache file, permissions as written: with
+	// the store down the reads fail, they never return the garbage.
+	files = files[:0]
+	filepath.WalkDir(fx.cache.Dir(), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	for _, p := range files {
+		st, _ := os.Stat(p)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{'X'}, int(st.Size())), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fx.store.down.Store(true)
+	c4, _, mp4 := remount()
+	for name := range want {
+		if b, err := os.ReadFile(filepath.Join(mp4, name)); !errors.Is(err, syscall.EIO) {
+			t.Errorf("%s with tampered cache and store down: %d bytes, %v; want EIO", name, len(b), err)
+		}
+	}
+	if c4.Stats().Corrupt == 0 {
+		t.Errorf("tampered cache files not detected: %+v", c4.Stats())
+	}
+	fx.store.down.Store(false)
+	if err := readAll(mp4); err != nil {
+		t.Fatalf("read once the store is back: %v", err)
+	}
+}
+
+// Opening a file cold fetches the first block of the files that follow it
+// in its directory, in the background; the next reads need no fetch.
+func TestMountPrefetchFollowingFiles(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	zostest.CheckLeaks(t)
+	files := map[string][]byte{}
+	fx := newFixture(t, func(d string) {
+		for i := range 4 {
+			name := fmt.Sprintf("f%d", i)
+			files[name] = flisttest.Random(uint64(40+i), 3000+i)
+			os.WriteFile(filepath.Join(d, name), files[name], 0o644)
+		}
+	}, 0)
+	for _, noOpen := range []bool{false, true} {
+		t.Run(fmt.Sprint("noOpen=", noOpen), func(t *testing.T) {
+			c, err := mount.NewCache(t.TempDir(), 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx.cache = c
+			fx.store.gets.Store(0)
+			_, mp := fx.mount(t, mount.Options{NoOpen: noOpen})
+			if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
+				t.Fatalf("f0: %v", err)
+			}
+			zostest.WaitFor(t, 10*time.Second, func() error {
+				if n := fx.store.gets.Load(); n != 4 {
+					return fmt.Errorf("%d blocks fetched, want 4", n)
+				}
+				return nil
+			})
+			for _, name := range []string{"f1", "f2", "f3"} {
+				if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+			if n := fx.store.gets.Load(); n != 4 {
+				t.Fatalf("%d fetches for 4 one-block files, want 4", n)
+			}
+		})
+	}
+}
+
+// Directory listings and entries are cached by the kernel: walking the
+// tree a second time costs no lookup in the daemon.
+func TestMountSecondWalkNoLookups(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	fx := newFixture(t, func(d string) { flisttest.MakeTree(t, d) }, 0)
+	m, mp := fx.mount(t, mount.Options{})
+	walk := func() int {
+		n := 0
+		filepath.WalkDir(mp, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(p); err != nil {
+				t.Fatal(err)
+			}
+			n++
+			return nil
+		})
+		return n
+	}
+	first := walk()
+	before := m.OpStats()
+	if second := walk(); second != first || first < 3 {
+		t.Fatalf("walks saw %d then %d entries", first, second)
+	}
+	if after := m.OpStats(); after.Lookup != before.Lookup || after.Getattr != before.Getattr {
+		t.Fatalf("second walk reached the daemon: lookups %d -> %d, getattrs %d -> %d",
+			before.Lookup, after.Lookup, before.Getattr, after.Getattr)
+	}
+}
+
+// With NoOpen the kernel opens files without asking the daemon (after the
+// first OPEN is refused) and keeps their pages: a second read of the tree
+// costs no request at all, and every byte is right.
+func TestMountNoOpen(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	big := flisttest.Random(51, 3*flist.BlockSize+9)
+	fx := newFixture(t, func(d string) {
+		flisttest.MakeTree(t, d)
+		os.WriteFile(filepath.Join(d, "big"), big, 0o644)
+	}, 0)
+	m, mp := fx.mount(t, mount.Options{NoOpen: true})
+	flisttest.Compare(t, flisttest.Scan(t, fx.src, true), flisttest.Scan(t, mp, true))
+	if b, err := os.ReadFile(filepath.Join(mp, "big")); err != nil || !bytes.Equal(b, big) {
+		t.Fatalf("big: %v", err)
+	}
+	before := m.OpStats()
+	if before.Open != 1 || before.Release != 0 || before.Read == 0 {
+		t.Fatalf("opens not left to the kernel: %+v", before)
+	}
+	flisttest.Compare(t, flisttest.Scan(t, fx.src, true), flisttest.Scan(t, mp, true))
+	if after := m.OpStats(); after.Read != before.Read || after.Open != before.Open {
+		t.Fatalf("second read reached the daemon: %+v then %+v", before, after)
+	}
+	ctx := context.Background()
+	f, _ := flist.Open(ctx, fx.fl)
+	defer f.Close()
+	if _, err := mount.New(ctx, f, t.TempDir(), mount.Options{Cache: fx.cache, Store: fx.store, NoOpen: true, ExecVerify: true}); err == nil {
+		t.Fatal("NoOpen with ExecVerify accepted")
+	}
+}
+
 // A multi-block file read cold is served by the daemon; once read, the
 // cache holds it whole and would pass it through, but the kernel refuses a
 // passthrough open of an inode that still has a daemon-served open (EIO).
