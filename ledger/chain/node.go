@@ -88,6 +88,12 @@ func cometConfig(home string, s Settings) (*cfg.Config, error) {
 	c.Mempool.Size = s.MempoolSize
 	c.Instrumentation.Prometheus = false
 	c.TxIndex.Indexer = "kv"
+	// Submit waits for the block that includes a tx through the in-process
+	// client (no HTTP write deadline applies). CometBFT's 10 s default is
+	// shorter than a few failed rounds when a validator is down and the
+	// machine is busy: the client would report a failure for a tx that
+	// commits a moment later.
+	c.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
 	tc, err := time.ParseDuration(s.TimeoutCommit)
 	if err != nil {
 		return nil, fmt.Errorf("chain: timeout_commit %q: %w", s.TimeoutCommit, err)
