@@ -248,7 +248,7 @@ func (c *Config) Validate() error {
 	if c.WorkDir != "" && !path.IsAbs(c.WorkDir) {
 		return fmt.Errorf("%w: workdir %q must be absolute", ErrInvalidConfig, c.WorkDir)
 	}
-	if _, _, err := parseUser(c.User); err != nil {
+	if err := checkUser(c.User); err != nil {
 		return err
 	}
 	if c.CPUs < 0 || c.MemoryBytes < 0 || c.PidsLimit < 0 {
@@ -281,8 +281,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// parseUser accepts "", "uid" or "uid:gid" (numeric; names need the image's
-// /etc/passwd, which a numeric id avoids trusting).
+// parseUser accepts "", "uid" or "uid:gid" (numeric: nothing is read from
+// the image); resolveUser also takes names.
 func parseUser(s string) (uid, gid int, err error) {
 	if s == "" {
 		return 0, 0, nil

@@ -68,7 +68,7 @@ func TestResolveAndValidate(t *testing.T) {
 		"id":      {ID: "../x", Lower: "/x", Cmd: []string{"a"}},
 		"lower":   {ID: "a", Lower: "x", Cmd: []string{"a"}},
 		"nothing": {ID: "a", Lower: "/x"},
-		"user":    {ID: "a", Lower: "/x", Cmd: []string{"a"}, User: "root"},
+		"user":    {ID: "a", Lower: "/x", Cmd: []string{"a"}, User: "bad user"},
 		"memory":  {ID: "a", Lower: "/x", Cmd: []string{"a"}, MemoryBytes: 1000},
 		"env":     {ID: "a", Lower: "/x", Cmd: []string{"a"}, Env: []string{"NOEQUALS"}},
 		"workdir": {ID: "a", Lower: "/x", Cmd: []string{"a"}, WorkDir: "rel"},

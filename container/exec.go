@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"golang.org/x/sys/unix"
 	"io"
+	"path/filepath"
 
 	"github.com/opencontainers/runc/libcontainer"
 )
@@ -34,7 +35,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 	if user == "" {
 		user = c.User
 	}
-	uid, gid, err := parseUser(user)
+	uid, gid, err := resolveUser(filepath.Join(r.dir(id), "rootfs"), user)
 	if err != nil {
 		return 0, err
 	}

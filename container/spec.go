@@ -38,7 +38,7 @@ var (
 // buildSpec turns a validated Config into an OCI runtime spec. rootfs is the
 // overlay mount point, self the host path of the zos binary.
 func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) {
-	uid, gid, err := parseUser(c.User)
+	uid, gid, err := resolveUser(rootfs, c.User)
 	if err != nil {
 		return nil, err
 	}

@@ -147,7 +147,7 @@ func debianImage(t *testing.T) v1.Image {
 		Cmd:        []string{"/bin/sh", "-c", `id; pwd; echo "GREETING=$GREETING"`},
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hallo from debian"},
 		WorkingDir: "/home/" + debianUser,
-		User:       "1000:1000",
+		User:       debianUser, // a name: resolved from the image's /etc/passwd
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {

@@ -180,7 +180,7 @@ and the container's name is printed.`,
 	f.StringVar(&c.ID, "name", "", "container name (default: generated)")
 	f.StringArrayVarP(&env, "env", "e", nil, "set an environment variable KEY=VALUE (repeatable)")
 	f.StringVarP(&c.WorkDir, "workdir", "w", "", "working directory inside the container (default: image's)")
-	f.StringVarP(&c.User, "user", "u", "", "numeric UID[:GID] to run as (default: image's, else 0)")
+	f.StringVarP(&c.User, "user", "u", "", "UID[:GID] or NAME[:GROUP] to run as, names from the image's /etc/passwd and /etc/group (default: image's, else 0)")
 	f.Float64Var(&c.CPUs, "cpus", 0, "CPU limit in cores (e.g. 0.5)")
 	f.StringVarP(&memory, "memory", "m", "", "memory limit (e.g. 256M); exceeding it OOM-kills")
 	f.Int64Var(&c.PidsLimit, "pids-limit", 0, "maximum number of processes")
@@ -308,7 +308,7 @@ func newContainerExecCmd(rt runtimeFunc) *cobra.Command {
 	f.SetInterspersed(false)
 	f.StringArrayVarP(&env, "env", "e", nil, "extra environment variable KEY=VALUE")
 	f.StringVarP(&wd, "workdir", "w", "", "working directory (default: the container's)")
-	f.StringVarP(&user, "user", "u", "", "numeric UID[:GID] (default: the container's)")
+	f.StringVarP(&user, "user", "u", "", "UID[:GID] or NAME[:GROUP] from the container's /etc/passwd (default: the container's)")
 	return cmd
 }
 
