@@ -91,6 +91,7 @@ func containerImageMounts(root string) int {
 type hubContainers struct {
 	root, cache, pub string
 	busybox, debian  string // .fl files downloaded from the hub
+	debianURL        string // the Debian flist's URL on the hub, by tag
 }
 
 func newHubContainers(t *testing.T) *hubContainers {
@@ -107,6 +108,7 @@ func newHubContainers(t *testing.T) *hubContainers {
 	h.pub = strings.TrimSpace(mustZos(t, "key", "new", "-o", keyFile))
 	h.busybox = hubPublish(t, reg, hubURL, keyFile, "busybox:1", busybox, dir)
 	h.debian = hubPublish(t, reg, hubURL, keyFile, "debian:12", debian, dir)
+	h.debianURL = hubURL + "/api/v1/flists/" + hubUser(t, keyFile) + "/debian:12"
 	return h
 }
 
@@ -320,6 +322,17 @@ dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null && echo survived`)
 		z("rm", svc)
 		if _, errOut, code := h.z(t, "inspect", svc); code == 0 || !strings.Contains(errOut, "no such container") {
 			t.Errorf("inspect after rm: exit %d %q", code, errOut)
+		}
+	})
+
+	t.Run("run by hub URL", func(t *testing.T) {
+		out, errOut, code := h.run(t, []string{"--rm"}, h.debianURL, "id")
+		if code != 0 || !strings.HasPrefix(out, "uid=1000(app)") {
+			t.Errorf("run %s: exit %d, output %q (stderr %q)", h.debianURL, code, out, errOut)
+		}
+		missing := strings.TrimSuffix(h.debianURL, "debian:12") + "no-such:1"
+		if _, errOut, code := h.run(t, []string{"--rm"}, missing, "id"); code == 0 || !strings.Contains(errOut, "404") {
+			t.Errorf("run of a missing hub flist: exit %d, stderr %q", code, errOut)
 		}
 	})
 

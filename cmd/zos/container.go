@@ -72,12 +72,18 @@ func newContainerRunCmd(rt runtimeFunc) *cobra.Command {
 		cacheDir            string
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] IMAGE [-- CMD ARGS...]",
+		Use:   "run [flags] IMAGE|X.fl|HUB-URL [-- CMD ARGS...]",
 		Short: "Create and start a container (in the foreground unless --detach)",
 		Long: `Create a container from IMAGE and run it. In the foreground the container's output
 is shown and the command exits with the container's exit status; Ctrl-C stops it.
 With --detach a supervisor process keeps it running (and restarts it per --restart)
-and the container's name is printed.`,
+and the container's name is printed.
+
+IMAGE is an unpacked root filesystem directory, a signed .fl, or the
+http(s) URL of one on a hub (for example
+http://HUB/api/v1/flists/USER/app:latest): it is downloaded into the
+node's image directory and mounted lazily like a local .fl (--trust
+applies).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := rt()
@@ -86,6 +92,11 @@ and the container's name is printed.`,
 			}
 			ctx := cmd.Context()
 			var img container.Rootfs
+			if strings.HasPrefix(args[0], "http://") || strings.HasPrefix(args[0], "https://") {
+				if args[0], err = fetchFlist(ctx, args[0], filepath.Join(r.Root(), "images")); err != nil {
+					return err
+				}
+			}
 			if strings.HasSuffix(args[0], ".fl") {
 				abs, err := filepath.Abs(args[0])
 				if err != nil {
