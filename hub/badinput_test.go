@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -23,7 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/key"
 )
 
@@ -100,15 +97,7 @@ func TestConvertBadLayerLeavesNothing(t *testing.T) {
 	for mode, want := range map[string]string{"corrupt": "error verifying sha256 checksum", "truncate": "error verifying size", "hangup": "unexpected EOF"} {
 		t.Run(mode, func(t *testing.T) {
 			dr.mode.Store(mode)
-			var st JobStatus
-			json.Unmarshal(h.want(202, "POST", "/api/v1/convert", []byte(`{"image":"`+ref+`","name":"`+mode+`.fl","platform":"linux/amd64"}`), h.key), &st)
-			zostest.WaitFor(t, 60*time.Second, func() error {
-				json.Unmarshal(h.want(200, "GET", "/api/v1/convert/"+st.ID, nil, key.Private{}), &st)
-				if st.State == "queued" || st.State == "running" {
-					return io.ErrNoProgress
-				}
-				return nil
-			})
+			st := h.convert(t, `{"image":"`+ref+`","name":"`+mode+`.fl","platform":"linux/amd64"}`)
 			if st.State != "failed" || !strings.Contains(st.Error, want) || st.Hash != "" {
 				t.Errorf("job with a %s layer: %+v, want failed with %q", mode, st, want)
 			}
@@ -129,15 +118,7 @@ func TestConvertBadLayerLeavesNothing(t *testing.T) {
 	}
 	// The same image, undamaged, converts (the failures were the damage).
 	dr.mode.Store("")
-	var st JobStatus
-	json.Unmarshal(h.want(202, "POST", "/api/v1/convert", []byte(`{"image":"`+ref+`","name":"good.fl","platform":"linux/amd64"}`), h.key), &st)
-	zostest.WaitFor(t, 60*time.Second, func() error {
-		json.Unmarshal(h.want(200, "GET", "/api/v1/convert/"+st.ID, nil, key.Private{}), &st)
-		if st.State == "queued" || st.State == "running" {
-			return io.ErrNoProgress
-		}
-		return nil
-	})
+	st := h.convert(t, `{"image":"`+ref+`","name":"good.fl","platform":"linux/amd64"}`)
 	if st.State != "done" {
 		t.Fatalf("undamaged image: %+v", st)
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -26,7 +25,6 @@ import (
 	"github.com/zosgrid/zos/flist/pack"
 	"github.com/zosgrid/zos/flist/store"
 	"github.com/zosgrid/zos/flist/store/storetest"
-	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/key"
 )
 
@@ -153,15 +151,7 @@ func TestConvertImage(t *testing.T) {
 	}
 
 	h := newTestHub(t, func(c *Config) { c.ListBlocks = nil; c.EnableConvert = true; c.PublicURL = "http://hub.example" })
-	var st JobStatus
-	json.Unmarshal(h.want(202, "POST", "/api/v1/convert", []byte(`{"image":"`+ref+`","name":"app.fl","platform":"linux/amd64"}`), h.key), &st)
-	zostest.WaitFor(t, 60*time.Second, func() error {
-		json.Unmarshal(h.want(200, "GET", "/api/v1/convert/"+st.ID, nil, key.Private{}), &st)
-		if st.State == "queued" || st.State == "running" {
-			return io.ErrNoProgress
-		}
-		return nil
-	})
+	st := h.convert(t, `{"image":"`+ref+`","name":"app.fl","platform":"linux/amd64"}`)
 	if st.State != "done" {
 		t.Fatalf("conversion: %+v", st)
 	}
@@ -201,14 +191,7 @@ func TestConvertImage(t *testing.T) {
 	}
 
 	// A bad image reference fails the job with a clear error.
-	json.Unmarshal(h.want(202, "POST", "/api/v1/convert", []byte(`{"image":"`+strings.TrimPrefix(reg.URL, "http://")+`/nope:1"}`), h.key), &st)
-	zostest.WaitFor(t, 60*time.Second, func() error {
-		json.Unmarshal(h.want(200, "GET", "/api/v1/convert/"+st.ID, nil, key.Private{}), &st)
-		if st.State == "queued" || st.State == "running" {
-			return io.ErrNoProgress
-		}
-		return nil
-	})
+	st = h.convert(t, `{"image":"`+strings.TrimPrefix(reg.URL, "http://")+`/nope:1"}`)
 	if st.State != "failed" || !strings.Contains(st.Error, "nope") {
 		t.Errorf("bad image: %+v", st)
 	}

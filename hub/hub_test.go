@@ -156,6 +156,22 @@ func (h *testHub) want(code int, method, path string, body []byte, k key.Private
 	return b
 }
 
+// convert queues the conversion request body and waits until the job is
+// done or failed.
+func (h *testHub) convert(t *testing.T, body string) JobStatus {
+	t.Helper()
+	var st JobStatus
+	json.Unmarshal(h.want(202, "POST", "/api/v1/convert", []byte(body), h.key), &st)
+	zostest.WaitFor(t, 60*time.Second, func() error {
+		json.Unmarshal(h.want(200, "GET", "/api/v1/convert/"+st.ID, nil, key.Private{}), &st)
+		if st.State == "queued" || st.State == "running" {
+			return io.ErrNoProgress
+		}
+		return nil
+	})
+	return st
+}
+
 func blockID(b []byte) string {
 	s := blake2b.Sum256(b)
 	return hex.EncodeToString(s[:])
