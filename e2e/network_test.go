@@ -172,12 +172,18 @@ func networkCapture(t *testing.T, ns string) (stop func() []byte) {
 		defer close(done)
 		frame := make([]byte, 65536)
 		for {
+			flags := 0
 			select {
 			case <-quit:
-				return
+				// Drain what the kernel already queued: frames seen before
+				// stop belong to the capture even if not read yet.
+				flags = unix.MSG_DONTWAIT
 			default:
 			}
-			n, _, err := unix.Recvfrom(fd, frame, 0)
+			n, _, err := unix.Recvfrom(fd, frame, flags)
+			if flags != 0 && (err != nil || n <= 0) {
+				return
+			}
 			if err != nil || n <= 0 {
 				continue
 			}
