@@ -8,14 +8,16 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
 	"golang.org/x/sys/unix"
 )
 
-// userName is what Docker accepts as a user or group name in USER.
-var userName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`)
+// userName is what Docker accepts as a user or group name in USER;
+// compiled on first use, as package init runs in every zos start.
+var userName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$`) })
 
 // checkUser checks the syntax of a user spec ("", "uid", "uid:gid",
 // "name", "name:group"); names are resolved at start by resolveUser.
@@ -35,7 +37,7 @@ func checkUser(s string) error {
 			}
 			continue
 		}
-		if !userName.MatchString(part) {
+		if !userName().MatchString(part) {
 			return fmt.Errorf("%w: user %q: want uid[:gid] or name[:group]", ErrInvalidConfig, s)
 		}
 	}
