@@ -181,14 +181,7 @@ func hubBusyboxImage(t *testing.T) v1.Image {
 		{name: "usr/bin/ping", body: "not really ping\n", mode: 0o755, xattrs: map[string]string{"security.capability": hubCapNetRaw}},
 		{name: "usr/bin/ping2", typ: tar.TypeLink, link: "usr/bin/ping"},
 	}
-	img, err := mutate.AppendLayers(empty.Image, hubLayer(t, base...), hubLayer(t, upper...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = v1.Config{
+	return hubImage(t, v1.Config{
 		Entrypoint:   []string{"/bin/sh", "-c"},
 		Cmd:          []string{"cat /etc/hostname"},
 		Env:          []string{"PATH=/bin:/usr/bin", "GREETING=hello world"},
@@ -197,7 +190,20 @@ func hubBusyboxImage(t *testing.T) v1.Image {
 		ExposedPorts: map[string]struct{}{"8080/tcp": {}},
 		Volumes:      map[string]struct{}{"/data": {}},
 		Labels:       map[string]string{"org.zos.test": "busybox"},
+	}, hubLayer(t, base...), hubLayer(t, upper...))
+}
+
+// hubImage is a linux/amd64 image of layers with the configuration cfg.
+func hubImage(t *testing.T, cfg v1.Config, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
 	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config = cfg
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)

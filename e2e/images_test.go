@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/zosgrid/zos/internal/zostest"
@@ -136,24 +135,12 @@ func debianImage(t *testing.T) v1.Image {
 	for _, p := range coreutils {
 		cu.add(p)
 	}
-	img, err := mutate.AppendLayers(empty.Image, hubLayer(t, base.entries...), hubLayer(t, sh.entries...), hubLayer(t, cu.entries...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = v1.Config{
+	return hubImage(t, v1.Config{
 		Cmd:        []string{"/bin/sh", "-c", `id; pwd; echo "GREETING=$GREETING"`},
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hallo from debian"},
 		WorkingDir: "/home/" + debianUser,
 		User:       debianUser, // a name: resolved from the image's /etc/passwd
-	}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	}, hubLayer(t, base.entries...), hubLayer(t, sh.entries...), hubLayer(t, cu.entries...))
 }
 
 // lddDeps lists the shared libraries and the dynamic loader of programs, as
