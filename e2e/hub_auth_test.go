@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -179,15 +180,24 @@ func zosWith(t *testing.T, env []string, stdin string, args ...string) (string, 
 	return string(out), 0
 }
 
+// hubPrivateImage pushes img as zos/private:1 to a registry
+// behind token auth (user zos, password s3cret-pw) and returns the token
+// server, the registry's host:port and the image reference.
+func hubPrivateImage(t *testing.T, img v1.Image) (ts *tokenServer, reg, ref string) {
+	t.Helper()
+	ts = startTokenServer(t, "zos", "s3cret-pw", "zos/")
+	reg = hubTokenRegistry(t, ts)
+	ref = reg + "/zos/private:1"
+	hubPush(t, ref, img, &authn.Basic{Username: "zos", Password: "s3cret-pw"})
+	return ts, reg, ref
+}
+
 // TestHubImportTokenAuth pulls a private image from a registry that uses
 // token auth, with credentials from flags, from the environment and from a
 // docker config.json, and checks wrong credentials fail cleanly.
 func TestHubImportTokenAuth(t *testing.T) {
 	img := hubBusyboxImage(t)
-	ts := startTokenServer(t, "zos", "s3cret-pw", "zos/")
-	reg := hubTokenRegistry(t, ts)
-	ref := reg + "/zos/private:1"
-	hubPush(t, ref, img, &authn.Basic{Username: "zos", Password: "s3cret-pw"})
+	ts, reg, ref := hubPrivateImage(t, img)
 	if !ts.granted("repository:zos/private:push,pull") && !ts.granted("repository:zos/private:pull,push") {
 		t.Fatalf("the push did not go through the token server: %v", ts.scopes)
 	}
@@ -267,10 +277,7 @@ func TestHubImportTokenAuth(t *testing.T) {
 // credentials, and that the password is in no job record, answer or log.
 func TestHubConvertTokenAuth(t *testing.T) {
 	img := hubBusyboxImage(t)
-	ts := startTokenServer(t, "zos", "s3cret-pw", "zos/")
-	reg := hubTokenRegistry(t, ts)
-	ref := reg + "/zos/private:1"
-	hubPush(t, ref, img, &authn.Basic{Username: "zos", Password: "s3cret-pw"})
+	_, reg, ref := hubPrivateImage(t, img)
 
 	// The hub's own docker config could pull the image: it must not be used
 	// for a user's request.
