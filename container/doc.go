@@ -56,7 +56,7 @@
 // thread (runtime.LockOSThread in an init function), see cmd/zos/main.go.
 //
 // May import: the standard library, runc's libcontainer, runtime-spec, x/sys,
-// container/guard and internal/starttrace.
+// container/guard, internal/starttrace and internal/atomicfile.
 // Must never be imported by: grid, resp, ledger, flist (engines talk to it
 // through interfaces they declare).
 package container

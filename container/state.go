@@ -1,12 +1,13 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/zosgrid/zos/internal/atomicfile"
 )
 
 // State names of a container.
@@ -56,27 +57,15 @@ func (r *Runtime) supervisorLog(id string) string { return filepath.Join(r.dir(i
 
 // writeJSON replaces path atomically.
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("container: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteJSON(path, v); err != nil {
 		return fmt.Errorf("container: %w", err)
 	}
 	return nil
 }
 
 func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("container: %s is corrupt: %w", path, err)
+	if err := atomicfile.ReadJSON(path, v); err != nil {
+		return fmt.Errorf("container: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/zosgrid/zos/internal/atomicfile"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,27 +45,15 @@ func (m *Manager) socketPath(id string) string {
 func (m *Manager) wallPath() string { return filepath.Join(m.cfg.StateDir, "wall.json") }
 
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("network: write state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteJSON(path, v); err != nil {
 		return fmt.Errorf("network: write state: %w", err)
 	}
 	return nil
 }
 
 func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("network: corrupt state %s: %w", path, err)
+	if err := atomicfile.ReadJSON(path, v); err != nil {
+		return fmt.Errorf("network: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/zosgrid/zos/internal/atomicfile"
 )
 
 // Online compaction (user mode).
@@ -419,7 +421,7 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 	for _, id := range w.written {
 		ids = append(ids, strconv.FormatUint(uint64(id), 10))
 	}
-	if err := writeFileAtomic(marker, []byte(strings.Join(ids, "\n"))); err != nil {
+	if err := atomicfile.Write(marker, []byte(strings.Join(ids, "\n")), 0o600); err != nil {
 		return err
 	}
 	if err := ns.bumpGeneration(); err != nil {

@@ -55,6 +55,6 @@
 // truncated and reported, and data records past the last good one are cut.
 // Verify checks a closed directory without changing it.
 //
-// May import: the standard library.
+// May import: the standard library and internal/atomicfile.
 // Must never be imported by: resp (which sits below it).
 package zdb

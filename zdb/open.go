@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/zosgrid/zos/internal/atomicfile"
 )
 
 // Repair describes a torn or corrupt tail cut off when a namespace opened.
@@ -112,7 +114,7 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 		if err := os.MkdirAll(ns.idxDir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(descPath, ns.desc.encode()); err != nil {
+		if err := atomicfile.Write(descPath, ns.desc.encode(), 0o600); err != nil {
 			return nil, err
 		}
 	default:
@@ -335,7 +337,7 @@ func (ns *Namespace) repairTornCreate(id uint32, mode Mode) error {
 		if fi.Size() >= int64(len(f.header)) {
 			continue
 		}
-		if err := writeFileAtomic(f.path, f.header); err != nil {
+		if err := atomicfile.Write(f.path, f.header, 0o600); err != nil {
 			return err
 		}
 		ns.reportRepair(Repair{Namespace: ns.name, File: f.path, From: 0, To: fi.Size(),
@@ -505,25 +507,4 @@ func (ns *Namespace) reportRepair(r Repair) {
 	ns.db.repairsMu.Lock()
 	ns.db.repairs = append(ns.db.repairs, r)
 	ns.db.repairsMu.Unlock()
-}
-
-// writeFileAtomic writes b to path through a temporary file and rename.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

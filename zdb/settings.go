@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/zosgrid/zos/internal/atomicfile"
 )
 
 const sideFileName = "zos-namespace"
@@ -73,11 +75,11 @@ func (ns *Namespace) saveSide() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(ns.idxDir, sideFileName), b)
+	return atomicfile.Write(filepath.Join(ns.idxDir, sideFileName), b, 0o600)
 }
 
 func (ns *Namespace) saveDesc() error {
-	return writeFileAtomic(filepath.Join(ns.idxDir, descFile), ns.desc.encode())
+	return atomicfile.Write(filepath.Join(ns.idxDir, descFile), ns.desc.encode(), 0o600)
 }
 
 // Settings are a namespace's properties.

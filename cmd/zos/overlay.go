@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/zosgrid/zos/internal/atomicfile"
+
 	"github.com/spf13/cobra"
 
 	"github.com/zosgrid/zos/key"
@@ -66,11 +68,7 @@ encrypted. Run "overlay run" inside the node's host namespace.`,
 				info := overlayInfo{Address: n.Address(), Subnet: n.Subnet(), PublicKey: n.PublicKey(), MTU: n.MTU(),
 					Listen: n.ListenAddrs(), Peers: n.Peers(), Updated: time.Now().UTC()}
 				b, _ := json.Marshal(info)
-				tmp := overlayInfoPath(f.state) + ".tmp"
-				if err := os.WriteFile(tmp, b, 0o600); err != nil {
-					return err
-				}
-				return os.Rename(tmp, overlayInfoPath(f.state))
+				return atomicfile.Write(overlayInfoPath(f.state), b, 0o600)
 			}
 			if err := publish(); err != nil {
 				return err

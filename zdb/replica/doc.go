@@ -17,6 +17,6 @@
 // worm, lock and freeze stay the primary's business (the secondary refuses
 // client writes anyway).
 //
-// May import: zdb, resp, the standard library.
+// May import: zdb, resp, internal/atomicfile, the standard library.
 // Must never be imported by: zdb, zdb/server, resp.
 package replica

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zosgrid/zos/internal/atomicfile"
+
 	"github.com/zosgrid/zos/resp"
 	"github.com/zosgrid/zos/zdb"
 )
@@ -356,11 +358,7 @@ func (f *Follower) save(ns *zdb.Namespace, st *nsState) error {
 	if err != nil {
 		return err
 	}
-	p := f.progressPath(ns)
-	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(p+".tmp", p)
+	return atomicfile.Write(f.progressPath(ns), b, 0o600)
 }
 
 // InfoLines describes replication for INFO.
