@@ -86,6 +86,21 @@ func (s *Server) saveIndex(ctx context.Context, user string, idx *userIndex) err
 	return s.meta.set(ctx, "user:"+user, b)
 }
 
+// updateIndex applies edit to user's index and saves it, unless edit fails.
+// Index edits are serialised: each is a read, modify, write of one record.
+func (s *Server) updateIndex(ctx context.Context, user string, edit func(*userIndex) error) error {
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	idx, err := s.loadIndex(ctx, user)
+	if err != nil {
+		return err
+	}
+	if err := edit(idx); err != nil {
+		return err
+	}
+	return s.saveIndex(ctx, user, idx)
+}
+
 // storeFlist writes a .fl body under its hash (parts first, manifest last).
 func (s *Server) storeFlist(ctx context.Context, hash string, data []byte) error {
 	if ok, err := s.meta.exists(ctx, "fl:"+hash); err != nil || ok {
@@ -133,21 +148,26 @@ func (s *Server) loadFlist(ctx context.Context, hash string) ([]byte, error) {
 	return data, nil
 }
 
-// checkBlocks refuses a .fl whose blocks the hub does not all hold.
-func (s *Server) checkBlocks(ctx context.Context, data []byte) error {
+// blocksOf lists the blocks a .fl body references.
+func (s *Server) blocksOf(ctx context.Context, data []byte) ([][32]byte, error) {
 	f, err := os.CreateTemp(s.cfg.TempDir, "zos-hub-*.fl")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if err != nil {
+		return nil, err
 	}
-	ids, err := s.cfg.ListBlocks(ctx, f.Name())
+	return s.cfg.ListBlocks(ctx, f.Name())
+}
+
+// checkBlocks refuses a .fl whose blocks the hub does not all hold.
+func (s *Server) checkBlocks(ctx context.Context, data []byte) error {
+	ids, err := s.blocksOf(ctx, data)
 	if err != nil {
 		return fmt.Errorf("%w: not a valid flist: %w", ErrHubBadRequest, err)
 	}
@@ -172,11 +192,7 @@ type PutResult struct {
 }
 
 func (s *Server) putFlist(w http.ResponseWriter, r *http.Request) error {
-	signer, body, err := s.authenticate(r, s.cfg.MaxFlistSize)
-	if err != nil {
-		return err
-	}
-	user, err := userOf(r, signer)
+	user, body, err := s.authUser(r, s.cfg.MaxFlistSize)
 	if err != nil {
 		return err
 	}
@@ -207,14 +223,10 @@ func (s *Server) addFlist(ctx context.Context, user, name string, data []byte) (
 		return FlistEntry{}, err
 	}
 	e := FlistEntry{Name: name, Hash: hash, Size: int64(len(data)), Uploaded: s.cfg.Now().UTC().Truncate(time.Second)}
-	s.indexMu.Lock()
-	defer s.indexMu.Unlock()
-	idx, err := s.loadIndex(ctx, user)
-	if err != nil {
-		return FlistEntry{}, err
-	}
-	idx.Flists[name] = e
-	if err := s.saveIndex(ctx, user, idx); err != nil {
+	if err := s.updateIndex(ctx, user, func(idx *userIndex) error {
+		idx.Flists[name] = e
+		return nil
+	}); err != nil {
 		return FlistEntry{}, err
 	}
 	s.metrics.flistsUploaded.Inc()
@@ -302,26 +314,18 @@ func (s *Server) getFlistByHash(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteFlist(w http.ResponseWriter, r *http.Request) error {
-	signer, _, err := s.authenticate(r, 0)
-	if err != nil {
-		return err
-	}
-	user, err := userOf(r, signer)
+	user, _, err := s.authUser(r, 0)
 	if err != nil {
 		return err
 	}
 	name := r.PathValue("name")
-	s.indexMu.Lock()
-	defer s.indexMu.Unlock()
-	idx, err := s.loadIndex(r.Context(), user)
-	if err != nil {
-		return err
-	}
-	if _, ok := idx.Flists[name]; !ok {
-		return fmt.Errorf("%w: no flist %q", ErrHubNotFound, name)
-	}
-	delete(idx.Flists, name)
-	if err := s.saveIndex(r.Context(), user, idx); err != nil {
+	if err := s.updateIndex(r.Context(), user, func(idx *userIndex) error {
+		if _, ok := idx.Flists[name]; !ok {
+			return fmt.Errorf("%w: no flist %q", ErrHubNotFound, name)
+		}
+		delete(idx.Flists, name)
+		return nil
+	}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -335,11 +339,7 @@ type TagRequest struct {
 }
 
 func (s *Server) putTag(w http.ResponseWriter, r *http.Request) error {
-	signer, body, err := s.authenticate(r, 4096)
-	if err != nil {
-		return err
-	}
-	user, err := userOf(r, signer)
+	user, body, err := s.authUser(r, 4096)
 	if err != nil {
 		return err
 	}
@@ -360,66 +360,53 @@ func (s *Server) putTag(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("%w: garbage collection running, tag by hash again in a moment", ErrHubBusy)
 		}
 	}
-	s.indexMu.Lock()
-	defer s.indexMu.Unlock()
-	idx, err := s.loadIndex(r.Context(), user)
-	if err != nil {
-		return err
-	}
-	if _, clash := idx.Flists[tag]; clash {
-		return fmt.Errorf("%w: %q is already a flist name", ErrHubBadRequest, tag)
-	}
 	hash := req.Hash
-	switch {
-	case req.Name != "" && req.Hash != "":
-		return fmt.Errorf("%w: give a name or a hash, not both", ErrHubBadRequest)
-	case req.Name != "":
-		e, ok := idx.Flists[req.Name]
-		if !ok {
-			return fmt.Errorf("%w: no flist %q", ErrHubNotFound, req.Name)
+	if err := s.updateIndex(r.Context(), user, func(idx *userIndex) error {
+		if _, clash := idx.Flists[tag]; clash {
+			return fmt.Errorf("%w: %q is already a flist name", ErrHubBadRequest, tag)
 		}
-		hash = e.Hash
-	case req.Hash != "":
-		if _, err := parseID(hash); err != nil {
-			return err
+		switch {
+		case req.Name != "" && req.Hash != "":
+			return fmt.Errorf("%w: give a name or a hash, not both", ErrHubBadRequest)
+		case req.Name != "":
+			e, ok := idx.Flists[req.Name]
+			if !ok {
+				return fmt.Errorf("%w: no flist %q", ErrHubNotFound, req.Name)
+			}
+			hash = e.Hash
+		case req.Hash != "":
+			if _, err := parseID(hash); err != nil {
+				return err
+			}
+			if ok, err := s.meta.exists(r.Context(), "fl:"+hash); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("%w: flist %s", ErrHubNotFound, short(hash))
+			}
+		default:
+			return fmt.Errorf("%w: give a name or a hash", ErrHubBadRequest)
 		}
-
-		if ok, err := s.meta.exists(r.Context(), "fl:"+hash); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("%w: flist %s", ErrHubNotFound, short(hash))
-		}
-	default:
-		return fmt.Errorf("%w: give a name or a hash", ErrHubBadRequest)
-	}
-	idx.Tags[tag] = hash
-	if err := s.saveIndex(r.Context(), user, idx); err != nil {
+		idx.Tags[tag] = hash
+		return nil
+	}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"tag": tag, "hash": hash})
 }
 
 func (s *Server) deleteTag(w http.ResponseWriter, r *http.Request) error {
-	signer, _, err := s.authenticate(r, 0)
-	if err != nil {
-		return err
-	}
-	user, err := userOf(r, signer)
+	user, _, err := s.authUser(r, 0)
 	if err != nil {
 		return err
 	}
 	tag := r.PathValue("tag")
-	s.indexMu.Lock()
-	defer s.indexMu.Unlock()
-	idx, err := s.loadIndex(r.Context(), user)
-	if err != nil {
-		return err
-	}
-	if _, ok := idx.Tags[tag]; !ok {
-		return fmt.Errorf("%w: no tag %q", ErrHubNotFound, tag)
-	}
-	delete(idx.Tags, tag)
-	if err := s.saveIndex(r.Context(), user, idx); err != nil {
+	if err := s.updateIndex(r.Context(), user, func(idx *userIndex) error {
+		if _, ok := idx.Tags[tag]; !ok {
+			return fmt.Errorf("%w: no tag %q", ErrHubNotFound, tag)
+		}
+		delete(idx.Tags, tag)
+		return nil
+	}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -283,19 +282,7 @@ func (s *Server) flistBlockIDs(ctx context.Context, hash string) ([][32]byte, er
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(s.cfg.TempDir, "zos-hub-gc-*.fl")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s.cfg.ListBlocks(ctx, f.Name())
+	return s.blocksOf(ctx, data)
 }
 
 func (s *Server) isAdmin(k key.Public) bool {

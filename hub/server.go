@@ -281,6 +281,17 @@ func (s *Server) authenticate(r *http.Request, limit int64) (key.Public, []byte,
 }
 
 // userOf checks that the path's user is the signer.
+// authUser authenticates r (body up to limit bytes) and checks that its
+// signer is the user the path names.
+func (s *Server) authUser(r *http.Request, limit int64) (user string, body []byte, err error) {
+	signer, body, err := s.authenticate(r, limit)
+	if err != nil {
+		return "", nil, err
+	}
+	user, err = userOf(r, signer)
+	return user, body, err
+}
+
 func userOf(r *http.Request, signer key.Public) (string, error) {
 	u := r.PathValue("user")
 	if u != hex.EncodeToString(signer[:]) {
