@@ -800,10 +800,7 @@ func zdbCopyDir(t *testing.T, src, dst string) {
 // TestZdbDirectoryOpensIn0db writes a directory with zos zdb and serves it
 // with the real 0-db (ZDB_REFERENCE): the on-disk format must be 0-db's.
 func TestZdbDirectoryOpensIn0db(t *testing.T) {
-	ref := os.Getenv("ZDB_REFERENCE")
-	if ref == "" {
-		t.Skip("ZDB_REFERENCE is not set: set it to a 0-db binary (threefoldtech/0-db zdbd) to check that 0-db opens directories zos wrote")
-	}
+	ref := zdbReference(t)
 	data, index := zdbDirs(t)
 	s := zdbServe(t, data, index, "--compat-passwords", "--datasize", "524288")
 	ctx := context.Background()
@@ -853,24 +850,7 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 	c.Close()
 	zdbTerm(t, s)
 
-	port := freePort(t)
-	cmd := exec.Command(ref, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--data", data, "--index", index)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start 0-db: %v", err)
-	}
-	ref0 := &service{cmd: cmd, logs: logs, done: make(chan error, 1)}
-	go func() { ref0.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-ref0.done
-		if t.Failed() {
-			t.Logf("0-db output:\n%s", logs.String())
-		}
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitTCP(t, ref0, addr)
+	addr := ref0dbServe(t, ref, data, index).addr
 	r := zdbClient(t, "tcp", addr)
 	zdbMustGet(ctx, t, r, "alpha", []byte("three"))
 	zdbMustGet(ctx, t, r, "bin\x00key", []byte("\x00\x01binary\xff"))
@@ -937,6 +917,128 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 		t.Fatalf("0-db SET into a directory zos compacted: %v", err)
 	}
 	zdbMustGet(ctx, t, r2, "after", []byte("0-db wrote this"))
+}
+
+// zdbReference is the real 0-db binary named by ZDB_REFERENCE; the test
+// skips, saying how to run it, without one.
+func zdbReference(t *testing.T) string {
+	t.Helper()
+	ref := os.Getenv("ZDB_REFERENCE")
+	if ref == "" {
+		t.Skip("ZDB_REFERENCE is not set: set it to a 0-db binary (threefoldtech/0-db zdbd) to check the on-disk format against 0-db")
+	}
+	return ref
+}
+
+// ref0dbServe starts the real 0-db on a free loopback port with the given
+// directories (plus extra flags) and waits until it accepts connections.
+func ref0dbServe(t *testing.T, ref, data, index string, extra ...string) *zdbServer {
+	t.Helper()
+	port := freePort(t)
+	cmd := exec.Command(ref, append([]string{"--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--data", data, "--index", index}, extra...)...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start 0-db: %v", err)
+	}
+	s := &service{cmd: cmd, logs: logs, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.done
+		if t.Failed() {
+			t.Logf("0-db output:\n%s", logs.String())
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	waitTCP(t, s, addr)
+	return &zdbServer{service: s, addr: addr, data: data, index: index}
+}
+
+// TestZdb0dbDirectoryOpensInZos is the other direction: the real 0-db
+// writes a directory (rotated files, overwrites, deletes, binary keys, a
+// password, a seq namespace), and zos checks it offline, then serves the
+// same content and history and goes on writing where 0-db stopped.
+func TestZdb0dbDirectoryOpensInZos(t *testing.T) {
+	ref := zdbReference(t)
+	data, index := zdbDirs(t)
+	ref0 := ref0dbServe(t, ref, data, index, "--datasize", "524288")
+	ctx := context.Background()
+	c := zdbClient(t, "tcp", ref0.addr)
+	do := func(c *redis.Client, args ...any) any {
+		t.Helper()
+		v, err := c.Do(ctx, args...).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return v
+	}
+	val := func(i, round int) string { return strings.Repeat(fmt.Sprintf("%d.%d;", i, round), 2000) }
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 60; i++ {
+			do(c, "SET", fmt.Sprintf("k%02d", i), val(i, round))
+		}
+	}
+	for i := 50; i < 60; i++ {
+		do(c, "DEL", fmt.Sprintf("k%02d", i))
+	}
+	do(c, "SET", "bin\x00key", "\x00\x01binary\xff")
+	do(c, "NSNEW", "seqns")
+	do(c, "NSSET", "seqns", "mode", "seq")
+	do(c, "NSNEW", "secret")
+	do(c, "NSSET", "secret", "password", "pw")
+	do(c, "NSSET", "secret", "public", "0")
+	do(c, "SELECT", "seqns")
+	for _, v := range []string{"s0", "s1", "s2"} {
+		do(c, "SET", "", v)
+	}
+	do(c, "SELECT", "secret", "pw")
+	do(c, "SET", "hidden", "treasure")
+	c.Close()
+	if err := ref0.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-ref0.done
+	ref0.done <- nil // for the cleanup
+
+	out := mustZos(t, "zdb", "check", "--data", data, "--index", index)
+	t.Logf("zos zdb check of 0-db's directory:\n%s", out)
+	s := zdbServe(t, data, index)
+	z := zdbClient(t, "tcp", s.addr)
+	for i := 0; i < 60; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		if i >= 50 {
+			zdbMustMiss(ctx, t, z, k)
+			continue
+		}
+		zdbMustGet(ctx, t, z, k, []byte(val(i, 1)))
+	}
+	zdbMustGet(ctx, t, z, "bin\x00key", []byte("\x00\x01binary\xff"))
+	if n := do(z, "DBSIZE"); n != int64(51) {
+		t.Errorf("DBSIZE = %v, want 51", n)
+	}
+	h, err := z.Do(ctx, "HISTORY", "k07").Slice()
+	if err != nil || len(h) != 3 || fmt.Sprint(h[2]) != val(7, 1) {
+		t.Fatalf("HISTORY k07 = %v, %v", len(h), err)
+	}
+	if h, err = z.Do(ctx, "HISTORY", "k07", h[0]).Slice(); err != nil || len(h) != 3 || fmt.Sprint(h[2]) != val(7, 0) {
+		t.Fatalf("HISTORY k07 (older) = %v, %v", len(h), err)
+	}
+	do(z, "SELECT", "seqns")
+	for i, v := range []string{"s0", "s1", "s2"} {
+		zdbMustGet(ctx, t, z, string([]byte{byte(i), 0, 0, 0, 0, 0, 0, 0}), []byte(v))
+	}
+	if id := do(z, "SET", "", "s3"); id != string([]byte{3, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Errorf("next seq id after 0-db's three = %x, want id 3", id)
+	}
+	if err := z.Do(ctx, "SELECT", "secret").Err(); err == nil {
+		t.Fatal("zos let a client into 0-db's private namespace without its password")
+	}
+	do(z, "SELECT", "secret", "pw")
+	zdbMustGet(ctx, t, z, "hidden", []byte("treasure"))
+	do(z, "SELECT", "default")
+	do(z, "SET", "k00", "zos wrote this")
+	zdbMustGet(ctx, t, z, "k00", []byte("zos wrote this"))
 }
 
 // TestZdbReplicaCrashLoop runs a --sync primary and a replica following it
