@@ -115,21 +115,6 @@ func networkDial(t *testing.T, ns, network, addr string, timeout time.Duration) 
 	return c, err
 }
 
-func networkRoundTrip(c net.Conn, msg string) error {
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := io.WriteString(c, msg); err != nil {
-		return err
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if string(buf) != msg {
-		return fmt.Errorf("got %q back", buf)
-	}
-	return nil
-}
-
 // networkWaitEcho waits until ns can echo msg through addr over TCP or UDP.
 func networkWaitEcho(t *testing.T, ns, network, addr, msg string) {
 	t.Helper()
@@ -139,7 +124,7 @@ func networkWaitEcho(t *testing.T, ns, network, addr, msg string) {
 			return err
 		}
 		defer c.Close()
-		return networkRoundTrip(c, msg)
+		return nettest.RoundTrip(c, msg, 3*time.Second)
 	})
 }
 
@@ -392,7 +377,7 @@ func TestNetworkInternet(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer flow.Close()
-	if err := networkRoundTrip(flow, "before"); err != nil {
+	if err := nettest.RoundTrip(flow, "before", 3*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var d struct {
@@ -401,11 +386,11 @@ func TestNetworkInternet(t *testing.T) {
 	json.Unmarshal([]byte(mustZos(t, "network", "genkey")), &d)
 	joiner := map[string]any{"subnet": "10.50.9.0/24", "wireguard_public_key": d.PublicKey, "allowed_ips": []string{"10.50.9.0/24"}}
 	b.apply(t, networkSpec(b, networkPeer(a, true, c.subnet), joiner))
-	if err := networkRoundTrip(flow, "joined"); err != nil {
+	if err := nettest.RoundTrip(flow, "joined", 3*time.Second); err != nil {
 		t.Fatalf("flow broken when a peer joined: %v", err)
 	}
 	b.apply(t, networkSpec(b, networkPeer(a, true, c.subnet)))
-	if err := networkRoundTrip(flow, "left"); err != nil {
+	if err := nettest.RoundTrip(flow, "left", 3*time.Second); err != nil {
 		t.Fatalf("flow broken when a peer left: %v", err)
 	}
 
@@ -417,7 +402,7 @@ func TestNetworkInternet(t *testing.T) {
 	t.Cleanup(func() { a.zos(t, "wall", "--remove") })
 	networkBlocked(t, b.ns, "198.51.100.1:7300")
 	networkBlocked(t, router, "198.51.100.1:22")
-	if err := networkRoundTrip(flow, "through the wall"); err != nil {
+	if err := nettest.RoundTrip(flow, "through the wall", 3*time.Second); err != nil {
 		t.Fatalf("flow through the access node broken by the wall: %v", err)
 	}
 	networkWaitEcho(t, wl["c"], "udp", addr["a"]+":7000", "udp through the wall")

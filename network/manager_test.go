@@ -12,6 +12,7 @@ import (
 
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/network/internal/netnsx"
+	"github.com/zosgrid/zos/network/nettest"
 	"github.com/zosgrid/zos/network/wg"
 )
 
@@ -121,7 +122,7 @@ func TestPrivateNetworkAcrossNodes(t *testing.T) {
 	if netnsx.Exists(a.m.Namespace("failing")) {
 		t.Error("failed apply left its namespace")
 	}
-	if err := echo(conn, "after refused specs"); err != nil {
+	if err := nettest.RoundTrip(conn, "after refused specs", 10*time.Second); err != nil {
 		t.Fatalf("refused spec disturbed the network: %v", err)
 	}
 	if ls, _ := a.m.List(ctx); len(ls) != 1 {
@@ -135,7 +136,7 @@ func TestPrivateNetworkAcrossNodes(t *testing.T) {
 	if err := a.m.Apply(ctx, a.spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := echo(conn, "after update"); err != nil {
+	if err := nettest.RoundTrip(conn, "after update", 10*time.Second); err != nil {
 		t.Fatalf("existing flow broken by a peer update: %v", err)
 	}
 	st, _ = a.m.Status(ctx, "net1")
@@ -152,7 +153,7 @@ func TestPrivateNetworkAcrossNodes(t *testing.T) {
 	if err := a.m.Apply(ctx, a.spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := echo(conn, "after leave"); err != nil {
+	if err := nettest.RoundTrip(conn, "after leave", 10*time.Second); err != nil {
 		t.Fatalf("existing flow broken by a peer leaving: %v", err)
 	}
 
@@ -162,7 +163,7 @@ func TestPrivateNetworkAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("workload cannot reach the internet through the DMZ: %v", err)
 	}
-	if err := echo(c, "out"); err != nil {
+	if err := nettest.RoundTrip(c, "out", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()

@@ -3,7 +3,6 @@ package network
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/network/internal/netnsx"
+	"github.com/zosgrid/zos/network/nettest"
 )
 
 // Helpers that build a small world of namespaces for the root tests.
@@ -122,22 +122,6 @@ func dialIn(ns, addr string, timeout time.Duration) (net.Conn, error) {
 	return c, err
 }
 
-// echo sends msg over c and checks it comes back.
-func echo(c net.Conn, msg string) error {
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, msg); err != nil {
-		return err
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if string(buf) != msg {
-		return fmt.Errorf("echo: got %q", buf)
-	}
-	return nil
-}
-
 // waitEcho waits until a connection from ns to addr echoes.
 func waitEcho(t testing.TB, ns, addr string) net.Conn {
 	t.Helper()
@@ -147,7 +131,7 @@ func waitEcho(t testing.TB, ns, addr string) net.Conn {
 		if err != nil {
 			return err
 		}
-		if err := echo(c, "hello"); err != nil {
+		if err := nettest.RoundTrip(c, "hello", 10*time.Second); err != nil {
 			c.Close()
 			return err
 		}

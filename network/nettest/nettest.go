@@ -3,6 +3,9 @@ package nettest
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -43,4 +46,21 @@ func Add(name string) (del func() error, err error) {
 // inherit it.
 func Do(name string, fn func() error) error {
 	return netnsx.Do(netnsx.Path(name), fn)
+}
+
+// RoundTrip sends msg over c, which must lead to an echo server, and
+// checks that the same bytes come back within timeout.
+func RoundTrip(c net.Conn, msg string, timeout time.Duration) error {
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echo: sent %q, got %q back", msg, buf)
+	}
+	return nil
 }
