@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/container/guard"
+	"github.com/zosgrid/zos/container/supervise"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -40,6 +41,15 @@ func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *s
 		o.Digest, o.Pending = tracedDigest(o.Digest), tracedPending(o.Pending)
 	}
 	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), o)
+}
+
+// memfdNoexecSupported says whether the kernel has vm.memfd_noexec.
+func memfdNoexecSupported(log *slog.Logger) bool {
+	if _, err := os.Stat(supervise.MemfdNoexecKnob); err != nil {
+		log.Warn("exec guard: kernel has no vm.memfd_noexec; memfd exec is not refused", "err", err)
+		return false
+	}
+	return true
 }
 
 // tracedDigest marks each file the guard hashes (ZOS_TRACE): hashing is the
@@ -78,12 +88,12 @@ func tracedPending(p func() (map[guard.Hash]bool, map[guard.Hash]bool, error)) f
 // namespace: a thread of ours joins it for its children (setns affects
 // only the pid namespace of children) and runs the shell that writes the
 // knob from the host's /proc. The thread is then thrown away.
-func memfdNoexec(ctx context.Context, pid int, log *slog.Logger) error {
-	const knob = "/proc/sys/vm/memfd_noexec"
-	if _, err := os.Stat(knob); err != nil {
-		log.Warn("exec guard: kernel has no vm.memfd_noexec; memfd exec is not refused", "err", err)
-		return nil
-	}
+//
+// The container's init does not wait for it: it is written while `zos
+// init --memfd-noexec` starts, which runs nothing of the image before it
+// reads 2 (memfdNoexecSupported says whether to ask for that).
+func memfdNoexec(ctx context.Context, pid int) error {
+	const knob = supervise.MemfdNoexecKnob
 	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/pid", pid))
 	if err != nil {
 		return fmt.Errorf("container: set vm.memfd_noexec in the container: %w", err)

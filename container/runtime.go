@@ -455,6 +455,11 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	if err != nil {
 		return nil, err
 	}
+	waitMemfd := c.ExecVerify && memfdNoexecSupported(log)
+	if waitMemfd {
+		// After "init": zos init's own flags.
+		spec.Process.Args = slices.Insert(spec.Process.Args, 2, "--memfd-noexec")
+	}
 	r.volumeMounts(c, spec)
 	lcCfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec})
 	if err != nil {
@@ -500,16 +505,24 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	}
 	err = lc.Start(p)
 	mark("libcontainer init ready (namespaces, rootfs, cgroups), waits on exec fifo")
-	if err == nil && c.ExecVerify {
-		if pid, perr := p.Pid(); perr == nil {
-			err = memfdNoexec(ctx, pid, log)
-		}
-		mark("memfd_noexec set")
-	}
 	if err == nil {
 		err = lc.Exec()
 	}
 	mark("exec fifo released")
+	if err == nil && waitMemfd {
+		// zos init waits for it before running anything of the image.
+		if pid, perr := p.Pid(); perr == nil {
+			err = memfdNoexec(ctx, pid)
+		} else {
+			err = fmt.Errorf("container: set vm.memfd_noexec: %w", perr)
+		}
+		if err != nil {
+			// Running: libcontainer destroys only stopped containers.
+			lc.Signal(unix.SIGKILL)
+			p.Wait()
+		}
+		mark("memfd_noexec set")
+	}
 	if err != nil {
 		lc.Destroy()
 		run.closeGuard()
