@@ -431,6 +431,11 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		// A dead leftover from a crashed supervisor: clear it.
 		lc.Destroy()
 	}
+	if policy != nil {
+		// A provided image (an flist) is fetched lazily: start on the
+		// entrypoint now.
+		prefetchEntrypoint(lower, c)
+	}
 	if err := r.mountVolumes(c); err != nil {
 		return nil, err
 	}

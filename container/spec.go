@@ -60,7 +60,7 @@ func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) 
 	if cmd := c.Args(); len(cmd) > 0 {
 		args = append(append(args, "--"), cmd...)
 	}
-	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.Env...)
+	env := append([]string{"PATH=" + defaultPath}, c.Env...)
 	if c.Hostname != "" {
 		env = append(env, "HOSTNAME="+c.Hostname)
 	}
