@@ -6,7 +6,21 @@
 // (-size, default 100 MiB) the entrypoint never reads, as in a real image.
 //
 // The cases take turns run by run, so that the load of a shared machine
-// weighs on all of them alike. -trace first prints the stages of one traced
+// weighs on all of them alike, after one untimed warm-up run each. Each row
+// also gives the CPU time (user+sys) a run costs, which a busy machine
+// inflates much less than the wall time. -cases REGEXP keeps only the
+// matching cases.
+//
+// The runc row is the reference of the targets: runc's default spec
+// (`runc spec`: no user namespace, no exec guard, no init process) on the
+// unpacked root filesystem, timed like the zos rows, from the fork of `runc
+// run` to the first byte of `echo hi`, and interleaved with them, so that
+// the ratio compares starts made under the same conditions.
+// perf-anchors.md's ~10 ms for runc is hyperfine -N of the same command
+// (to its exit) back to back on an idle machine: `-cases '^runc'` runs it
+// back to back here. On the shared 2-core machine the wall times of every
+// row are several times those of an idle one (runc alone took ~200 ms at a
+// load average of 9); the CPU column is the less load-sensitive figure. -trace first prints the stages of one traced
 // start of each zos case (ZOS_TRACE marks of the CLI, libcontainer's init
 // and zos init, in ms from the invocation).
 //
