@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
 
+	"github.com/zosgrid/zos/internal/startgc"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -717,7 +718,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	cmd := exec.Command(r.self, "container", "supervise", "--root", r.root, id)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{wr}
-	cmd.Env = append(os.Environ(), "ZOS_SUPERVISE_READY_FD=3")
+	cmd.Env = append(startgc.Environ(os.Environ()), "ZOS_SUPERVISE_READY_FD=3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		wr.Close()

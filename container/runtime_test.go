@@ -102,7 +102,7 @@ func sh(script string) container.Config {
 }
 
 func TestRunExitCodeEnvWorkdir(t *testing.T) {
-	img := busyboxImage(t, `{"config":{"Env":["FROM_IMAGE=yes"],"WorkingDir":"/etc","Cmd":["sh","-c","echo $FROM_IMAGE $EXTRA; pwd; echo gc=$GOGC$ZOS_INIT_GOGC_OFF; exit 7"]}}`)
+	img := busyboxImage(t, `{"config":{"Env":["FROM_IMAGE=yes"],"WorkingDir":"/etc","Cmd":["sh","-c","echo $FROM_IMAGE $EXTRA; pwd; echo gc=$GOGC$ZOS_START_GOGC_OFF; exit 7"]}}`)
 	r := newRuntime(t)
 	out, st := run(t, r, img, container.Config{Env: []string{"EXTRA=given"}})
 	if st.ExitCode != 7 {

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/zosgrid/zos/container/supervise"
+	"github.com/zosgrid/zos/internal/startgc"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -70,9 +68,7 @@ func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) 
 	if corexToken != "" {
 		env = append(env, "ZOS_COREX_TOKEN="+corexToken) // zos init unsets it
 	}
-	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "GOGC=") }) {
-		env = append(env, "GOGC=off", supervise.StartGCEnv+"=1") // zos init unsets both
-	}
+	env = startgc.Environ(env) // zos init unsets what it adds
 	cwd := c.WorkDir
 	if cwd == "" {
 		cwd = "/"

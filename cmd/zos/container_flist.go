@@ -22,6 +22,7 @@ import (
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/flist"
 	"github.com/zosgrid/zos/flist/pack/oci"
+	"github.com/zosgrid/zos/internal/startgc"
 )
 
 // flistImages serves flist images to the container runtime: the image
@@ -150,6 +151,7 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 	}
 	defer logf.Close()
 	cmd := exec.Command(p.self, append([]string{"flist", "mount", ref, dir}, args...)...)
+	cmd.Env = startgc.Environ(os.Environ())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"time"
 
+	"github.com/zosgrid/zos/internal/startgc"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -18,7 +18,7 @@ import (
 // seccomp filter, then execs, supervises one command or runs services. It
 // returns the process exit status.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	restoreGC()
+	startgc.Restore()
 	fs := flag.NewFlagSet("zos init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	services := fs.String("services", "", "directory of YAML service units")
@@ -91,23 +91,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// StartGCEnv is set by the runtime next to GOGC=off in the environment of
-// `zos init` (unless the container's environment sets GOGC itself): the Go
-// runtime's start, whose package inits allocate past the first collection's
-// goal, then runs without a collection. Main turns the collector back on
-// for the long-lived supervisor and unsets both variables, so the
-// container's programs never inherit them.
-const StartGCEnv = "ZOS_INIT_GOGC_OFF"
-
-func restoreGC() {
-	if os.Getenv(StartGCEnv) == "" {
-		return
-	}
-	os.Unsetenv(StartGCEnv)
-	os.Unsetenv("GOGC")
-	debug.SetGCPercent(100)
 }
 
 // MemfdNoexecKnob is the sysctl that makes memfds of a pid namespace
