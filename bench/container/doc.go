@@ -18,9 +18,13 @@
 // the ratio compares starts made under the same conditions.
 // perf-anchors.md's ~10 ms for runc is hyperfine -N of the same command
 // (to its exit) back to back on an idle machine: `-cases '^runc'` runs it
-// back to back here. On the shared 2-core machine the wall times of every
-// row are several times those of an idle one (runc alone took ~200 ms at a
-// load average of 9); the CPU column is the less load-sensitive figure. -trace first prints the stages of one traced
+// back to back here. The spec and timing are not why this row reads ~60 ms:
+// back to back at a load average of 2 runc took 64 ms and 83 ms of CPU per
+// start (perf-anchors: 10 ms, 11 ms of CPU), and the plain `busybox echo hi`
+// took 2.6 ms (perf-anchors: 0.21 ms); the shared VM runs process starts
+// several times slower than when the anchors were taken, and loaded (5
+// helpers on 2 cores) several times slower again. Compare ratios within
+// one run; the CPU column is the less load-sensitive figure. -trace first prints the stages of one traced
 // start of each zos case (ZOS_TRACE marks of the CLI, libcontainer's init
 // and zos init, in ms from the invocation).
 //
