@@ -1,7 +1,6 @@
 package container
 
 import (
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -26,9 +25,11 @@ func prefetchEntrypoint(lower string, c *Config) {
 			return
 		}
 		defer f.Close()
+		// Readahead, not a read: pages already cached cost nothing,
+		// missing ones are fetched without a copy to us.
 		if st, err := f.Stat(); err == nil {
-			io.Copy(io.Discard, io.LimitReader(f, st.Size()))
-			starttrace.Mark("cli", "entrypoint prefetched")
+			unix.Fadvise(int(f.Fd()), 0, st.Size(), unix.FADV_WILLNEED)
+			starttrace.Mark("cli", "entrypoint prefetch requested")
 		}
 	}()
 }
