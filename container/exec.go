@@ -50,7 +50,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOptions) (int, erro
 	if cwd == "" {
 		cwd = "/"
 	}
-	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.Env...)
+	env := append([]string{"PATH=" + defaultPath}, c.Env...)
 	args := append([]string{initPath, "init", "--seccomp", "--exec", "--"}, o.Args...)
 	p := &libcontainer.Process{Args: args, Env: append(env, o.Env...), Cwd: cwd, UID: uid, GID: gid,
 		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}

@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/container/guard"
+	"github.com/zosgrid/zos/container/supervise"
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 // startGuard watches the container's overlay and lets only the image's
@@ -29,11 +32,50 @@ func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *s
 		}
 	} else {
 		o.Digest, o.Allowed, o.Libs = policy.Digest, policy.Allowed, policy.Libs
+		o.LowerVerified = policy.LowerVerified
 		if policy.Pending != nil {
 			o.Pending = func() (map[guard.Hash]bool, map[guard.Hash]bool, error) { return policy.Pending() }
 		}
 	}
+	if starttrace.Enabled() {
+		o.Digest, o.Pending = tracedDigest(o.Digest), tracedPending(o.Pending)
+	}
 	return guard.Start(filepath.Join(r.dir(c.ID), "rootfs"), o)
+}
+
+// memfdNoexecSupported says whether the kernel has vm.memfd_noexec.
+func memfdNoexecSupported(log *slog.Logger) bool {
+	if _, err := os.Stat(supervise.MemfdNoexecKnob); err != nil {
+		log.Warn("exec guard: kernel has no vm.memfd_noexec; memfd exec is not refused", "err", err)
+		return false
+	}
+	return true
+}
+
+// tracedDigest marks each file the guard hashes (ZOS_TRACE): hashing is the
+// guard's cost on the launch path.
+func tracedDigest(d func(io.Reader) (guard.Hash, error)) func(io.Reader) (guard.Hash, error) {
+	if d == nil {
+		d = guard.SHA256
+	}
+	return func(r io.Reader) (guard.Hash, error) {
+		starttrace.Mark("cli", "exec guard: hashing a file")
+		h, err := d(r)
+		starttrace.Mark("cli", "exec guard: file hashed")
+		return h, err
+	}
+}
+
+// tracedPending marks when the guard's allowed set is known (ZOS_TRACE).
+func tracedPending(p func() (map[guard.Hash]bool, map[guard.Hash]bool, error)) func() (map[guard.Hash]bool, map[guard.Hash]bool, error) {
+	if p == nil {
+		return nil
+	}
+	return func() (map[guard.Hash]bool, map[guard.Hash]bool, error) {
+		a, l, err := p()
+		starttrace.Mark("cli", "exec guard: allowed set ready")
+		return a, l, err
+	}
 }
 
 // memfdNoexec makes memfds of pid's namespace non-executable: sysctl
@@ -46,12 +88,12 @@ func (r *Runtime) startGuard(c *Config, lower string, policy *ExecPolicy, log *s
 // namespace: a thread of ours joins it for its children (setns affects
 // only the pid namespace of children) and runs the shell that writes the
 // knob from the host's /proc. The thread is then thrown away.
-func memfdNoexec(ctx context.Context, pid int, log *slog.Logger) error {
-	const knob = "/proc/sys/vm/memfd_noexec"
-	if _, err := os.Stat(knob); err != nil {
-		log.Warn("exec guard: kernel has no vm.memfd_noexec; memfd exec is not refused", "err", err)
-		return nil
-	}
+//
+// The container's init does not wait for it: it is written while `zos
+// init --memfd-noexec` starts, which runs nothing of the image before it
+// reads 2 (memfdNoexecSupported says whether to ask for that).
+func memfdNoexec(ctx context.Context, pid int) error {
+	const knob = supervise.MemfdNoexecKnob
 	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/pid", pid))
 	if err != nil {
 		return fmt.Errorf("container: set vm.memfd_noexec in the container: %w", err)

@@ -51,12 +51,16 @@ type ImageProvider interface {
 // container may be opened (as a library) if its digest is in Libs (nil:
 // Allowed). A nil Digest means SHA-256. With Pending set, Allowed and Libs
 // come from it instead, computed while the container starts (its first
-// launch waits for them; an error refuses launches).
+// launch waits for them; an error refuses launches). LowerVerified says
+// that the mount checks every read against the metadata Allowed comes
+// from, so a program run from it (and not from the writable layer) needs
+// no content check (see guard.Options.LowerVerified).
 type ExecPolicy struct {
-	Digest  func(io.Reader) ([32]byte, error)
-	Allowed map[[32]byte]bool
-	Libs    map[[32]byte]bool
-	Pending func() (allowed, libs map[[32]byte]bool, err error)
+	Digest        func(io.Reader) ([32]byte, error)
+	Allowed       map[[32]byte]bool
+	Libs          map[[32]byte]bool
+	Pending       func() (allowed, libs map[[32]byte]bool, err error)
+	LowerVerified bool
 }
 
 // Mounted reports whether path is a mount point.

@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"golang.org/x/sys/unix"
 
+	"github.com/zosgrid/zos/internal/startgc"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -431,6 +432,11 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		// A dead leftover from a crashed supervisor: clear it.
 		lc.Destroy()
 	}
+	if policy != nil {
+		// A provided image (an flist) is fetched lazily: start on the
+		// entrypoint now.
+		prefetchEntrypoint(lower, c)
+	}
 	if err := r.mountVolumes(c); err != nil {
 		return nil, err
 	}
@@ -454,6 +460,11 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	spec, err := buildSpec(c, rootfs, r.self, token)
 	if err != nil {
 		return nil, err
+	}
+	waitMemfd := c.ExecVerify && memfdNoexecSupported(log)
+	if waitMemfd {
+		// After "init": zos init's own flags.
+		spec.Process.Args = slices.Insert(spec.Process.Args, 2, "--memfd-noexec")
 	}
 	r.volumeMounts(c, spec)
 	lcCfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec})
@@ -500,16 +511,24 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	}
 	err = lc.Start(p)
 	mark("libcontainer init ready (namespaces, rootfs, cgroups), waits on exec fifo")
-	if err == nil && c.ExecVerify {
-		if pid, perr := p.Pid(); perr == nil {
-			err = memfdNoexec(ctx, pid, log)
-		}
-		mark("memfd_noexec set")
-	}
 	if err == nil {
 		err = lc.Exec()
 	}
 	mark("exec fifo released")
+	if err == nil && waitMemfd {
+		// zos init waits for it before running anything of the image.
+		if pid, perr := p.Pid(); perr == nil {
+			err = memfdNoexec(ctx, pid)
+		} else {
+			err = fmt.Errorf("container: set vm.memfd_noexec: %w", perr)
+		}
+		if err != nil {
+			// Running: libcontainer destroys only stopped containers.
+			lc.Signal(unix.SIGKILL)
+			p.Wait()
+		}
+		mark("memfd_noexec set")
+	}
 	if err != nil {
 		lc.Destroy()
 		run.closeGuard()
@@ -699,7 +718,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	cmd := exec.Command(r.self, "container", "supervise", "--root", r.root, id)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{wr}
-	cmd.Env = append(os.Environ(), "ZOS_SUPERVISE_READY_FD=3")
+	cmd.Env = append(startgc.Environ(os.Environ()), "ZOS_SUPERVISE_READY_FD=3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		wr.Close()

@@ -7,6 +7,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/zosgrid/zos/internal/startgc"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -57,7 +58,7 @@ func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) 
 	if cmd := c.Args(); len(cmd) > 0 {
 		args = append(append(args, "--"), cmd...)
 	}
-	env := append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.Env...)
+	env := append([]string{"PATH=" + defaultPath}, c.Env...)
 	if c.Hostname != "" {
 		env = append(env, "HOSTNAME="+c.Hostname)
 	}
@@ -67,6 +68,7 @@ func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) 
 	if corexToken != "" {
 		env = append(env, "ZOS_COREX_TOKEN="+corexToken) // zos init unsets it
 	}
+	env = startgc.Environ(env) // zos init unsets what it adds
 	cwd := c.WorkDir
 	if cwd == "" {
 		cwd = "/"

@@ -231,6 +231,21 @@ cat libc.so > evil.so; echo >> evil.so; cat evil.so > /dev/null 2>&1 || echo alt
 		if strings.Contains(out, "root:x:0:") {
 			t.Errorf("an altered binary printed /etc/group:\n%s", out)
 		}
+		// The image's own programs run unhashed from the flist mount; once
+		// copied up into the writable layer (same content after a chmod,
+		// then altered in place) they are checked like any other file.
+		out, errOut, _ = h.run(t, []string{"--rm", "-u", "0"}, h.debian, "/bin/sh", "-c", `
+chmod 700 /bin/ls && ls / > /dev/null && echo copied-up-own=ok
+echo >> /bin/cat; cat /etc/group; echo altered-in-place=$?
+`)
+		for _, want := range []string{"copied-up-own=ok\n", "altered-in-place=126\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q (stderr %q):\n%s", want, errOut, out)
+			}
+		}
+		if strings.Contains(out, "root:x:0:") {
+			t.Errorf("a binary altered in place printed /etc/group:\n%s", out)
+		}
 	})
 
 	t.Run("limits", func(t *testing.T) {

@@ -451,7 +451,7 @@ func newContainerSuperviseCmd(rt runtimeFunc) *cobra.Command {
 
 func newInitCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "init [--seccomp] [--exec] [--services DIR] [--log-dir DIR] [-- CMD ARGS...]",
+		Use:     "init [--seccomp] [--memfd-noexec] [--exec] [--services DIR] [--log-dir DIR] [-- CMD ARGS...]",
 		Short:   "PID 1 of a container: reap zombies, forward signals, run the entrypoint or services",
 		GroupID: groupServices,
 		Long: `zos init is the process manager that runs as PID 1 inside zos containers. It
@@ -459,8 +459,9 @@ reaps orphaned zombies and forwards signals. Given CMD it runs it and exits with
 its status; given --services DIR it runs every DIR/NAME.yaml unit (exec, after,
 test, oneshot, restart, env), restarting crashed services, with one log file per
 service under --log-dir (default /var/log/zos) and prefixed output on stdout.
---seccomp installs the container's seccomp filter first; --exec replaces zos
-init with CMD (for containers run with --no-init, and for exec).`,
+--seccomp installs the container's seccomp filter first; --memfd-noexec waits
+until the runtime has made memfds non-executable (vm.memfd_noexec=2); --exec
+replaces zos init with CMD (for containers run with --no-init, and for exec).`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if wantsHelp(args) {

@@ -22,6 +22,7 @@ import (
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/flist"
 	"github.com/zosgrid/zos/flist/pack/oci"
+	"github.com/zosgrid/zos/internal/startgc"
 )
 
 // flistImages serves flist images to the container runtime: the image
@@ -118,9 +119,11 @@ func (p flistImages) Prepare(ctx context.Context, ref string, args []string) (st
 func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir string) (container.ExecPolicy, error) {
 	// The allowed set (programs of the signed metadata, and every file's
 	// content for libraries) is built from the whole tree: the exec guard
-	// builds it while the container starts.
+	// builds it while the container starts. The mount checks every block
+	// it serves against the same metadata, so the image's own programs
+	// run unhashed (LowerVerified).
 	pctx := context.WithoutCancel(ctx)
-	policy := container.ExecPolicy{Digest: flist.ContentDigest, Pending: func() (allowed, libs map[[32]byte]bool, err error) {
+	policy := container.ExecPolicy{Digest: flist.ContentDigest, LowerVerified: true, Pending: func() (allowed, libs map[[32]byte]bool, err error) {
 		return p.execSets(pctx, ref, args)
 	}}
 	if container.Mounted(dir) {
@@ -148,6 +151,7 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 	}
 	defer logf.Close()
 	cmd := exec.Command(p.self, append([]string{"flist", "mount", ref, dir}, args...)...)
+	cmd.Env = startgc.Environ(os.Environ())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

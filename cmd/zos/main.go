@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/zosgrid/zos/container"
+	"github.com/zosgrid/zos/internal/startgc"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -21,6 +22,7 @@ import (
 func init() { runtime.LockOSThread() }
 
 func main() {
+	startgc.Restore() // first: a long-lived zos must collect garbage
 	// Re-executed by libcontainer to become a container's first process.
 	if container.IsLibcontainerInit() {
 		starttrace.MarkLibcontainerInit("go main (runtime and package init done)")

@@ -12,6 +12,14 @@
 // or an ELF interpreter). Files only in the lower layer (the signed image)
 // are not hashed; decisions are cached by inode, size and times.
 //
+// With LowerVerified (flist images: the FUSE mount checks every block it
+// serves against the signed metadata), a launch whose file lives in the
+// lower layer is allowed without reading it, which spares a cold start
+// fetching and hashing the whole entrypoint. The layer is asked of the
+// kernel (FS_IOC_GETFLAGS is answered by the real inode's filesystem), not
+// of st_dev or paths: a copied-up file keeps its lower origin's st_dev and
+// st_ino, and paths change under a waiting launch.
+//
 // Residual risk, stated plainly:
 //   - Time of check to time of use: a process holding the library open for
 //     writing can change it after the open was allowed and before it is

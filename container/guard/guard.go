@@ -85,6 +85,9 @@ type Guard struct {
 
 	path  string // the watched mount point
 	upper string // the overlay's writable layer on the host, or ""
+	// lowerVerified: exec of a file whose data is not in the writable
+	// layer is allowed without hashing (see Options.LowerVerified).
+	lowerVerified bool
 
 	ready chan struct{} // closed once allowed and libSet are known
 
@@ -111,6 +114,16 @@ type Options struct {
 	// Libs is the content an ELF file of Upper may have to be opened (the
 	// image's files); nil means Allowed.
 	Libs map[Hash]bool
+	// LowerVerified says that every file of the overlay's lower layer is
+	// the image's own content and may run: its filesystem checks each
+	// read against the signed metadata (the flist mount), and only the
+	// image's executables have an exec bit there (the kernel refuses to
+	// exec a file without one). A launch whose file lives in the lower
+	// layer is then allowed without reading it; one whose data is in
+	// the writable layer (new, copied up, modified) is still hashed.
+	// Which layer holds a file is asked of the kernel, not of paths: see
+	// inLowerFS. Needs Upper; ignored if its filesystem cannot tell.
+	LowerVerified bool
 	// Log receives denials; nil discards.
 	Log *slog.Logger
 	// Pending, if set, supplies Allowed and Libs (nil: Allowed) instead,
@@ -159,6 +172,17 @@ func Start(path string, o Options) (*Guard, error) {
 	g := &Guard{f: os.NewFile(uintptr(fd), "fanotify"), digest: digest, allowed: allowed, log: log,
 		done: make(chan struct{}), cache: map[statKey]bool{}, libs: map[statKey]bool{}, libSet: libs, upper: upper, path: filepath.Clean(path),
 		ready: make(chan struct{})}
+	if o.LowerVerified && upper != "" {
+		// The test of inLowerFS relies on the writable layer's
+		// filesystem answering FS_IOC_GETFLAGS.
+		if up, err := os.Open(upper); err == nil {
+			g.lowerVerified = hasFileattr(int(up.Fd()))
+			up.Close()
+		}
+		if !g.lowerVerified {
+			log.Warn("exec guard: the writable layer's filesystem has no file attributes; hashing every launch", "upper", upper)
+		}
+	}
 	if o.Pending == nil {
 		close(g.ready)
 	} else {
@@ -223,7 +247,7 @@ func (g *Guard) loop() {
 			if fd >= 0 {
 				switch {
 				case mask&unix.FAN_OPEN_EXEC_PERM != 0:
-					ok := g.check(int(fd))
+					ok := g.lowerVerified && g.inLowerFS(int(fd)) || g.check(int(fd))
 					if ok {
 						g.allowedN.Add(1)
 					}
@@ -329,7 +353,8 @@ func (g *Guard) checkOpen(fd int) bool {
 // the container's root; if that is unknown the answer is yes (checked).
 func (g *Guard) inUpper(fd int) bool {
 	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil || !filepath.IsAbs(p) {
+	if err != nil || !filepath.IsAbs(p) || strings.HasSuffix(p, " (deleted)") {
+		// Unlinked while the open waited: its path says nothing.
 		return true
 	}
 	// Opened through the host's mount of the filesystem, or from inside
@@ -343,6 +368,26 @@ func (g *Guard) inUpper(fd int) bool {
 		return true
 	}
 	return !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR)
+}
+
+// inLowerFS reports whether the overlay file behind fd has its data in the
+// lower layer, on a filesystem other than the writable layer's. Neither
+// paths nor stat can tell: a file copied up (and then rewritten) keeps the
+// st_dev and st_ino of its lower origin, and a path can be renamed or
+// unlinked while the launch waits. But overlayfs answers FS_IOC_GETFLAGS
+// from the file's real inode: the writable layer's filesystem has file
+// attributes (checked at Start), the flist's FUSE mount has none (ENOTTY).
+// So ENOTTY means the file is the lower layer's; any other answer, or an
+// error, sends the file to the content check.
+func (g *Guard) inLowerFS(fd int) bool {
+	_, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	return errors.Is(err, unix.ENOTTY)
+}
+
+// hasFileattr says whether fd's filesystem answers FS_IOC_GETFLAGS.
+func hasFileattr(fd int) bool {
+	_, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	return err == nil
 }
 
 // fdReaderAt reads a file descriptor at offsets (pread), leaving it open.

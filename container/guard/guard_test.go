@@ -3,9 +3,11 @@ package guard
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,6 +220,108 @@ func TestGuardPendingAllowedSet(t *testing.T) {
 		defer g.Close()
 		if err := exec.Command(prog, "no").Run(); err == nil {
 			t.Error("a program ran although the allowed set could not be computed")
+		}
+	})
+}
+
+// TestGuardLowerVerified: on an overlay whose lower layer's filesystem has
+// no file attributes (ramfs here, the flist's FUSE mount in production),
+// LowerVerified lets the lower layer's programs run without hashing them,
+// while a program whose data is in the writable layer is still hashed:
+// one written there, and the lower one once modified in place or only
+// chmod'ed (copy-up keeps the lower file's st_dev and st_ino, so this
+// proves the layer is not told by stat). Without file attributes in the
+// writable layer's filesystem the shortcut is off.
+func TestGuardLowerVerified(t *testing.T) {
+	zostest.RequiresRoot(t)
+	bb := zostest.RequiresBinary(t, "busybox")
+	b, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := func(t *testing.T, upperFS string) (root, upper string) {
+		lower, rw, root := t.TempDir(), t.TempDir(), t.TempDir()
+		if err := unix.Mount("ramfs", lower, "ramfs", 0, ""); err != nil {
+			t.Skipf("skipped: cannot mount ramfs: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(lower, unix.MNT_DETACH) })
+		if upperFS != "" {
+			if err := unix.Mount(upperFS, rw, upperFS, 0, ""); err != nil {
+				t.Skipf("skipped: cannot mount %s: %v", upperFS, err)
+			}
+			t.Cleanup(func() { unix.Unmount(rw, unix.MNT_DETACH) })
+		}
+		for _, p := range []string{"a", "b", "c"} {
+			if err := os.WriteFile(filepath.Join(lower, p), b, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		upper, work := filepath.Join(rw, "upper"), filepath.Join(rw, "work")
+		os.Mkdir(upper, 0o755)
+		os.Mkdir(work, 0o755)
+		opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+		if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
+			t.Skipf("skipped: cannot mount overlay: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+		return root, upper
+	}
+	var hashed atomic.Int32
+	counting := func(r io.Reader) (Hash, error) {
+		hashed.Add(1)
+		return SHA256(r)
+	}
+	runs := func(p string) bool {
+		cmd := exec.Command(p)
+		cmd.Args[0] = "true" // busybox's applet
+		return cmd.Run() == nil
+	}
+
+	t.Run("shortcut", func(t *testing.T) {
+		root, upper := overlay(t, "")
+		hashed.Store(0)
+		// Nothing is allowed by content: only the shortcut lets a program run.
+		g, err := Start(root, Options{Upper: upper, LowerVerified: true, Digest: counting, Allowed: map[Hash]bool{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if !runs(filepath.Join(root, "a")) || !runs(filepath.Join(root, "b")) {
+			t.Fatal("a program of the lower layer was refused")
+		}
+		if n := hashed.Load(); n != 0 {
+			t.Errorf("lower programs were hashed %d times, want 0", n)
+		}
+		if err := os.Chmod(filepath.Join(root, "b"), 0o700); err != nil { // copy-up, same content
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(filepath.Join(root, "c"), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("x")) // modified in place
+		f.Close()
+		os.WriteFile(filepath.Join(root, "new"), b, 0o755)
+		for _, p := range []string{"b", "c", "new"} {
+			if runs(filepath.Join(root, p)) {
+				t.Errorf("%s, whose data is in the writable layer, ran unchecked", p)
+			}
+		}
+		if n := hashed.Load(); n != 3 {
+			t.Errorf("%d files hashed, want 3 (the writable layer's)", n)
+		}
+	})
+
+	t.Run("upper without file attributes", func(t *testing.T) {
+		root, upper := overlay(t, "ramfs")
+		hashed.Store(0)
+		g, err := Start(root, Options{Upper: upper, LowerVerified: true, Digest: counting, Allowed: map[Hash]bool{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if runs(filepath.Join(root, "a")) {
+			t.Error("the shortcut was taken although the writable layer's filesystem cannot be told apart")
 		}
 	})
 }
