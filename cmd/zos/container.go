@@ -391,9 +391,11 @@ func newContainerGrowCmd(rt runtimeFunc) *cobra.Command {
 	return &cobra.Command{
 		Use:   "grow NAME TARGET SIZE",
 		Short: "Grow a container's virtual disk (the volume at TARGET) to SIZE, e.g. 2G",
-		Long: `Grow the sparse virtual disk mounted at TARGET in container NAME. A stopped
-container's disk is checked and grown offline; a running one's online (the kernel
-requires CAP_SYS_RESOURCE). Disks never shrink.`,
+		Long: `Grow the sparse virtual disk mounted at TARGET in container NAME. A running
+container's disk grows online: the container keeps running and sees the new size
+at once (the kernel requires CAP_SYS_RESOURCE; without it, stop the container
+first). A stopped container's disk is checked and grown offline. Disks never
+shrink.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := rt()
@@ -404,7 +406,7 @@ requires CAP_SYS_RESOURCE). Disks never shrink.`,
 			if err != nil {
 				return err
 			}
-			return r.GrowDisk(args[0], args[1], size)
+			return r.GrowDisk(cmd.Context(), args[0], args[1], size)
 		},
 	}
 }
