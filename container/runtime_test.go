@@ -488,3 +488,17 @@ func TestCorexInContainerNetns(t *testing.T) {
 		t.Errorf("token visible in environments: %q %d %v", out.String(), code, err)
 	}
 }
+
+// TestRestartOnFailure: on-failure restarts a failing container up to its
+// retry count; the writable layer persists across restarts.
+func TestRestartOnFailure(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	c := sh("n=$(cat /n 2>/dev/null || echo 0); n=$((n+1)); echo $n | tee /n; [ $n -ge 4 ]")
+	c.Restart = container.RestartPolicy{Name: "on-failure", MaxRetries: 2}
+	out, st := run(t, r, img, c)
+	if out != "1\n2\n3\n" || st.Restarts != 2 || st.ExitCode != 1 {
+		t.Errorf("on-failure:2: output %q, %d restarts, exit %d; want runs 1 2 3, 2 restarts, exit 1",
+			out, st.Restarts, st.ExitCode)
+	}
+}
