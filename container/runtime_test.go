@@ -502,3 +502,34 @@ func TestRestartOnFailure(t *testing.T) {
 			out, st.Restarts, st.ExitCode)
 	}
 }
+
+// TestStopKillsAfterGrace: a container that ignores SIGTERM is killed when
+// the grace period ends, and Stop returns once it is gone.
+func TestStopKillsAfterGrace(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := sh("trap '' TERM; echo ready; while true; do sleep 0.05; done")
+	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	if err := r.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		var b bytes.Buffer
+		r.Logs(ctx, c.ID, &b, false)
+		if !strings.Contains(b.String(), "ready") {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	if err := r.Stop(ctx, c.ID, 200*time.Millisecond); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if info, err := r.Inspect(ctx, c.ID); err != nil || info.Status.State != container.StateExited || info.Status.ExitCode != 128+9 {
+		t.Errorf("after stop: %+v %v; want exited by SIGKILL (137)", info.Status, err)
+	}
+}
