@@ -357,7 +357,7 @@ dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null && echo survived`)
 			t.Fatal(err)
 		}
 		out, errOut, code = h.z(t, "prune")
-		if code != 0 || out != "deleted "+stray+" (2.9 KiB)\nfreed 2.9 KiB in 1 images\n" {
+		if code != 0 || out != "deleted "+stray+" (2.9 KiB)\nTotal reclaimed space: 2.9 KiB\n" {
 			t.Errorf("prune: exit %d, output %q (stderr %q)", code, out, errOut)
 		}
 		if fl := downloads(); len(fl) != 1 || fl[0] != used {

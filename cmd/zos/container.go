@@ -424,7 +424,7 @@ func newContainerPruneCmd(rt runtimeFunc) *cobra.Command {
 		Short: "Remove downloaded images (run by hub URL) that no container uses",
 		Long: `Remove the .fl files that run downloaded from a URL into the image directory
 and that no container, running or stopped, references, and print each with its
-size and the total freed. rm already removes the download of its last container;
+size and the total space freed. rm already removes the download of its last container;
 prune clears what a run that failed or was killed before creating its container
 left behind. Image files given by path are never touched.`,
 		Args: cobra.NoArgs,
@@ -439,7 +439,7 @@ left behind. Image files given by path are never touched.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s (%s)\n", p.Path, human(p.Bytes))
 				total += p.Bytes
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "freed %s in %d images\n", human(total), len(pruned))
+			fmt.Fprintf(cmd.OutOrStdout(), "Total reclaimed space: %s\n", human(total))
 			return err
 		},
 	}
