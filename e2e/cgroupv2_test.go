@@ -68,11 +68,11 @@ echo "ZOSVM oom-exit=$?"
 echo "ZOSVM inspect=$($Z inspect oom | tr -d '\n ')"
 $Z rm oom
 echo "ZOSVM oom-cgroup-left=$(ls -d /sys/fs/cgroup/zos/oom 2>/dev/null)"
-$Z run -d --name disk -v 16M:/data /rootfs -- sleep 300 || echo "ZOSVM disk-run-failed=yes"
-$Z exec disk sh -c 'echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=24 2>/dev/null && echo ZOSVM disk-before=fits || echo ZOSVM disk-before=full'
+$Z run -d --name disk -v 8M:/data /rootfs -- sleep 300 || echo "ZOSVM disk-run-failed=yes"
+$Z exec disk sh -c 'echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=12 2>/dev/null && echo ZOSVM disk-before=fits || echo ZOSVM disk-before=full'
 echo "ZOSVM disk-inspect-before=$($Z inspect disk | tr -d '\n ')"
-$Z grow disk /data 48M || echo "ZOSVM grow-failed=yes"
-$Z exec disk sh -c 'rm /data/big; dd if=/dev/zero of=/data/big bs=1M count=24 2>/dev/null && echo ZOSVM disk-after=fits || echo ZOSVM disk-after=full; echo ZOSVM disk-kept=$(cat /data/f)'
+$Z grow disk /data 24M || echo "ZOSVM grow-failed=yes"
+$Z exec disk sh -c 'rm /data/big; dd if=/dev/zero of=/data/big bs=1M count=12 2>/dev/null && echo ZOSVM disk-after=fits || echo ZOSVM disk-after=full; echo ZOSVM disk-kept=$(cat /data/f)'
 echo "ZOSVM disk-inspect-after=$($Z inspect disk | tr -d '\n ')"
 $Z rm -f disk
 echo "ZOSVM disk-loop-left=$(cat /sys/block/loop*/loop/backing_file 2>/dev/null)"
@@ -213,7 +213,7 @@ func TestContainerCgroupV2InVM(t *testing.T) {
 		t.Errorf("the disk container restarted while growing: before %+v, after %+v %v", before.Status, after.Status, err)
 	}
 	if got["disk-before"] != "full" || got["disk-after"] != "fits" || got["disk-kept"] != "kept" {
-		t.Errorf("24 MB on a 16 MB disk grown to 48 MB online: before %q, after %q, file kept %q",
+		t.Errorf("12 MB on an 8 MB disk grown to 24 MB online: before %q, after %q, file kept %q",
 			got["disk-before"], got["disk-after"], got["disk-kept"])
 	}
 	for _, k := range []string{"lim-cgroup-left", "oom-cgroup-left", "run-failed", "mount-root-failed",
