@@ -37,6 +37,9 @@
 //	<root>/c/<id>/upper, work  the overlay writable layer, owned by the mapped root
 //	<root>/c/<id>/lower        the id-mapped view of the lower layer (a mount point)
 //	<root>/images/<key>        a provided image (flist) mounted once for all its containers
+//	<root>/images/<sha256>.fl  an image downloaded by URL (FetchImage), kept while a container
+//	                           references it; removed by rm of the last one, or PruneImages
+//	<root>/images/.lock        flock: shared from download to create, exclusive to remove downloads
 //	<root>/c/<id>/rootfs       the overlay mount point (the container's /)
 //	<root>/c/<id>/logs/        stdout+stderr, rotated: current.log, current.log.1 ...
 //	<root>/c/<id>/disks/       sparse virtual disk images of the container's volumes

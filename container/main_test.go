@@ -68,7 +68,7 @@ func busyboxImage(t testing.TB, imageJSON string) string {
 	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range strings.Fields("sh echo cat ls id ps sleep true false mount env pwd cp chmod kill insmod hostname touch dd head wc yes seq printf test grep mkdir") {
+	for _, a := range strings.Fields("sh echo cat ls id ps sleep true false mount env pwd cp chmod kill insmod hostname touch dd head wc yes seq printf test grep mkdir tee") {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
 			t.Fatal(err)
 		}

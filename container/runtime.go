@@ -865,6 +865,9 @@ func (r *Runtime) Remove(ctx context.Context, id string, force bool) error {
 			return fmt.Errorf("container: release image %s: %w", c.Image, err)
 		}
 	}
+	// A download is not a cache (run by URL fetches it again): it goes
+	// with its last container.
+	r.dropDownload(c.Image)
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/internal/zostest"
 )
@@ -253,6 +255,28 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 	if err := r.Remove(ctx, c.ID, false); !errors.Is(err, container.ErrContainerRunning) {
 		t.Errorf("rm of a running container: %v, want ErrContainerRunning", err)
 	}
+	// Grown while it runs: online where the kernel lets this process
+	// (CAP_SYS_RESOURCE; the VM test in e2e/ has it), else refused with an
+	// error that says why and what to do, and nothing changed.
+	err = r.GrowDisk(ctx, c.ID, "/data", 24<<20)
+	if hasCapability(unix.CAP_SYS_RESOURCE) {
+		if err != nil {
+			t.Fatalf("online grow: %v", err)
+		}
+		eout = syncBuf{}
+		code, err = r.Exec(ctx, c.ID, container.ExecOptions{Stdout: &eout, Stderr: &eout, Args: []string{"sh", "-c",
+			"rm -f /data/big; dd if=/dev/zero of=/data/big bs=1M count=20 2>/dev/null && echo fits"}})
+		if err != nil || code != 0 || eout.String() != "fits\n" {
+			t.Errorf("after online grow: %d %v %q", code, err, eout.String())
+		}
+	} else {
+		if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "CAP_SYS_RESOURCE") || !strings.Contains(err.Error(), "stop") {
+			t.Errorf("online grow without CAP_SYS_RESOURCE: %v", err)
+		}
+		if info, err := r.Inspect(ctx, c.ID); err != nil || info.Config.Volumes[0].SizeBytes != 8<<20 {
+			t.Errorf("a refused grow changed the config: %+v %v", info.Config.Volumes, err)
+		}
+	}
 	zostest.WaitFor(t, 10*time.Second, func() error {
 		var b bytes.Buffer
 		r.Logs(ctx, c.ID, &b, false)
@@ -268,12 +292,12 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 	if err := r.Logs(ctx, c.ID, &logs, false); err != nil || !strings.Contains(logs.String(), "up") {
 		t.Errorf("logs %q %v", logs.String(), err)
 	}
-	// Grown on request (offline here: online growth needs CAP_SYS_RESOURCE,
-	// which this machine's root lacks); after a restart the same write fits.
-	if err := r.GrowDisk(c.ID, "/data", 40<<20); err != nil {
+	// A stopped container's disk grows offline; after a restart the same
+	// write fits.
+	if err := r.GrowDisk(ctx, c.ID, "/data", 40<<20); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.GrowDisk(c.ID, "/data", 1<<20); !errors.Is(err, container.ErrInvalidConfig) {
+	if err := r.GrowDisk(ctx, c.ID, "/data", 1<<20); !errors.Is(err, container.ErrInvalidConfig) {
 		t.Errorf("shrinking a disk: %v", err)
 	}
 	if err := r.Start(ctx, c.ID); err != nil {
@@ -463,5 +487,50 @@ func TestCorexInContainerNetns(t *testing.T) {
 		"for p in /proc/[0-9]*; do [ $p = /proc/1 ] || cat $p/environ; done 2>/dev/null | grep -c ZOS_COREX_TOKEN"}})
 	if err != nil || strings.TrimSpace(out.String()) != "0" {
 		t.Errorf("token visible in environments: %q %d %v", out.String(), code, err)
+	}
+}
+
+// TestRestartOnFailure: on-failure restarts a failing container up to its
+// retry count; the writable layer persists across restarts.
+func TestRestartOnFailure(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	c := sh("n=$(cat /n 2>/dev/null || echo 0); n=$((n+1)); echo $n | tee /n; [ $n -ge 4 ]")
+	c.Restart = container.RestartPolicy{Name: "on-failure", MaxRetries: 2}
+	out, st := run(t, r, img, c)
+	if out != "1\n2\n3\n" || st.Restarts != 2 || st.ExitCode != 1 {
+		t.Errorf("on-failure:2: output %q, %d restarts, exit %d; want runs 1 2 3, 2 restarts, exit 1",
+			out, st.Restarts, st.ExitCode)
+	}
+}
+
+// TestStopKillsAfterGrace: a container that ignores SIGTERM is killed when
+// the grace period ends, and Stop returns once it is gone.
+func TestStopKillsAfterGrace(t *testing.T) {
+	img := busyboxImage(t, "")
+	r := newRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := sh("trap '' TERM; echo ready; while true; do sleep 0.05; done")
+	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	if err := r.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		var b bytes.Buffer
+		r.Logs(ctx, c.ID, &b, false)
+		if !strings.Contains(b.String(), "ready") {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	if err := r.Stop(ctx, c.ID, 200*time.Millisecond); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if info, err := r.Inspect(ctx, c.ID); err != nil || info.Status.State != container.StateExited || info.Status.ExitCode != 128+9 {
+		t.Errorf("after stop: %+v %v; want exited by SIGKILL (137)", info.Status, err)
 	}
 }

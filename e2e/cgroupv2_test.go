@@ -25,7 +25,9 @@ import (
 // here) with cgroup v1 disabled (a pure cgroup2 mount), an initramfs that
 // loads the modules, and a root disk holding the static zos and busybox,
 // and runs containers with limits there, with user namespaces and the exec
-// guard on as by default.
+// guard on as by default. Root in the VM has every capability, which root
+// on this machine lacks (CAP_SYS_RESOURCE): the VM also grows a running
+// container's virtual disk online.
 
 // vmStage1 is the initramfs's /init: it loads the modules and moves to the
 // root filesystem on the virtio disk (ext4, which supports the id-mapped
@@ -66,6 +68,14 @@ echo "ZOSVM oom-exit=$?"
 echo "ZOSVM inspect=$($Z inspect oom | tr -d '\n ')"
 $Z rm oom
 echo "ZOSVM oom-cgroup-left=$(ls -d /sys/fs/cgroup/zos/oom 2>/dev/null)"
+$Z run -d --name disk -v 8M:/data /rootfs -- sleep 300 || echo "ZOSVM disk-run-failed=yes"
+$Z exec disk sh -c 'echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=12 2>/dev/null && echo ZOSVM disk-before=fits || echo ZOSVM disk-before=full'
+echo "ZOSVM disk-inspect-before=$($Z inspect disk | tr -d '\n ')"
+$Z grow disk /data 24M || echo "ZOSVM grow-failed=yes"
+$Z exec disk sh -c 'rm /data/big; dd if=/dev/zero of=/data/big bs=1M count=12 2>/dev/null && echo ZOSVM disk-after=fits || echo ZOSVM disk-after=full; echo ZOSVM disk-kept=$(cat /data/f)'
+echo "ZOSVM disk-inspect-after=$($Z inspect disk | tr -d '\n ')"
+$Z rm -f disk
+echo "ZOSVM disk-loop-left=$(cat /sys/block/loop*/loop/backing_file 2>/dev/null)"
 echo "ZOSVM done=yes"
 poweroff -f
 `
@@ -84,20 +94,22 @@ func TestContainerCgroupV2InVM(t *testing.T) {
 	dir := t.TempDir()
 	// The initramfs: busybox and the modules of overlayfs (the containers'
 	// writable layer), the virtio disk and ext4 (the root filesystem), with
-	// what they need. No FUSE (the image is a directory), no loop (no
-	// virtual disks).
+	// what they need, and loop (virtual disks). No FUSE (the image is a
+	// directory).
 	files := map[string]cpioFile{
 		"init":        {mode: 0o755, data: []byte(vmStage1)},
 		"bin/busybox": {mode: 0o755, path: bb},
 	}
 	mods := vmModules(t, modDir, "kernel/fs/overlayfs/overlay.ko", "kernel/drivers/virtio/virtio_pci.ko",
-		"kernel/drivers/block/virtio_blk.ko", "kernel/crypto/crc32c_generic.ko", "kernel/fs/ext4/ext4.ko")
+		"kernel/drivers/block/virtio_blk.ko", "kernel/crypto/crc32c_generic.ko", "kernel/fs/ext4/ext4.ko",
+		"kernel/drivers/block/loop.ko")
 	for i, m := range mods {
 		files[fmt.Sprintf("lib/modules/%02d-%s", i, filepath.Base(m))] = cpioFile{mode: 0o644, path: m}
 	}
 	initrd := filepath.Join(dir, "initrd.cpio")
 	writeCpio(t, initrd, files)
-	// The root filesystem: zos, busybox, and a busybox image for containers.
+	// The root filesystem: zos, busybox, mkfs.ext4 (virtual disks; busybox
+	// has none) with its libraries, and a busybox image for containers.
 	root := filepath.Join(dir, "root")
 	for _, d := range []string{"bin", "rootfs/bin", "dev", "proc", "sys", "tmp", "var/lib/zos"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
@@ -114,7 +126,8 @@ func TestContainerCgroupV2InVM(t *testing.T) {
 	copyFile(zosPath, "bin/zos", 0o755)
 	copyFile(bb, "bin/busybox", 0o755)
 	copyFile(bb, "rootfs/bin/busybox", 0o755)
-	for _, a := range []string{"sh", "dd", "sleep", "echo"} {
+	vmCopyDynamic(t, mkfs, root, "bin/mkfs.ext4")
+	for _, a := range []string{"sh", "dd", "sleep", "echo", "rm", "cat"} {
 		os.Symlink("busybox", filepath.Join(root, "rootfs", "bin", a))
 	}
 	if err := os.WriteFile(filepath.Join(root, "init"), []byte(vmStage2), 0o755); err != nil {
@@ -125,7 +138,7 @@ func TestContainerCgroupV2InVM(t *testing.T) {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
 		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
@@ -184,7 +197,27 @@ func TestContainerCgroupV2InVM(t *testing.T) {
 	if regexp.MustCompile(`(?m)^survived\r?$`).MatchString(console.String()) {
 		t.Error("the allocation survived the memory limit")
 	}
-	for _, k := range []string{"lim-cgroup-left", "oom-cgroup-left", "run-failed", "mount-root-failed"} {
+	// The disk grew while the container ran: the same process, and a write
+	// that did not fit before fits after.
+	var before, after struct {
+		Status struct {
+			Pid       int       `json:"pid"`
+			Restarts  int       `json:"restarts"`
+			StartedAt time.Time `json:"started_at"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(got["disk-inspect-before"]), &before); err != nil || before.Status.Pid == 0 {
+		t.Errorf("disk container before the grow: %+v %v", before.Status, err)
+	}
+	if err := json.Unmarshal([]byte(got["disk-inspect-after"]), &after); err != nil || after.Status != before.Status {
+		t.Errorf("the disk container restarted while growing: before %+v, after %+v %v", before.Status, after.Status, err)
+	}
+	if got["disk-before"] != "full" || got["disk-after"] != "fits" || got["disk-kept"] != "kept" {
+		t.Errorf("12 MB on an 8 MB disk grown to 24 MB online: before %q, after %q, file kept %q",
+			got["disk-before"], got["disk-after"], got["disk-kept"])
+	}
+	for _, k := range []string{"lim-cgroup-left", "oom-cgroup-left", "run-failed", "mount-root-failed",
+		"disk-run-failed", "grow-failed", "disk-loop-left"} {
 		if got[k] != "" {
 			t.Errorf("%s: %q", k, got[k])
 		}
@@ -252,6 +285,35 @@ func vmModules(t *testing.T, modDir string, mods ...string) []string {
 		visit(mod)
 	}
 	return order
+}
+
+// vmCopyDynamic copies the dynamically linked program prog to dst in the
+// VM's root filesystem root, with the libraries ldd finds for it at the same
+// paths (the VM has no C library otherwise).
+func vmCopyDynamic(t *testing.T, prog, root, dst string) {
+	t.Helper()
+	out, err := exec.Command("ldd", prog).Output()
+	if err != nil {
+		t.Skipf("skipped: ldd %s: %v", prog, err)
+	}
+	files := map[string]string{prog: dst}
+	for _, f := range strings.Fields(string(out)) {
+		if filepath.IsAbs(f) {
+			files[f] = strings.TrimPrefix(f, "/")
+		}
+	}
+	for src, d := range files {
+		b, err := os.ReadFile(src)
+		if err == nil {
+			err = os.MkdirAll(filepath.Join(root, filepath.Dir(d)), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(filepath.Join(root, d), b, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // staticELF says whether the program at path has no ELF interpreter.

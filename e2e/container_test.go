@@ -349,6 +349,39 @@ dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null && echo survived`)
 		if _, errOut, code := h.run(t, []string{"--rm"}, missing, "id"); code == 0 || !strings.Contains(errOut, "404") {
 			t.Errorf("run of a missing hub flist: exit %d, stderr %q", code, errOut)
 		}
+		// Downloads: none left by --rm or by a refused run; a stopped
+		// container keeps its own; prune removes only what nothing uses.
+		downloads := func() []string {
+			fl, _ := filepath.Glob(filepath.Join(h.root, "images", "*.fl"))
+			return fl
+		}
+		if fl := downloads(); len(fl) != 0 {
+			t.Errorf("downloads left by run --rm: %v", fl)
+		}
+		other := strings.TrimSpace(mustZos(t, "key", "new", "-o", filepath.Join(t.TempDir(), "other.key")))
+		if _, errOut, code := h.z(t, "run", "--rm", "--trust", other, h.debianURL); code == 0 || len(downloads()) != 0 {
+			t.Errorf("refused run by URL: exit %d, stderr %q, downloads left %v", code, errOut, downloads())
+		}
+		kept := name("url")
+		if _, errOut, code := h.run(t, []string{"--name", kept}, h.debianURL, "id"); code != 0 || len(downloads()) != 1 {
+			t.Fatalf("run by URL: exit %d %s, downloads %v", code, errOut, downloads())
+		}
+		used := downloads()[0]
+		stray := filepath.Join(h.root, "images", strings.Repeat("ab", 32)+".fl")
+		if err := os.WriteFile(stray, make([]byte, 3000), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code = h.z(t, "prune")
+		if code != 0 || out != "deleted "+stray+" (2.9 KiB)\nTotal reclaimed space: 2.9 KiB\n" {
+			t.Errorf("prune: exit %d, output %q (stderr %q)", code, out, errOut)
+		}
+		if fl := downloads(); len(fl) != 1 || fl[0] != used {
+			t.Errorf("after prune: %v, want the stopped container's %s", fl, used)
+		}
+		h.z(t, "rm", kept)
+		if fl := downloads(); len(fl) != 0 {
+			t.Errorf("downloads left by rm of the last container: %v", fl)
+		}
 	})
 
 	t.Run("untrusted flist refused", func(t *testing.T) {

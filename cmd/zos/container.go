@@ -54,7 +54,7 @@ Entrypoint, Cmd, Env, WorkingDir, User).`,
 	cmd.AddCommand(newContainerRunCmd(rt), newContainerPsCmd(rt), newContainerLogsCmd(rt),
 		newContainerStatsCmd(rt), newContainerExecCmd(rt), newContainerStopCmd(rt),
 		newContainerStartCmd(rt), newContainerRmCmd(rt), newContainerInspectCmd(rt),
-		newContainerRecoverCmd(rt), newContainerGrowCmd(rt), newContainerSuperviseCmd(rt))
+		newContainerRecoverCmd(rt), newContainerGrowCmd(rt), newContainerPruneCmd(rt), newContainerSuperviseCmd(rt))
 	return cmd
 }
 
@@ -91,11 +91,17 @@ applies).`,
 				return err
 			}
 			ctx := cmd.Context()
+			created := func() {}
 			var img container.Rootfs
 			if strings.HasPrefix(args[0], "http://") || strings.HasPrefix(args[0], "https://") {
-				if args[0], err = fetchFlist(ctx, args[0], filepath.Join(r.Root(), "images")); err != nil {
+				var done func()
+				if args[0], done, err = r.FetchImage(ctx, args[0]); err != nil {
 					return err
 				}
+				// Released once the container is created (it then
+				// references the download) or the run failed before.
+				defer done()
+				created = done
 			}
 			if strings.HasSuffix(args[0], ".fl") {
 				abs, err := filepath.Abs(args[0])
@@ -160,6 +166,7 @@ applies).`,
 			if err := r.Create(ctx, c); err != nil {
 				return err
 			}
+			created()
 			starttrace.Mark("cli", "container created (image config read, state written)")
 			if detach {
 				if err := r.Start(ctx, c.ID); err != nil {
@@ -391,9 +398,11 @@ func newContainerGrowCmd(rt runtimeFunc) *cobra.Command {
 	return &cobra.Command{
 		Use:   "grow NAME TARGET SIZE",
 		Short: "Grow a container's virtual disk (the volume at TARGET) to SIZE, e.g. 2G",
-		Long: `Grow the sparse virtual disk mounted at TARGET in container NAME. A stopped
-container's disk is checked and grown offline; a running one's online (the kernel
-requires CAP_SYS_RESOURCE). Disks never shrink.`,
+		Long: `Grow the sparse virtual disk mounted at TARGET in container NAME. A running
+container's disk grows online: the container keeps running and sees the new size
+at once (the kernel requires CAP_SYS_RESOURCE; without it, stop the container
+first). A stopped container's disk is checked and grown offline. Disks never
+shrink.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := rt()
@@ -404,7 +413,34 @@ requires CAP_SYS_RESOURCE). Disks never shrink.`,
 			if err != nil {
 				return err
 			}
-			return r.GrowDisk(args[0], args[1], size)
+			return r.GrowDisk(cmd.Context(), args[0], args[1], size)
+		},
+	}
+}
+
+func newContainerPruneCmd(rt runtimeFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Remove downloaded images (run by hub URL) that no container uses",
+		Long: `Remove the .fl files that run downloaded from a URL into the image directory
+and that no container, running or stopped, references, and print each with its
+size and the total space freed. rm already removes the download of its last container;
+prune clears what a run that failed or was killed before creating its container
+left behind. Image files given by path are never touched.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := rt()
+			if err != nil {
+				return err
+			}
+			pruned, err := r.PruneImages(cmd.Context())
+			var total int64
+			for _, p := range pruned {
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s (%s)\n", p.Path, human(p.Bytes))
+				total += p.Bytes
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Total reclaimed space: %s\n", human(total))
+			return err
 		},
 	}
 }

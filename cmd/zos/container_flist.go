@@ -8,12 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
@@ -252,54 +250,4 @@ func lastLine(b []byte) string {
 		}
 	}
 	return s
-}
-
-// maxFlistDownload bounds a .fl fetched from a hub: metadata only, blocks
-// are fetched lazily by the mount.
-const maxFlistDownload = 256 << 20
-
-// fetchFlist downloads the .fl at url (a hub's /api/v1/flists/USER/NAME or
-// any http(s) URL of a .fl) into dir, named by its SHA-256 so that the same
-// flist shares one mount across containers, and returns its path. Nothing
-// is trusted yet: the mount checks the signature against --trust.
-func fetchFlist(ctx context.Context, url, dir string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", url, err)
-	}
-	client := &http.Client{Timeout: 5 * time.Minute}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return "", fmt.Errorf("image %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, ".download-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, maxFlistDownload+1))
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", url, err)
-	}
-	if n > maxFlistDownload {
-		return "", fmt.Errorf("image %s: larger than %d bytes, not an flist", url, maxFlistDownload)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	dest := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))+".fl")
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return "", err
-	}
-	return dest, nil
 }
