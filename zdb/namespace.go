@@ -364,17 +364,27 @@ type SetResult struct {
 // Set writes value under key. In seq mode an empty key allocates the next id
 // and a non-empty key must be an existing id. ts == 0 means now.
 func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
-	return ns.set(key, value, ts, true)
+	return ns.set(key, value, ts, true, false)
 }
 
 // ReplicaSet is Set for a replica copying its primary's log: the primary
 // already applied lock, freeze, worm and maxsize, which the replica's
 // namespace copies to refuse its own clients, not the primary's records.
 func (ns *Namespace) ReplicaSet(key, value []byte, ts uint32) (SetResult, error) {
-	return ns.set(key, value, ts, false)
+	return ns.set(key, value, ts, false, false)
 }
 
-func (ns *Namespace) set(key, value []byte, ts uint32, enforce bool) (SetResult, error) {
+// ReplicaSetTruncated replays a record of a seq primary whose value a
+// compaction dropped (LogRecord.Truncated): an empty value under key, even
+// if the id's value already is empty, so that the id's slot, or an
+// update's history slot, is taken as on the primary. A later record of the
+// log deletes the id.
+func (ns *Namespace) ReplicaSetTruncated(key []byte, ts uint32) (SetResult, error) {
+	return ns.set(key, nil, ts, false, true)
+}
+
+// set writes; force writes even a value identical to the current one.
+func (ns *Namespace) set(key, value []byte, ts uint32, enforce, force bool) (SetResult, error) {
 	if len(value) > MaxValueSize {
 		return SetResult{}, ErrValueTooLarge
 	}
@@ -388,7 +398,7 @@ func (ns *Namespace) set(key, value []byte, ts uint32, enforce bool) (SetResult,
 	}
 	crc := CRC(value)
 	if ns.mode == ModeSeq {
-		return ns.setSeq(key, value, crc, ts, enforce)
+		return ns.setSeq(key, value, crc, ts, enforce, force)
 	}
 	if len(key) == 0 {
 		return SetResult{}, ErrInvalidKey
@@ -512,7 +522,7 @@ func (ns *Namespace) seqEntryRaw(key []byte) (entry, uint32, int64, error) {
 	return e, file, off, nil
 }
 
-func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32, enforce bool) (SetResult, error) {
+func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32, enforce, force bool) (SetResult, error) {
 	if len(key) == 0 {
 		if err := ns.checkWrite(enforce, false, 0, len(value)); err != nil {
 			return SetResult{}, err
@@ -536,7 +546,7 @@ func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32, enforce bool) (Se
 	if err := ns.checkWrite(enforce, true, old.Length, len(value)); err != nil {
 		return SetResult{}, err
 	}
-	if old.CRC == crc && int(old.Length) == len(value) {
+	if !force && old.CRC == crc && int(old.Length) == len(value) {
 		same, err := ns.sameValue(old.DataID, old.Offset, SeqKeySize, value)
 		if err != nil {
 			return SetResult{}, err

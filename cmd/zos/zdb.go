@@ -194,7 +194,9 @@ func newZdbCompactCmd() *cobra.Command {
 live keys and the history of live keys, then swap them in atomically. The namespace
 keeps serving reads and writes meanwhile; disk usage drops by the dead records.
 Cursors (SCAN, KEYCUR, HISTORY) handed out before a compaction may become invalid.
-Seq-mode namespaces cannot be compacted (their ids are file positions).
+In a seq-mode namespace ids are file positions: there the index stays as it is and
+only the values of deleted ids leave the data files (each id keeps its key, value
+and history, and new ids continue where they were).
 
 The server also compacts on its own when --compact-threshold of a namespace is dead.
 The admin password is read from the ZDB_ADMIN environment variable when the server

@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/zosgrid/zos/zdb"
 )
 
 // cmdCompact runs an online compaction: COMPACT [namespace] (admin). The
@@ -34,8 +31,6 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 	}
 	res, err := ns.Compact(s.ctxBackground())
 	switch {
-	case errors.Is(err, zdb.ErrCompactUnsupported):
-		c.w.Error("Index running mode doesn't support this feature")
 	case err != nil:
 		s.log.Error("zdb compaction failed", "ns", ns.Name(), "err", err)
 		nsError(c, err)
@@ -46,7 +41,7 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 	return true
 }
 
-// autoCompact compacts user namespaces whose dead share passed the
+// autoCompact compacts namespaces whose dead share passed the
 // threshold, checking every interval until ctx ends. What a compaction cannot
 // give back (tiny records, the history of live keys) stays dead, so a
 // namespace is compacted again only once new dead bytes worth a tenth of its
@@ -64,7 +59,7 @@ func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 		}
 		for _, name := range s.db.List() {
 			ns, err := s.db.Namespace(name)
-			if err != nil || ns.Mode() != zdb.ModeUser || ns.Stats().CurrentFile == 0 {
+			if err != nil || ns.Stats().CurrentFile == 0 {
 				continue
 			}
 			r := ns.DeadRatio()

@@ -543,6 +543,20 @@ func TestCompactCommandAndThreshold(t *testing.T) {
 		do(c, "DEL", fmt.Sprintf("k%d", i))
 	}
 	do(c, "SET", "live", "x")
+	// A seq namespace too: its ids stay where they are.
+	q := ts.conn(t)
+	expect(t, do(q, "NSNEW", "q"), "OK")
+	expect(t, do(q, "NSSET", "q", "mode", "seq"), "OK")
+	expect(t, do(q, "SELECT", "q"), "OK")
+	var ids []string
+	for i := 0; i < 41; i++ {
+		id, _ := do(q, "SET", "", val).Text()
+		ids = append(ids, id)
+	}
+	for _, id := range ids[:40] {
+		expect(t, do(q, "DEL", id), "OK")
+	}
+	qns, _ := ts.db.Namespace("q")
 	ns, _ := ts.db.Namespace("default")
 	// The automatic threshold compacts the namespace on its own, and disk usage
 	// drops: the deleted values are gone from the files. (The dead ratio itself
@@ -551,13 +565,20 @@ func TestCompactCommandAndThreshold(t *testing.T) {
 	// not stop the next one.) Fsyncs on a busy disk can be slow: allow time.
 	deleted := int64(40 * len(val))
 	zostest.WaitFor(t, 60*time.Second, func() error {
-		if st := ns.Stats(); st.DataSize >= deleted/2 {
-			return fmt.Errorf("data files still hold %d bytes after deleting %d bytes of values", st.DataSize, deleted)
+		for _, n := range []*zdb.Namespace{ns, qns} {
+			if st := n.Stats(); st.DataSize >= deleted/2 {
+				return fmt.Errorf("%s: data files still hold %d bytes after deleting %d bytes of values", n.Name(), st.DataSize, deleted)
+			}
 		}
 		return nil
 	})
 	expect(t, do(c, "GET", "live"), "x")
-	r, err := do(c, "COMPACT").Text()
+	expect(t, do(q, "GET", ids[40]), val)
+	r, err := do(q, "COMPACT").Text()
+	if err != nil || !strings.HasPrefix(r, "OK files=") {
+		t.Fatalf("compact seq: %q %v", r, err)
+	}
+	r, err = do(c, "COMPACT").Text()
 	if err != nil || !strings.HasPrefix(r, "OK files=") {
 		t.Fatalf("compact: %q %v", r, err)
 	}
