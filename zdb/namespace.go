@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -130,8 +131,25 @@ func (ns *Namespace) Mode() Mode {
 	return ns.mode
 }
 
-// file returns the cached read-write handle of a data or index file.
+// file returns the cached read-write handle of a data or index file that
+// exists. A data file that is gone (0-db lets operators offload full data
+// files) is asked back from Options.MissingData, once.
 func (ns *Namespace) file(index bool, id uint32) (*os.File, error) {
+	f, err := ns.openFile(index, id, index)
+	if index || !errors.Is(err, fs.ErrNotExist) || ns.db.opts.MissingData == nil {
+		return f, err
+	}
+	p := dataPath(ns.dataDir, id)
+	ns.log.Warn("zdb data file missing, running the missing-data hook", "file", p)
+	if herr := ns.db.opts.MissingData(ns.name, p); herr != nil {
+		return nil, fmt.Errorf("zdb: data file %s is missing and was not restored: %w", p, herr)
+	}
+	return ns.openFile(index, id, false)
+}
+
+// openFile returns the cached read-write handle of a data or index file,
+// creating the file when create is set.
+func (ns *Namespace) openFile(index bool, id uint32, create bool) (*os.File, error) {
 	ns.fileMu.Lock()
 	defer ns.fileMu.Unlock()
 	k := fileKey{index, id}
@@ -142,7 +160,11 @@ func (ns *Namespace) file(index bool, id uint32) (*os.File, error) {
 	if index {
 		p = indexPath(ns.idxDir, id)
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(p, flags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("zdb: open %s: %w", p, err)
 	}
@@ -801,7 +823,7 @@ func (ns *Namespace) writeBatch(b *batch) error {
 			if len(part.buf) == 0 {
 				continue
 			}
-			f, err := ns.file(part.index, s.id)
+			f, err := ns.openFile(part.index, s.id, true)
 			if err != nil {
 				return err
 			}

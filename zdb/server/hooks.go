@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os/exec"
@@ -103,6 +104,16 @@ func (s *Server) JumpHook(j zdb.Jump) {
 	ctx := s.ctxBackground()
 	s.hooks.run(ctx, false, "jump-index", j.OldIndex, j.NewIndex, "")
 	s.hooks.run(ctx, false, "jump-data", j.OldData, j.NewData)
+}
+
+// MissingDataHook runs 0-db's blocking missing-data hook for a data file a
+// read needs and cannot find; pass it as zdb.Options.MissingData. The hook
+// restores the file and exits 0, or fails.
+func (s *Server) MissingDataHook(_, path string) error {
+	if s.hooks.path == "" {
+		return errors.New("no hook to restore it")
+	}
+	return s.hooks.run(s.ctxBackground(), true, "missing-data", path)
 }
 
 func cmdHooks(s *Server, c *client, args [][]byte) bool {

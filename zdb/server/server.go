@@ -36,7 +36,8 @@ type Config struct {
 	Protect bool
 	// ReadOnly refuses every write from clients (a replica).
 	ReadOnly bool
-	// Hook is an executable run on events (ready, close, namespace-*).
+	// Hook is an executable run on events (ready, close, namespace-*, jump-*,
+	// missing-data).
 	Hook string
 	// AutoCompact compacts a namespace on its own when at least this share
 	// of its data files is dead (0 disables it).

@@ -665,3 +665,58 @@ func TestJumpHooks(t *testing.T) {
 		return nil
 	})
 }
+
+// A read that needs an offloaded data file runs the blocking missing-data
+// hook, as 0-db does, and retries once the hook restored the file; when the
+// hook cannot, the read fails and the server keeps serving.
+func TestMissingDataHook(t *testing.T) {
+	dir := t.TempDir()
+	o := zdb.Options{Mode: zdb.ModeMix, DataSize: 1024,
+		DataDir: filepath.Join(dir, "data"), IndexDir: filepath.Join(dir, "index")}
+	db, err := zdb.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := db.Namespace(zdb.DefaultNamespace)
+	val := strings.Repeat("v", 700) // one value per data file
+	for _, k := range []string{"a", "b", "c"} {
+		r, err := ns.Set([]byte(k), []byte(val+k), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Commit(r.Seq)
+	}
+	db.Close()
+	// Offload d0 (holds a) to a backup the hook restores from, lose d1 (b).
+	backup := filepath.Join(dir, "backup")
+	os.Mkdir(backup, 0o700)
+	d := filepath.Join(o.DataDir, "default")
+	if err := os.Rename(filepath.Join(d, "d0"), filepath.Join(backup, "d0")); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(d, "d1"))
+	logf := filepath.Join(dir, "hook.log")
+	hook := filepath.Join(dir, "hook.sh")
+	os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\n"+
+		"[ \"$1\" = missing-data ] || exit 0\nexec cp "+backup+"/$(basename \"$3\") \"$3\"\n"), 0o755)
+	var ts *testServer
+	o.MissingData = func(ns, path string) error { return ts.srv.MissingDataHook(ns, path) }
+	ts = startServer(t, o, Config{Hook: hook})
+	c := ts.conn(t)
+	expect(t, do(c, "GET", "a"), val+"a")
+	expect(t, do(c, "GET", "b"), "ERR Internal Error")
+	expect(t, do(c, "GET", "c"), val+"c")
+	b, _ := os.ReadFile(logf)
+	id := ts.srv.instanceID
+	want := fmt.Sprintf("missing-data %d %s\nmissing-data %d %s\n", id, filepath.Join(d, "d0"), id, filepath.Join(d, "d1"))
+	if !strings.HasSuffix(string(b), want) {
+		t.Fatalf("hook log %q, want it to end with %q", b, want)
+	}
+	hooks, err := do(c, "HOOKS").Slice()
+	if err != nil || len(hooks) < 3 {
+		t.Fatalf("HOOKS: %v %v", hooks, err)
+	}
+	if last := hooks[len(hooks)-1].([]any); last[0] != "missing-data" || last[5] == int64(0) {
+		t.Fatalf("last hook run %v, want a failed missing-data", last)
+	}
+}
