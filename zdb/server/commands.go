@@ -814,6 +814,10 @@ func cmdReload(s *Server, c *client, args [][]byte) bool {
 	if !s.adminOK(c) || !argsValidate(c, args, 2, false) {
 		return true
 	}
+	if len(args[1]) > zdb.MaxNamespaceName {
+		c.w.Error("Namespace too long")
+		return true
+	}
 	name := string(args[1])
 	if _, err := s.db.Namespace(name); err != nil {
 		c.w.Error("Namespace not found")
@@ -923,7 +927,7 @@ func cmdMaster(s *Server, c *client, args [][]byte) bool {
 		return true
 	}
 	c.master = true
-	c.w.Simple("OK")
+	c.w.Simple("Hello, master")
 	return true
 }
 

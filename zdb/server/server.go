@@ -306,12 +306,17 @@ func (s *Server) serveClient(c *client) {
 	}
 }
 
+// protocolError is 0-db's reply to a request it cannot parse (zdbd/redis.c).
 func protocolError(err error) string {
 	switch {
 	case errors.Is(err, resp.ErrTooManyArgs):
 		return "Too many arguments"
 	case errors.Is(err, resp.ErrArgTooLarge):
-		return "Argument too long"
+		return "Payload too big"
+	case errors.Is(err, resp.ErrNoArgs):
+		return "Missing arguments"
+	case errors.Is(err, resp.ErrNotBulk):
+		return "Malformed query string"
 	}
 	return "Malformed request, array expected"
 }

@@ -318,7 +318,7 @@ func TestCompatPasswordSecureSelect(t *testing.T) {
 	expect(t, do(c, "NSNEW", "s"), "OK")
 	expect(t, do(c, "NSSET", "s", "password", "pw"), "OK")
 	expect(t, do(c, "NSSET", "s", "public", "0"), "OK")
-	expect(t, do(c, "MASTER"), "OK")
+	expect(t, do(c, "MASTER"), "Hello, master") // 0-db's greeting
 	info, _ := do(c, "NSINFO", "s").Text()
 	if !strings.Contains(info, "password_raw: pw") {
 		t.Fatalf("master nsinfo lacks password_raw:\n%s", info)
@@ -386,6 +386,7 @@ func TestAdminCommands(t *testing.T) {
 	expect(t, do(c, "GET", "k"), "hello")
 	other := ts.conn(t)
 	expect(t, do(other, "PING"), "PONG")
+	expect(t, do(c, "RELOAD", strings.Repeat("n", zdb.MaxNamespaceName+1)), "ERR Namespace too long")
 	expect(t, do(c, "RELOAD", "default"), "OK")
 	expect(t, do(c, "GET", "k2"), "v")
 	expect(t, do(other, "GET", "k2"), "v") // other clients follow the reload
@@ -463,19 +464,21 @@ func TestPipelineOneBatch(t *testing.T) {
 
 func TestMalformedInputNeverCrashes(t *testing.T) {
 	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix}, Config{})
-	for _, in := range []string{
-		"PING\r\n",
-		"*1\r\n$-1\r\n",
-		"*1025\r\n",
-		"*1\r\n$99999999\r\n",
-		"*2\r\n$3\r\nGET\r\n:5\r\n",
-		"\x00\xff\r\n",
+	// Each gets 0-db's reply (zdbd/redis.c).
+	for in, want := range map[string]string{
+		"PING\r\n":                  "-Malformed request, array expected",
+		"*1\r\n$-1\r\n":             "-Malformed request, array expected",
+		"*0\r\n":                    "-Missing arguments",
+		"*1025\r\n":                 "-Too many arguments",
+		"*1\r\n$99999999\r\n":       "-Payload too big",
+		"*2\r\n$3\r\nGET\r\n:5\r\n": "-Malformed query string",
+		"\x00\xff\r\n":              "-Malformed request, array expected",
 	} {
 		conn, _ := rawConn(t, ts.addr)
 		conn.Write([]byte(in))
 		line, err := bufio.NewReader(conn).ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "-") {
-			t.Fatalf("%q: reply %q %v", in, line, err)
+		if err != nil || line != want+"\r\n" {
+			t.Fatalf("%q: reply %q %v, want %q", in, line, err, want)
 		}
 	}
 	// The server still works.
@@ -635,7 +638,7 @@ func TestValueLimits(t *testing.T) {
 	// connection, so send no payload the client would block on).
 	conn, _ := rawConn(t, ts.addr)
 	conn.Write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8388609\r\n"))
-	if line, _ := bufio.NewReader(conn).ReadString('\n'); line != "-Argument too long\r\n" {
+	if line, _ := bufio.NewReader(conn).ReadString('\n'); line != "-Payload too big\r\n" {
 		t.Fatalf("oversized value: %q", line)
 	}
 	args := make([]any, 1025)
