@@ -50,7 +50,10 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	leftDead := map[string]int64{} // dead bytes right after the last compaction
+	// Dead bytes the last compaction left: those before it less those it
+	// freed. (Measuring after it would also count the deletes that landed
+	// while it ran, which then never looked like growth.)
+	leftDead := map[string]int64{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -67,12 +70,13 @@ func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 			if r < s.cfg.AutoCompact || (r > 0 && float64(grown) < 0.1*float64(ns.DeadBytes())/r) {
 				continue
 			}
+			dead := ns.DeadBytes()
 			res, err := ns.Compact(ctx)
 			if err != nil {
 				s.log.Warn("zdb automatic compaction failed", "ns", name, "err", err)
 				continue
 			}
-			leftDead[name] = ns.DeadBytes()
+			leftDead[name] = max(dead-(res.BytesBefore-res.BytesAfter), 0)
 			s.log.Info("zdb automatic compaction", "ns", name, "before", res.BytesBefore, "after", res.BytesAfter)
 		}
 	}
