@@ -553,7 +553,8 @@ func recoverCompaction(ns *Namespace) (bool, error) {
 	for _, dir := range []string{ns.idxDir, ns.dataDir} {
 		des, _ := os.ReadDir(dir)
 		for _, de := range des {
-			if strings.HasSuffix(de.Name(), compactSuffix) {
+			// Also "iN.compact.tmp" from writeFileAtomic.
+			if strings.Contains(de.Name(), compactSuffix) {
 				os.Remove(filepath.Join(dir, de.Name()))
 			}
 		}

@@ -121,9 +121,12 @@ func TestCompactRecovery(t *testing.T) {
 	// A copy interrupted before its swap leaves .compact files: dropped.
 	junk := filepath.Join(o.IndexDir, "default", "i0"+compactSuffix)
 	os.WriteFile(junk, []byte("partial"), 0o600)
+	os.WriteFile(junk+".tmp", []byte("partial"), 0o600) // a seq swap writes index copies atomically
 	db = mustOpen(t, o)
-	if _, err := os.Stat(junk); !os.IsNotExist(err) {
-		t.Fatal("leftover compaction file kept")
+	for _, p := range []string{junk, junk + ".tmp"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("leftover compaction file %s kept", p)
+		}
 	}
 	ns, _ = db.Namespace(DefaultNamespace)
 	if v, _ := get(t, ns, "a"); v != "1" {
