@@ -829,6 +829,15 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 	do("SET", "", "first")
 	do("SET", "", "second")
 	do("SET", string([]byte{0, 0, 0, 0, 0, 0, 0, 0}), "first-updated")
+	// Id 3, updated (its history copy takes id 4), deleted, then compacted
+	// away: its values leave the files, every other id stays where it is.
+	id3 := string([]byte{3, 0, 0, 0, 0, 0, 0, 0})
+	do("SET", "", "gone")
+	do("SET", id3, "gone-updated")
+	do("DEL", id3)
+	if r, err := c.Do(ctx, "COMPACT").Text(); err != nil || !strings.Contains(r, " dropped=2") {
+		t.Fatalf("seq COMPACT: %q %v, want the two values of id 3 dropped", r, err)
+	}
 	do("SELECT", "default")
 	do("NSNEW", "secret")
 	do("NSSET", "secret", "password", "pw")
@@ -897,10 +906,18 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 	}
 	zdbMustGet(ctx, t, r, string([]byte{0, 0, 0, 0, 0, 0, 0, 0}), []byte("first-updated"))
 	zdbMustGet(ctx, t, r, string([]byte{1, 0, 0, 0, 0, 0, 0, 0}), []byte("second"))
-	// Overwriting id 0 appended a deleted copy of its old entry at position
-	// 2, so 0-db's next id is 3.
-	if id, err := r.Do(ctx, "SET", "", "third").Text(); err != nil || id != string([]byte{3, 0, 0, 0, 0, 0, 0, 0}) {
-		t.Fatalf("0-db next seq id = %x, %v; want id 3", id, err)
+	zdbMustMiss(ctx, t, r, id3)
+	h, err = r.Do(ctx, "HISTORY", string([]byte{0, 0, 0, 0, 0, 0, 0, 0})).Slice()
+	if err == nil {
+		h, err = r.Do(ctx, "HISTORY", string([]byte{0, 0, 0, 0, 0, 0, 0, 0}), h[0]).Slice()
+	}
+	if err != nil || len(h) != 3 || fmt.Sprint(h[2]) != "first" {
+		t.Fatalf("0-db HISTORY of seq id 0 after compaction = %v, %v", h, err)
+	}
+	// Overwrites appended deleted copies of old entries at positions 2 and
+	// 4, so 0-db's next id is 5.
+	if id, err := r.Do(ctx, "SET", "", "fifth").Text(); err != nil || id != string([]byte{5, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Fatalf("0-db next seq id = %x, %v; want id 5", id, err)
 	}
 	if err := r.Do(ctx, "SELECT", "secret").Err(); err == nil {
 		t.Fatal("0-db let a client into the private namespace without its password")
