@@ -462,7 +462,7 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 			return err
 		}
 		ns.idxSizes[id] = fi.Size()
-		ns.dirty[id] = true
+		ns.markDirty(id)
 	}
 	for p, np := range w.moved {
 		_ = p

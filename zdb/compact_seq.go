@@ -360,7 +360,7 @@ func (ns *Namespace) swapSeq(first, cut uint32, rw *seqRewrite) ([]uint32, error
 		return nil, err
 	}
 	for _, id := range written {
-		ns.dirty[id] = true
+		ns.markDirty(id)
 	}
 	return nil, os.Remove(marker)
 }

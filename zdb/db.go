@@ -63,6 +63,11 @@ type Jump struct {
 	Namespace          string
 	OldIndex, NewIndex string
 	OldData, NewData   string
+	// Dirty lists the index files changed since the last reset (INDEX
+	// DIRTY); ResetDirty resets those of them that did not change again
+	// since, once they are backed up (0-db: its jump-index hook succeeded).
+	Dirty      []uint32
+	ResetDirty func()
 }
 
 // DB is a set of namespaces under one data and one index directory.

@@ -88,7 +88,8 @@ type Namespace struct {
 	spare      []*segment // recycled segment buffers
 	cacheGen   uint64     // this namespace's key space in db.cache
 	seq        uint64
-	dirty      map[uint32]bool
+	dirty      map[uint32]uint64 // index files changed since the last reset -> mark of the last change
+	dirtyMark  uint64
 	broken     error
 	closed     bool
 	closedFlag atomic.Bool
@@ -362,7 +363,7 @@ func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32
 // addPatch queues an in-place rewrite of index bytes. If the target is still
 // in the pending batch it is changed there directly.
 func (ns *Namespace) addPatch(id uint32, off int64, b []byte) {
-	ns.dirty[id] = true
+	ns.markDirty(id)
 	for _, s := range ns.pend.segs {
 		if s.id == id && off >= s.idxBase && off+int64(len(b)) <= s.idxBase+int64(len(s.idx)) {
 			copy(s.idx[off-s.idxBase:], b)
@@ -804,9 +805,11 @@ func (ns *Namespace) Commit(seq uint64) error {
 	ns.committed.Store(b.seq)
 	if fn := ns.db.opts.OnJump; fn != nil {
 		for _, old := range b.jumps {
+			dirty, reset := ns.dirtySnapshot()
 			fn(Jump{Namespace: ns.name,
 				OldIndex: indexPath(ns.idxDir, old), NewIndex: indexPath(ns.idxDir, old+1),
-				OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1)})
+				OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1),
+				Dirty: dirty, ResetDirty: reset})
 		}
 	}
 	return nil
@@ -924,6 +927,36 @@ func (ns *Namespace) Stats() Stats {
 		st.IndexRAM = ns.keys.memory()
 	}
 	return st
+}
+
+// markDirty records that index file id changed. Caller holds ns.mu.
+func (ns *Namespace) markDirty(id uint32) {
+	ns.dirtyMark++
+	ns.dirty[id] = ns.dirtyMark
+}
+
+// dirtySnapshot lists the dirty index files and returns a func that resets
+// those of them that did not change again meanwhile (0-db resets the list
+// once its jump-index hook succeeded).
+func (ns *Namespace) dirtySnapshot() ([]uint32, func()) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	marks := make(map[uint32]uint64, len(ns.dirty))
+	ids := make([]uint32, 0, len(ns.dirty))
+	for id, m := range ns.dirty {
+		marks[id] = m
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, func() {
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		for id, m := range marks {
+			if ns.dirty[id] == m {
+				delete(ns.dirty, id)
+			}
+		}
+	}
 }
 
 // DirtyFiles lists index files changed since the last reset (INDEX DIRTY).

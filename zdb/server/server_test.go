@@ -658,12 +658,25 @@ func TestJumpHooks(t *testing.T) {
 	ts = startServer(t, zdb.Options{Mode: zdb.ModeMix, OnJump: func(j zdb.Jump) { ts.srv.JumpHook(j) }},
 		Config{Hook: hook})
 	c := ts.conn(t)
+	// An overwrite flags the old entry in i0: i0 is dirty.
+	expect(t, do(c, "SET", "k", "1"), "k")
+	expect(t, do(c, "SET", "k", "2"), "k")
+	expect(t, do(c, "INDEX", "DIRTY"), "[0]")
 	expect(t, do(c, "NSJUMP"), "OK")
+	idx := filepath.Join(ts.opts.IndexDir, "default")
+	wantIndex := fmt.Sprintf("jump-index %d %s %s 0\n", ts.srv.instanceID, filepath.Join(idx, "i0"), filepath.Join(idx, "i1"))
 	zostest.WaitFor(t, 10*time.Second, func() error {
 		b, _ := os.ReadFile(logf)
-		if !strings.Contains(string(b), "jump-index ") || !strings.Contains(string(b), "jump-data ") ||
+		if !strings.Contains(string(b), wantIndex) || !strings.Contains(string(b), "jump-data ") ||
 			!strings.Contains(string(b), filepath.Join("default", "d0")) {
 			return fmt.Errorf("hook log: %q", b)
+		}
+		return nil
+	})
+	// The hook succeeded: as in 0-db, the dirty list it got is reset.
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if v, err := do(c, "INDEX", "DIRTY").Slice(); err != nil || len(v) != 0 {
+			return fmt.Errorf("INDEX DIRTY after the jump-index hook: %v %v", v, err)
 		}
 		return nil
 	})
