@@ -899,8 +899,13 @@ func cmdData(s *Server, c *client, args [][]byte) bool {
 		return true
 	}
 	r, err := c.ns.ReadRaw(uint32(file), uint32(off))
-	if err != nil {
+	switch {
+	case errors.Is(err, zdb.ErrInvalidCursor), errors.Is(err, zdb.ErrCorrupt):
 		c.w.Error("EOF")
+		return true
+	case err != nil:
+		// 0-db's reply when it cannot open the data file.
+		c.w.Error("Invalid Request")
 		return true
 	}
 	c.w.Array(6)

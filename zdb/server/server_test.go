@@ -375,7 +375,8 @@ func TestAdminCommands(t *testing.T) {
 	expect(t, do(c, "INDEX", "DIRTY"), "[]")
 	expect(t, do(c, "INDEX", "FOO"), "ERR Unknown INDEX subcommand")
 	expect(t, do(c, "DATA", "RAW", "0", "28"), "[k 0 0x"+fmt.Sprintf("%08x", zdb.CRC([]byte("hello")))+" 0 "+fmt.Sprint(mustKeytime(t, c, "k"))+" hello]")
-	expect(t, do(c, "DATA", "RAW", "7", "28"), "ERR EOF")
+	expect(t, do(c, "DATA", "RAW", "0", "999999"), "ERR EOF")
+	expect(t, do(c, "DATA", "RAW", "7", "28"), "ERR Invalid Request") // no data file 7
 	expect(t, do(c, "DATA", "FOO"), "ERR Unknown DATA subcommand")
 	expect(t, do(c, "NSJUMP"), "OK")
 	do(c, "SET", "k2", "v")
