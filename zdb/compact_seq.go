@@ -166,10 +166,10 @@ func (ns *Namespace) compactSeq(ctx context.Context, first, cut uint32) (Compact
 
 // rewriteSeqData writes dN.compact for data file id when some payload in it
 // can go; it reports the file's size before and after and how many payloads
-// it kept and dropped.
+// it kept and dropped. It streams the file twice (is anything to drop, then
+// the copy), so memory stays bounded whatever the number of records.
 func (ns *Namespace) rewriteSeqData(id uint32, need map[pos]bool, rw *seqRewrite) (before, after int64, kept, dropped int, err error) {
-	path := dataPath(ns.dataDir, id)
-	f, err := os.Open(path)
+	f, err := os.Open(dataPath(ns.dataDir, id))
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -179,44 +179,18 @@ func (ns *Namespace) rewriteSeqData(id uint32, need map[pos]bool, rw *seqRewrite
 		return 0, 0, 0, 0, err
 	}
 	size := fi.Size()
-	// First pass: is anything to drop? Records are read header by header.
-	type rec struct {
-		off  int64
-		r    record
-		keep bool
-	}
-	var recs []rec
 	drop := false
-	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20)
-	hdr := make([]byte, dataHeaderSize)
-	if _, err := io.ReadFull(br, hdr); err != nil {
-		return 0, 0, 0, 0, fmt.Errorf("%w: data file %d: %v", ErrCorrupt, id, err)
-	}
-	if err := checkDataHeader(hdr, id); err != nil {
+	err = walkRecords(f, id, size, false, func(off int64, r *record, _ []byte) error {
+		if r.Length > 0 && !need[pos{id, uint32(off)}] {
+			drop = true
+			return errStopWalk
+		}
+		return nil
+	})
+	if err != nil || !drop {
 		return 0, 0, 0, 0, err
 	}
-	var h [dataRecordSize]byte
-	for off := int64(dataHeaderSize); off < size; {
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			return 0, 0, 0, 0, fmt.Errorf("%w: data file %d: torn record at %d", ErrCorrupt, id, off)
-		}
-		r, _ := decodeRecord(h[:])
-		n := int64(dataRecordSize) + int64(r.KeyLen) + int64(r.Length)
-		if r.Length > MaxValueSize || off+n > size {
-			return 0, 0, 0, 0, fmt.Errorf("%w: data file %d: record at %d runs past the end", ErrCorrupt, id, off)
-		}
-		if _, err := br.Discard(int(n - dataRecordSize)); err != nil {
-			return 0, 0, 0, 0, err
-		}
-		keep := r.Length == 0 || need[pos{id, uint32(off)}]
-		drop = drop || !keep
-		recs = append(recs, rec{off, r, keep})
-		off += n
-	}
-	if !drop {
-		return 0, 0, 0, 0, nil
-	}
-	out, err := os.OpenFile(path+compactSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := os.OpenFile(dataPath(ns.dataDir, id)+compactSuffix, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -225,38 +199,34 @@ func (ns *Namespace) rewriteSeqData(id uint32, need map[pos]bool, rw *seqRewrite
 	bw := bufio.NewWriterSize(out, 1<<20)
 	bw.Write(appendDataHeader(nil, id))
 	end, prev := int64(dataHeaderSize), uint32(0)
-	var buf []byte
-	for _, x := range recs {
-		kl := int64(x.r.KeyLen)
-		n := kl
-		if x.keep {
-			n += int64(x.r.Length)
-		}
-		buf = append(buf[:0], make([]byte, dataRecordSize+n)...)
-		if _, err := f.ReadAt(buf, x.off); err != nil {
-			return 0, 0, 0, 0, fmt.Errorf("zdb: compaction read of %d@%d: %w", id, x.off, err)
-		}
-		if x.keep {
-			if CRC(buf[dataRecordSize+kl:]) != x.r.CRC {
-				return 0, 0, 0, 0, fmt.Errorf("%w: data record %d@%d fails CRC, compaction stopped", ErrCorrupt, id, x.off)
+	err = walkRecords(f, id, size, true, func(off int64, r *record, rec []byte) error {
+		at := pos{id, uint32(off)}
+		if r.Length > 0 && !need[at] {
+			rec = rec[:dataRecordSize+int(r.KeyLen)] // the key stays, the value goes
+			le.PutUint32(rec[1:], 0)                 // length
+			le.PutUint32(rec[9:], 0)                 // CRC32C of nothing
+			rec[13] |= flagTruncated
+			rw.truncated[at] = true
+			dropped++
+		} else {
+			if CRC(rec[dataRecordSize+int(r.KeyLen):]) != r.CRC {
+				return fmt.Errorf("%w: data record %d@%d fails CRC, compaction stopped", ErrCorrupt, id, off)
 			}
-			if x.r.Length > 0 {
+			if r.Length > 0 {
 				kept++
 			}
-		} else {
-			le.PutUint32(buf[1:], 0) // length
-			le.PutUint32(buf[9:], 0) // CRC32C of nothing
-			buf[13] |= flagTruncated
-			rw.truncated[pos{id, uint32(x.off)}] = true
-			dropped++
 		}
-		le.PutUint32(buf[5:], prev)
-		if _, err := bw.Write(buf); err != nil {
-			return 0, 0, 0, 0, err
+		le.PutUint32(rec[5:], prev)
+		if _, err := bw.Write(rec); err != nil {
+			return err
 		}
-		rw.moved[pos{id, uint32(x.off)}] = uint32(end)
+		rw.moved[at] = uint32(end)
 		prev = uint32(end)
-		end += int64(len(buf))
+		end += int64(len(rec))
+		return nil
+	})
+	if err != nil {
+		return 0, 0, 0, 0, err
 	}
 	if err := bw.Flush(); err != nil {
 		return 0, 0, 0, 0, err
@@ -265,6 +235,55 @@ func (ns *Namespace) rewriteSeqData(id uint32, need map[pos]bool, rw *seqRewrite
 		return 0, 0, 0, 0, err
 	}
 	return size, end, kept, dropped, nil
+}
+
+var errStopWalk = errors.New("stop")
+
+// walkRecords streams the records of data file id (size bytes) in order,
+// checking its header and that every record fits. fn gets each record's
+// offset and header, and with full set its bytes (header, key, value; valid
+// until fn returns). errStopWalk from fn ends the walk without error.
+func walkRecords(f *os.File, id uint32, size int64, full bool, fn func(off int64, r *record, rec []byte) error) error {
+	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20)
+	hdr := make([]byte, dataHeaderSize)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return fmt.Errorf("%w: data file %d: %v", ErrCorrupt, id, err)
+	}
+	if err := checkDataHeader(hdr, id); err != nil {
+		return err
+	}
+	buf := make([]byte, dataRecordSize, 64<<10)
+	for off := int64(dataHeaderSize); off < size; {
+		if _, err := io.ReadFull(br, buf[:dataRecordSize]); err != nil {
+			return fmt.Errorf("%w: data file %d: torn record at %d", ErrCorrupt, id, off)
+		}
+		r, _ := decodeRecord(buf[:dataRecordSize])
+		n := int64(dataRecordSize) + int64(r.KeyLen) + int64(r.Length)
+		if r.Length > MaxValueSize || off+n > size {
+			return fmt.Errorf("%w: data file %d: record at %d runs past the end", ErrCorrupt, id, off)
+		}
+		rec := buf[:dataRecordSize]
+		if full {
+			if int(n) > cap(buf) {
+				buf = append(buf[:dataRecordSize], make([]byte, int(n)-dataRecordSize)...)
+			}
+			rec = buf[:n]
+			if _, err := io.ReadFull(br, rec[dataRecordSize:]); err != nil {
+				return fmt.Errorf("%w: data file %d: record at %d: %v", ErrCorrupt, id, off, err)
+			}
+		} else if _, err := br.Discard(int(n - dataRecordSize)); err != nil {
+			return fmt.Errorf("%w: data file %d: record at %d: %v", ErrCorrupt, id, off, err)
+		}
+		err := fn(off, &r, rec)
+		if errors.Is(err, errStopWalk) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
 }
 
 // swapSeq points every index entry at the rewritten records, through
