@@ -358,9 +358,12 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 		w.seq++
 		var key string
 		if w.seqMode {
-			// Allocate a new id, or update one of this writer's ids.
+			// Allocate a new id, or update or delete one of this
+			// writer's live ids.
 			if len(w.ids) > 0 && rng.IntN(3) == 0 {
-				key = w.ids[rng.IntN(len(w.ids))]
+				if k := w.ids[rng.IntN(len(w.ids))]; w.acked[k] != nil {
+					key = k
+				}
 			}
 		} else {
 			key = fmt.Sprintf("w%d-k%02d", w.id, rng.IntN(40))
@@ -368,7 +371,7 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 		old, exists := w.acked[key]
 		var reply string
 		var err error
-		if !w.seqMode && exists && old != nil && rng.IntN(10) == 0 {
+		if exists && old != nil && rng.IntN(10) == 0 {
 			w.pending, w.pendVal = key, nil
 			err = c.Do(ctx, "DEL", key).Err()
 		} else {
@@ -401,13 +404,16 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 // acknowledged write (and delete) to read back intact and `zos zdb check` to
 // pass. The request in flight when the server died may have landed or not.
 // It runs in user mode, in user mode with data files rotating every 512 KiB
-// (so crashes also hit rotations), and in sequential mode.
+// (so crashes also hit rotations), and, compacting, in sequential and user
+// mode.
 func TestZdbCrashLoop(t *testing.T) {
 	t.Run("user", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{}, "--sync") })
 	t.Run("rotating", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{}, "--sync", "--datasize", "524288") })
-	t.Run("seq", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{seq: true}, "--sync", "--mode", "seq") })
 	// A fifth client runs COMPACT over and over, so kills also land inside
 	// online compactions and their file swaps.
+	t.Run("seq", func(t *testing.T) {
+		zdbCrashLoop(t, zdbCrashOpts{seq: true, compact: true}, "--sync", "--mode", "seq", "--datasize", "524288")
+	})
 	t.Run("compacting", func(t *testing.T) {
 		zdbCrashLoop(t, zdbCrashOpts{compact: true}, "--sync", "--datasize", "524288")
 	})
