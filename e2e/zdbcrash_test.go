@@ -358,9 +358,12 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 		w.seq++
 		var key string
 		if w.seqMode {
-			// Allocate a new id, or update one of this writer's ids.
+			// Allocate a new id, or update or delete one of this
+			// writer's live ids.
 			if len(w.ids) > 0 && rng.IntN(3) == 0 {
-				key = w.ids[rng.IntN(len(w.ids))]
+				if k := w.ids[rng.IntN(len(w.ids))]; w.acked[k] != nil {
+					key = k
+				}
 			}
 		} else {
 			key = fmt.Sprintf("w%d-k%02d", w.id, rng.IntN(40))
@@ -368,7 +371,7 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 		old, exists := w.acked[key]
 		var reply string
 		var err error
-		if !w.seqMode && exists && old != nil && rng.IntN(10) == 0 {
+		if exists && old != nil && rng.IntN(10) == 0 {
 			w.pending, w.pendVal = key, nil
 			err = c.Do(ctx, "DEL", key).Err()
 		} else {
@@ -401,13 +404,16 @@ func (w *zdbWriter) run(ctx context.Context, c *redis.Client, rng *rand.Rand, ac
 // acknowledged write (and delete) to read back intact and `zos zdb check` to
 // pass. The request in flight when the server died may have landed or not.
 // It runs in user mode, in user mode with data files rotating every 512 KiB
-// (so crashes also hit rotations), and in sequential mode.
+// (so crashes also hit rotations), and, compacting, in sequential and user
+// mode.
 func TestZdbCrashLoop(t *testing.T) {
 	t.Run("user", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{}, "--sync") })
 	t.Run("rotating", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{}, "--sync", "--datasize", "524288") })
-	t.Run("seq", func(t *testing.T) { zdbCrashLoop(t, zdbCrashOpts{seq: true}, "--sync", "--mode", "seq") })
 	// A fifth client runs COMPACT over and over, so kills also land inside
 	// online compactions and their file swaps.
+	t.Run("seq", func(t *testing.T) {
+		zdbCrashLoop(t, zdbCrashOpts{seq: true, compact: true}, "--sync", "--mode", "seq", "--datasize", "524288")
+	})
 	t.Run("compacting", func(t *testing.T) {
 		zdbCrashLoop(t, zdbCrashOpts{compact: true}, "--sync", "--datasize", "524288")
 	})
@@ -826,6 +832,15 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 	do("SET", "", "first")
 	do("SET", "", "second")
 	do("SET", string([]byte{0, 0, 0, 0, 0, 0, 0, 0}), "first-updated")
+	// Id 3, updated (its history copy takes id 4), deleted, then compacted
+	// away: its values leave the files, every other id stays where it is.
+	id3 := string([]byte{3, 0, 0, 0, 0, 0, 0, 0})
+	do("SET", "", "gone")
+	do("SET", id3, "gone-updated")
+	do("DEL", id3)
+	if r, err := c.Do(ctx, "COMPACT").Text(); err != nil || !strings.Contains(r, " dropped=2") {
+		t.Fatalf("seq COMPACT: %q %v, want the two values of id 3 dropped", r, err)
+	}
 	do("SELECT", "default")
 	do("NSNEW", "secret")
 	do("NSSET", "secret", "password", "pw")
@@ -877,10 +892,18 @@ func TestZdbDirectoryOpensIn0db(t *testing.T) {
 	}
 	zdbMustGet(ctx, t, r, string([]byte{0, 0, 0, 0, 0, 0, 0, 0}), []byte("first-updated"))
 	zdbMustGet(ctx, t, r, string([]byte{1, 0, 0, 0, 0, 0, 0, 0}), []byte("second"))
-	// Overwriting id 0 appended a deleted copy of its old entry at position
-	// 2, so 0-db's next id is 3.
-	if id, err := r.Do(ctx, "SET", "", "third").Text(); err != nil || id != string([]byte{3, 0, 0, 0, 0, 0, 0, 0}) {
-		t.Fatalf("0-db next seq id = %x, %v; want id 3", id, err)
+	zdbMustMiss(ctx, t, r, id3)
+	h, err = r.Do(ctx, "HISTORY", string([]byte{0, 0, 0, 0, 0, 0, 0, 0})).Slice()
+	if err == nil {
+		h, err = r.Do(ctx, "HISTORY", string([]byte{0, 0, 0, 0, 0, 0, 0, 0}), h[0]).Slice()
+	}
+	if err != nil || len(h) != 3 || fmt.Sprint(h[2]) != "first" {
+		t.Fatalf("0-db HISTORY of seq id 0 after compaction = %v, %v", h, err)
+	}
+	// Overwrites appended deleted copies of old entries at positions 2 and
+	// 4, so 0-db's next id is 5.
+	if id, err := r.Do(ctx, "SET", "", "fifth").Text(); err != nil || id != string([]byte{5, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Fatalf("0-db next seq id = %x, %v; want id 5", id, err)
 	}
 	if err := r.Do(ctx, "SELECT", "secret").Err(); err == nil {
 		t.Fatal("0-db let a client into the private namespace without its password")

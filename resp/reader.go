@@ -23,6 +23,11 @@ var (
 	ErrProtocol    = errors.New("resp: protocol error")
 	ErrTooManyArgs = errors.New("resp: too many arguments")
 	ErrArgTooLarge = errors.New("resp: argument too large")
+	// ErrNoArgs and ErrNotBulk are the protocol errors of a request with no
+	// argument and of a request argument that is not a bulk string (0-db
+	// answers them differently from other malformed input).
+	ErrNoArgs  = fmt.Errorf("%w: empty or null request array", ErrProtocol)
+	ErrNotBulk = fmt.Errorf("%w: bulk string expected", ErrProtocol)
 )
 
 // Reader parses RESP2 from an io.Reader through its own buffer.
@@ -146,7 +151,7 @@ func (r *Reader) parseCommand(b []byte) ([][]byte, int, error) {
 		return nil, 0, err
 	}
 	if count < 1 {
-		return nil, 0, fmt.Errorf("%w: empty or null request array", ErrProtocol)
+		return nil, 0, ErrNoArgs
 	}
 	if count > MaxArgs {
 		return nil, 0, fmt.Errorf("%w: %d (max %d)", ErrTooManyArgs, count, MaxArgs)
@@ -159,7 +164,7 @@ func (r *Reader) parseCommand(b []byte) ([][]byte, int, error) {
 			return nil, 0, nil
 		}
 		if b[pos] != '$' {
-			return nil, 0, fmt.Errorf("%w: bulk string expected, got %q", ErrProtocol, b[pos])
+			return nil, 0, fmt.Errorf("%w, got %q", ErrNotBulk, b[pos])
 		}
 		size, next, ok, err := parseHeader(b, pos)
 		if err != nil {

@@ -12,8 +12,10 @@ import (
 	"github.com/zosgrid/zos/internal/atomicfile"
 )
 
-// Online compaction (user mode).
+// Online compaction. Seq namespaces take another path (compactSeq): their
+// ids are index positions, so only their data files shrink.
 //
+// User mode:
 // Compact rolls the namespace to a fresh file pair, so every older file
 // ("the old files", ids below the cut) is immutable except for deleted
 // flags. Without holding the namespace lock it copies, in index order, every
@@ -30,10 +32,6 @@ import (
 
 const compactSuffix = ".compact"
 const compactMarker = "compact-swap"
-
-// ErrCompactUnsupported is returned for seq namespaces, whose ids are file
-// positions and cannot move.
-var ErrCompactUnsupported = errors.New("zdb: compaction is not supported in seq mode (ids are positions)")
 
 // CompactResult says what a compaction did.
 type CompactResult struct {
@@ -85,10 +83,7 @@ func (ns *Namespace) Compact(ctx context.Context) (CompactResult, error) {
 		ns.mu.Unlock()
 		return res, err
 	}
-	if ns.mode != ModeUser {
-		ns.mu.Unlock()
-		return res, ErrCompactUnsupported
-	}
+	mode := ns.mode
 	ns.jump()
 	ns.seq++
 	ns.pend.seq = ns.seq
@@ -107,6 +102,9 @@ func (ns *Namespace) Compact(ctx context.Context) (CompactResult, error) {
 	}
 	if cut == first {
 		return res, nil
+	}
+	if mode == ModeSeq {
+		return ns.compactSeq(ctx, first, cut)
 	}
 	// 2. Load the old index files (immutable but for flags) and mark what
 	// to keep: every position on the chain of a live key.
@@ -385,14 +383,9 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 	defer ns.commitMu.Unlock()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	// Commit what arrived since, while holding both locks.
-	b := ns.pend
-	ns.pend = batch{}
-	if err := ns.writeBatch(&b); err != nil {
-		ns.broken = err
+	if err := ns.commitLocked(); err != nil {
 		return err
 	}
-	ns.committed.Store(b.seq)
 	// Versions current at the snapshot but not any more: flag the copies.
 	for p, k := range snap {
 		np, ok := w.moved[p]
@@ -471,7 +464,7 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 			return err
 		}
 		ns.idxSizes[id] = fi.Size()
-		ns.dirty[id] = true
+		ns.markDirty(id)
 	}
 	for p, np := range w.moved {
 		_ = p
@@ -480,6 +473,19 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 		}
 	}
 	return os.Remove(marker)
+}
+
+// commitLocked commits what was queued since the last commit; the caller
+// holds commitMu and ns.mu, so the files stay still until it lets go.
+func (ns *Namespace) commitLocked() error {
+	b := ns.pend
+	ns.pend = batch{}
+	if err := ns.writeBatch(&b); err != nil {
+		ns.broken = err
+		return err
+	}
+	ns.committed.Store(b.seq)
+	return nil
 }
 
 // relinkFile rewrites history links that point into compacted files.
@@ -549,7 +555,8 @@ func recoverCompaction(ns *Namespace) (bool, error) {
 	for _, dir := range []string{ns.idxDir, ns.dataDir} {
 		des, _ := os.ReadDir(dir)
 		for _, de := range des {
-			if strings.HasSuffix(de.Name(), compactSuffix) {
+			// Also "iN.compact.tmp" from writeFileAtomic.
+			if strings.Contains(de.Name(), compactSuffix) {
 				os.Remove(filepath.Join(dir, de.Name()))
 			}
 		}

@@ -47,8 +47,15 @@ type Options struct {
 	// are complete and will not grow (0-db's jump-index/jump-data hooks).
 	// It must not block.
 	OnJump func(Jump)
-	Logger *slog.Logger
-	Now    func() time.Time
+	// MissingData, if set, is called when a read needs a data file that is
+	// not there (0-db's blocking missing-data hook: full data files may be
+	// offloaded and brought back on demand). It gets the namespace and the
+	// file's path; a nil error means the file is back, and the read opens it
+	// again. It runs while the namespace's readers hold their lock: writes
+	// to that namespace wait for it.
+	MissingData func(namespace, path string) error
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Jump describes a rotation to a new data and index file pair.
@@ -56,6 +63,11 @@ type Jump struct {
 	Namespace          string
 	OldIndex, NewIndex string
 	OldData, NewData   string
+	// Dirty lists the index files changed since the last reset (INDEX
+	// DIRTY); ResetDirty resets those of them that did not change again
+	// since, once they are backed up (0-db: its jump-index hook succeeded).
+	Dirty      []uint32
+	ResetDirty func()
 }
 
 // DB is a set of namespaces under one data and one index directory.

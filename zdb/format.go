@@ -20,6 +20,10 @@ const (
 	descVersion  = 1
 
 	flagDeleted = 1
+	// flagTruncated marks a data record whose payload a compaction dropped
+	// (0-db's DATA_ENTRY_TRUNCATED): the record stays so that the log still
+	// replays every id a seq namespace handed out.
+	flagTruncated = 2
 
 	descPublic   = 1
 	descWorm     = 2

@@ -14,6 +14,10 @@ type LogRecord struct {
 	Value     []byte
 	Timestamp uint32
 	Deleted   bool
+	// Truncated: a seq compaction dropped the value of this version of an
+	// id deleted later. Replaying it still takes the id's slot (and an
+	// update's history slot), see Namespace.ReplicaSetTruncated.
+	Truncated bool
 }
 
 // LogPosition is a place in the data log.
@@ -124,7 +128,7 @@ func (ns *Namespace) ReadLog(pos LogPosition, maxBytes int) ([]LogRecord, LogPos
 			return nil, pos, end, fmt.Errorf("%w: data record %d@%d fails CRC", ErrCorrupt, pos.File, pos.Offset)
 		}
 		recs = append(recs, LogRecord{Key: buf[:r.KeyLen], Value: buf[r.KeyLen:], Timestamp: r.Timestamp,
-			Deleted: r.Flags&flagDeleted != 0})
+			Deleted: r.Flags&flagDeleted != 0, Truncated: r.Flags&flagTruncated != 0})
 		size += int(n)
 		pos.Offset += uint32(n)
 	}

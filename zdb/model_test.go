@@ -94,7 +94,7 @@ func runModel(t *testing.T, mode Mode, seed uint64) {
 				t.Fatalf("step %d: clean reopen repaired %v", step, r)
 			}
 			ns, _ = db.Namespace(DefaultNamespace)
-		case op < 85 && mode == ModeUser: // compact
+		case op < 85: // compact
 			if _, err := ns.Compact(context.Background()); err != nil {
 				t.Fatalf("step %d: compact: %v", step, err)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -87,7 +88,8 @@ type Namespace struct {
 	spare      []*segment // recycled segment buffers
 	cacheGen   uint64     // this namespace's key space in db.cache
 	seq        uint64
-	dirty      map[uint32]bool
+	dirty      map[uint32]uint64 // index files changed since the last reset -> mark of the last change
+	dirtyMark  uint64
 	broken     error
 	closed     bool
 	closedFlag atomic.Bool
@@ -130,8 +132,25 @@ func (ns *Namespace) Mode() Mode {
 	return ns.mode
 }
 
-// file returns the cached read-write handle of a data or index file.
+// file returns the cached read-write handle of a data or index file that
+// exists. A data file that is gone (0-db lets operators offload full data
+// files) is asked back from Options.MissingData, once.
 func (ns *Namespace) file(index bool, id uint32) (*os.File, error) {
+	f, err := ns.openFile(index, id, index)
+	if index || !errors.Is(err, fs.ErrNotExist) || ns.db.opts.MissingData == nil {
+		return f, err
+	}
+	p := dataPath(ns.dataDir, id)
+	ns.log.Warn("zdb data file missing, running the missing-data hook", "file", p)
+	if herr := ns.db.opts.MissingData(ns.name, p); herr != nil {
+		return nil, fmt.Errorf("zdb: data file %s is missing and was not restored: %w", p, herr)
+	}
+	return ns.openFile(index, id, false)
+}
+
+// openFile returns the cached read-write handle of a data or index file,
+// creating the file when create is set.
+func (ns *Namespace) openFile(index bool, id uint32, create bool) (*os.File, error) {
 	ns.fileMu.Lock()
 	defer ns.fileMu.Unlock()
 	k := fileKey{index, id}
@@ -142,7 +161,11 @@ func (ns *Namespace) file(index bool, id uint32) (*os.File, error) {
 	if index {
 		p = indexPath(ns.idxDir, id)
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(p, flags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("zdb: open %s: %w", p, err)
 	}
@@ -340,7 +363,7 @@ func (ns *Namespace) appendRecord(key, value []byte, flags uint8, crc, ts uint32
 // addPatch queues an in-place rewrite of index bytes. If the target is still
 // in the pending batch it is changed there directly.
 func (ns *Namespace) addPatch(id uint32, off int64, b []byte) {
-	ns.dirty[id] = true
+	ns.markDirty(id)
 	for _, s := range ns.pend.segs {
 		if s.id == id && off >= s.idxBase && off+int64(len(b)) <= s.idxBase+int64(len(s.idx)) {
 			copy(s.idx[off-s.idxBase:], b)
@@ -364,17 +387,27 @@ type SetResult struct {
 // Set writes value under key. In seq mode an empty key allocates the next id
 // and a non-empty key must be an existing id. ts == 0 means now.
 func (ns *Namespace) Set(key, value []byte, ts uint32) (SetResult, error) {
-	return ns.set(key, value, ts, true)
+	return ns.set(key, value, ts, true, false)
 }
 
 // ReplicaSet is Set for a replica copying its primary's log: the primary
 // already applied lock, freeze, worm and maxsize, which the replica's
 // namespace copies to refuse its own clients, not the primary's records.
 func (ns *Namespace) ReplicaSet(key, value []byte, ts uint32) (SetResult, error) {
-	return ns.set(key, value, ts, false)
+	return ns.set(key, value, ts, false, false)
 }
 
-func (ns *Namespace) set(key, value []byte, ts uint32, enforce bool) (SetResult, error) {
+// ReplicaSetTruncated replays a record of a seq primary whose value a
+// compaction dropped (LogRecord.Truncated): an empty value under key, even
+// if the id's value already is empty, so that the id's slot, or an
+// update's history slot, is taken as on the primary. A later record of the
+// log deletes the id.
+func (ns *Namespace) ReplicaSetTruncated(key []byte, ts uint32) (SetResult, error) {
+	return ns.set(key, nil, ts, false, true)
+}
+
+// set writes; force writes even a value identical to the current one.
+func (ns *Namespace) set(key, value []byte, ts uint32, enforce, force bool) (SetResult, error) {
 	if len(value) > MaxValueSize {
 		return SetResult{}, ErrValueTooLarge
 	}
@@ -388,7 +421,7 @@ func (ns *Namespace) set(key, value []byte, ts uint32, enforce bool) (SetResult,
 	}
 	crc := CRC(value)
 	if ns.mode == ModeSeq {
-		return ns.setSeq(key, value, crc, ts, enforce)
+		return ns.setSeq(key, value, crc, ts, enforce, force)
 	}
 	if len(key) == 0 {
 		return SetResult{}, ErrInvalidKey
@@ -512,7 +545,7 @@ func (ns *Namespace) seqEntryRaw(key []byte) (entry, uint32, int64, error) {
 	return e, file, off, nil
 }
 
-func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32, enforce bool) (SetResult, error) {
+func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32, enforce, force bool) (SetResult, error) {
 	if len(key) == 0 {
 		if err := ns.checkWrite(enforce, false, 0, len(value)); err != nil {
 			return SetResult{}, err
@@ -536,7 +569,7 @@ func (ns *Namespace) setSeq(key, value []byte, crc, ts uint32, enforce bool) (Se
 	if err := ns.checkWrite(enforce, true, old.Length, len(value)); err != nil {
 		return SetResult{}, err
 	}
-	if old.CRC == crc && int(old.Length) == len(value) {
+	if !force && old.CRC == crc && int(old.Length) == len(value) {
 		same, err := ns.sameValue(old.DataID, old.Offset, SeqKeySize, value)
 		if err != nil {
 			return SetResult{}, err
@@ -772,9 +805,11 @@ func (ns *Namespace) Commit(seq uint64) error {
 	ns.committed.Store(b.seq)
 	if fn := ns.db.opts.OnJump; fn != nil {
 		for _, old := range b.jumps {
+			dirty, reset := ns.dirtySnapshot()
 			fn(Jump{Namespace: ns.name,
 				OldIndex: indexPath(ns.idxDir, old), NewIndex: indexPath(ns.idxDir, old+1),
-				OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1)})
+				OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1),
+				Dirty: dirty, ResetDirty: reset})
 		}
 	}
 	return nil
@@ -791,7 +826,7 @@ func (ns *Namespace) writeBatch(b *batch) error {
 			if len(part.buf) == 0 {
 				continue
 			}
-			f, err := ns.file(part.index, s.id)
+			f, err := ns.openFile(part.index, s.id, true)
 			if err != nil {
 				return err
 			}
@@ -892,6 +927,36 @@ func (ns *Namespace) Stats() Stats {
 		st.IndexRAM = ns.keys.memory()
 	}
 	return st
+}
+
+// markDirty records that index file id changed. Caller holds ns.mu.
+func (ns *Namespace) markDirty(id uint32) {
+	ns.dirtyMark++
+	ns.dirty[id] = ns.dirtyMark
+}
+
+// dirtySnapshot lists the dirty index files and returns a func that resets
+// those of them that did not change again meanwhile (0-db resets the list
+// once its jump-index hook succeeded).
+func (ns *Namespace) dirtySnapshot() ([]uint32, func()) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	marks := make(map[uint32]uint64, len(ns.dirty))
+	ids := make([]uint32, 0, len(ns.dirty))
+	for id, m := range ns.dirty {
+		marks[id] = m
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, func() {
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		for id, m := range marks {
+			if ns.dirty[id] == m {
+				delete(ns.dirty, id)
+			}
+		}
+	}
 }
 
 // DirtyFiles lists index files changed since the last reset (INDEX DIRTY).

@@ -95,7 +95,7 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 		keys:     newKeyIndex(),
 		idxSizes: map[uint32]int64{},
 		lastIdx:  map[uint32]uint32{},
-		dirty:    map[uint32]bool{},
+		dirty:    map[uint32]uint64{},
 		files:    map[fileKey]*os.File{},
 		cacheGen: db.cacheGen.Add(1),
 	}

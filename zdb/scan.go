@@ -243,11 +243,16 @@ type RawRecord struct {
 	Payload   []byte
 }
 
-// ReadRaw returns the data record at a data file offset.
+// ReadRaw returns the data record at a data file offset: ErrNotFound when
+// there is no such data file, ErrInvalidCursor or ErrCorrupt when no record
+// starts there.
 func (ns *Namespace) ReadRaw(file uint32, off uint32) (RawRecord, error) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
-	if file > ns.curID || (file == ns.curID && int64(off)+dataRecordSize > ns.dataEnd) || off < dataHeaderSize {
+	if file > ns.curID || file < ns.firstID {
+		return RawRecord{}, ErrNotFound
+	}
+	if (file == ns.curID && int64(off)+dataRecordSize > ns.dataEnd) || off < dataHeaderSize {
 		return RawRecord{}, ErrInvalidCursor
 	}
 	var h [dataRecordSize]byte

@@ -89,6 +89,12 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 						srv.JumpHook(j)
 					}
 				},
+				MissingData: func(ns, path string) error {
+					if srv == nil {
+						return errors.New("zdb server not started yet")
+					}
+					return srv.MissingDataHook(ns, path)
+				},
 				DataDir: dataDir, IndexDir: indexDir, Mode: m, DataSize: datasize,
 				Sync: sync, SyncTime: time.Duration(synctime) * time.Second,
 				CompatPasswords: compatPw, Logger: log, CacheSize: cacheSize,
@@ -151,7 +157,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.Int64Var(&maxsize, "maxsize", 0, "size limit in bytes of the default namespace (0 = none)")
 	f.BoolVar(&sync, "sync", false, "fsync before acknowledging every write (group commit)")
 	f.IntVar(&synctime, "synctime", 0, "fsync at most this many seconds after the last fsync (0 = off)")
-	f.StringVar(&hook, "hook", "", "executable run on events (ready, close, namespace-*)")
+	f.StringVar(&hook, "hook", "", "executable run on events (ready, close, namespace-*, jump-*, missing-data)")
 	f.BoolVar(&verbose, "verbose", false, "debug logging")
 	f.StringVar(&logfile, "logfile", "", "write logs to this file instead of stderr")
 	f.BoolVar(&compatPw, "compat-passwords", false, "keep namespace passwords in clear in 0-db's descriptor")
@@ -194,7 +200,9 @@ func newZdbCompactCmd() *cobra.Command {
 live keys and the history of live keys, then swap them in atomically. The namespace
 keeps serving reads and writes meanwhile; disk usage drops by the dead records.
 Cursors (SCAN, KEYCUR, HISTORY) handed out before a compaction may become invalid.
-Seq-mode namespaces cannot be compacted (their ids are file positions).
+In a seq-mode namespace ids are file positions: there the index stays as it is and
+only the values of deleted ids leave the data files (each id keeps its key, value
+and history, and new ids continue where they were).
 
 The server also compacts on its own when --compact-threshold of a namespace is dead.
 The admin password is read from the ZDB_ADMIN environment variable when the server

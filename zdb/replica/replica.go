@@ -215,8 +215,8 @@ func (f *Follower) follow(ctx context.Context, c *conn, name string) (bool, erro
 		if len(r.Array) != 4 {
 			return false, fmt.Errorf("bad record %s", r)
 		}
-		deleted, ts, key, val := r.Array[0].Int == 1, uint32(r.Array[1].Int), r.Array[2].Str, r.Array[3].Str
-		if err := apply(ns, deleted, ts, key, val); err != nil {
+		kind, ts, key, val := r.Array[0].Int, uint32(r.Array[1].Int), r.Array[2].Str, r.Array[3].Str
+		if err := apply(ns, kind, ts, key, val); err != nil {
 			return false, fmt.Errorf("apply record: %w", err)
 		}
 		lastTS = ts
@@ -240,10 +240,22 @@ func (f *Follower) follow(ctx context.Context, c *conn, name string) (bool, erro
 	return len(recs) > 0 && !st.caughtUp, nil
 }
 
+// Record kinds in a REPLICATE reply.
+const (
+	recordSet       = 0
+	recordDeleted   = 1
+	recordTruncated = 2 // a value a seq compaction dropped (zdb.LogRecord.Truncated)
+)
+
 // apply replays one record; replays are idempotent, so a batch applied
-// twice after a crash changes nothing.
-func apply(ns *zdb.Namespace, deleted bool, ts uint32, key, val []byte) error {
-	if deleted {
+// twice after a crash changes nothing (in seq mode, but for an update
+// replayed after a later one: ids are positions and each update takes one).
+func apply(ns *zdb.Namespace, kind int64, ts uint32, key, val []byte) error {
+	set := ns.ReplicaSet
+	if kind == recordTruncated {
+		set = func(key, _ []byte, ts uint32) (zdb.SetResult, error) { return ns.ReplicaSetTruncated(key, ts) }
+	}
+	if kind == recordDeleted {
 		_, err := ns.ReplicaDelete(key, ts)
 		if errors.Is(err, zdb.ErrNotFound) {
 			return nil
@@ -259,7 +271,7 @@ func apply(ns *zdb.Namespace, deleted bool, ts uint32, key, val []byte) error {
 		if next := ns.Stats().NextID; id >= next {
 			// Ids are positions: allocate up to it (a gap comes from an
 			// update's history slot and cannot happen in order).
-			r, err := ns.ReplicaSet(nil, val, ts)
+			r, err := set(nil, val, ts)
 			if err != nil {
 				return err
 			}
@@ -269,7 +281,7 @@ func apply(ns *zdb.Namespace, deleted bool, ts uint32, key, val []byte) error {
 			return nil
 		}
 	}
-	_, err := ns.ReplicaSet(key, val, ts)
+	_, err := set(key, val, ts)
 	if errors.Is(err, zdb.ErrUpdateOnly) {
 		return nil // a deleted seq id
 	}

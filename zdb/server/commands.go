@@ -814,6 +814,10 @@ func cmdReload(s *Server, c *client, args [][]byte) bool {
 	if !s.adminOK(c) || !argsValidate(c, args, 2, false) {
 		return true
 	}
+	if len(args[1]) > zdb.MaxNamespaceName {
+		c.w.Error("Namespace too long")
+		return true
+	}
 	name := string(args[1])
 	if _, err := s.db.Namespace(name); err != nil {
 		c.w.Error("Namespace not found")
@@ -895,8 +899,13 @@ func cmdData(s *Server, c *client, args [][]byte) bool {
 		return true
 	}
 	r, err := c.ns.ReadRaw(uint32(file), uint32(off))
-	if err != nil {
+	switch {
+	case errors.Is(err, zdb.ErrInvalidCursor), errors.Is(err, zdb.ErrCorrupt):
 		c.w.Error("EOF")
+		return true
+	case err != nil:
+		// 0-db's reply when it cannot open the data file.
+		c.w.Error("Invalid Request")
 		return true
 	}
 	c.w.Array(6)
@@ -923,7 +932,7 @@ func cmdMaster(s *Server, c *client, args [][]byte) bool {
 		return true
 	}
 	c.master = true
-	c.w.Simple("OK")
+	c.w.Simple("Hello, master")
 	return true
 }
 

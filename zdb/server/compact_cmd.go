@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/zosgrid/zos/zdb"
 )
 
 // cmdCompact runs an online compaction: COMPACT [namespace] (admin). The
@@ -34,8 +31,6 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 	}
 	res, err := ns.Compact(s.ctxBackground())
 	switch {
-	case errors.Is(err, zdb.ErrCompactUnsupported):
-		c.w.Error("Index running mode doesn't support this feature")
 	case err != nil:
 		s.log.Error("zdb compaction failed", "ns", ns.Name(), "err", err)
 		nsError(c, err)
@@ -46,7 +41,7 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 	return true
 }
 
-// autoCompact compacts user namespaces whose dead share passed the
+// autoCompact compacts namespaces whose dead share passed the
 // threshold, checking every interval until ctx ends. What a compaction cannot
 // give back (tiny records, the history of live keys) stays dead, so a
 // namespace is compacted again only once new dead bytes worth a tenth of its
@@ -55,7 +50,10 @@ func cmdCompact(s *Server, c *client, args [][]byte) bool {
 func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	leftDead := map[string]int64{} // dead bytes right after the last compaction
+	// Dead bytes the last compaction left: those before it less those it
+	// freed. (Measuring after it would also count the deletes that landed
+	// while it ran, which then never looked like growth.)
+	leftDead := map[string]int64{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -64,7 +62,7 @@ func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 		}
 		for _, name := range s.db.List() {
 			ns, err := s.db.Namespace(name)
-			if err != nil || ns.Mode() != zdb.ModeUser || ns.Stats().CurrentFile == 0 {
+			if err != nil || ns.Stats().CurrentFile == 0 {
 				continue
 			}
 			r := ns.DeadRatio()
@@ -72,12 +70,13 @@ func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 			if r < s.cfg.AutoCompact || (r > 0 && float64(grown) < 0.1*float64(ns.DeadBytes())/r) {
 				continue
 			}
+			dead := ns.DeadBytes()
 			res, err := ns.Compact(ctx)
 			if err != nil {
 				s.log.Warn("zdb automatic compaction failed", "ns", name, "err", err)
 				continue
 			}
-			leftDead[name] = ns.DeadBytes()
+			leftDead[name] = max(dead-(res.BytesBefore-res.BytesAfter), 0)
 			s.log.Info("zdb automatic compaction", "ns", name, "before", res.BytesBefore, "after", res.BytesAfter)
 		}
 	}

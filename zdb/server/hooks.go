@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,11 +100,42 @@ func (h *hooks) run(ctx context.Context, wait bool, event string, args ...string
 func (h *hooks) wait() { h.wg.Wait() }
 
 // JumpHook fires 0-db's jump-index and jump-data hooks for a rotation; pass
-// it as zdb.Options.OnJump. The index dirty list argument is left empty.
+// it as zdb.Options.OnJump. jump-index gets the dirty index files as 0-db
+// prints them ("0 3 4") and, once it exits 0, they are reset as in 0-db.
+// Unlike 0-db, the hooks run in the background: writes do not wait.
 func (s *Server) JumpHook(j zdb.Jump) {
 	ctx := s.ctxBackground()
-	s.hooks.run(ctx, false, "jump-index", j.OldIndex, j.NewIndex, "")
+	dirty := make([]string, len(j.Dirty))
+	for i, id := range j.Dirty {
+		dirty[i] = strconv.FormatUint(uint64(id), 10)
+	}
+	s.hooks.runThen(ctx, j.ResetDirty, "jump-index", j.OldIndex, j.NewIndex, strings.Join(dirty, " "))
 	s.hooks.run(ctx, false, "jump-data", j.OldData, j.NewData)
+}
+
+// runThen runs the hook in the background and calls then, if set, once it
+// succeeded. Without a hook nothing runs and then is not called.
+func (h *hooks) runThen(ctx context.Context, then func(), event string, args ...string) {
+	if h.path == "" {
+		return
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if h.run(ctx, true, event, args...) == nil && then != nil {
+			then()
+		}
+	}()
+}
+
+// MissingDataHook runs 0-db's blocking missing-data hook for a data file a
+// read needs and cannot find; pass it as zdb.Options.MissingData. The hook
+// restores the file and exits 0, or fails.
+func (s *Server) MissingDataHook(_, path string) error {
+	if s.hooks.path == "" {
+		return errors.New("no hook to restore it")
+	}
+	return s.hooks.run(s.ctxBackground(), true, "missing-data", path)
 }
 
 func cmdHooks(s *Server, c *client, args [][]byte) bool {

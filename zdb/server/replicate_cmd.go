@@ -52,9 +52,12 @@ func cmdReplicate(s *Server, c *client, args [][]byte) bool {
 	c.w.Array(len(recs))
 	for _, r := range recs {
 		c.w.Array(4)
-		if r.Deleted {
+		switch {
+		case r.Deleted:
 			c.w.Int(1)
-		} else {
+		case r.Truncated:
+			c.w.Int(2)
+		default:
 			c.w.Int(0)
 		}
 		c.w.Int(int64(r.Timestamp))

@@ -36,7 +36,8 @@ type Config struct {
 	Protect bool
 	// ReadOnly refuses every write from clients (a replica).
 	ReadOnly bool
-	// Hook is an executable run on events (ready, close, namespace-*).
+	// Hook is an executable run on events (ready, close, namespace-*, jump-*,
+	// missing-data).
 	Hook string
 	// AutoCompact compacts a namespace on its own when at least this share
 	// of its data files is dead (0 disables it).
@@ -305,12 +306,17 @@ func (s *Server) serveClient(c *client) {
 	}
 }
 
+// protocolError is 0-db's reply to a request it cannot parse (zdbd/redis.c).
 func protocolError(err error) string {
 	switch {
 	case errors.Is(err, resp.ErrTooManyArgs):
 		return "Too many arguments"
 	case errors.Is(err, resp.ErrArgTooLarge):
-		return "Argument too long"
+		return "Payload too big"
+	case errors.Is(err, resp.ErrNoArgs):
+		return "Missing arguments"
+	case errors.Is(err, resp.ErrNotBulk):
+		return "Malformed query string"
 	}
 	return "Malformed request, array expected"
 }

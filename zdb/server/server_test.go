@@ -318,7 +318,7 @@ func TestCompatPasswordSecureSelect(t *testing.T) {
 	expect(t, do(c, "NSNEW", "s"), "OK")
 	expect(t, do(c, "NSSET", "s", "password", "pw"), "OK")
 	expect(t, do(c, "NSSET", "s", "public", "0"), "OK")
-	expect(t, do(c, "MASTER"), "OK")
+	expect(t, do(c, "MASTER"), "Hello, master") // 0-db's greeting
 	info, _ := do(c, "NSINFO", "s").Text()
 	if !strings.Contains(info, "password_raw: pw") {
 		t.Fatalf("master nsinfo lacks password_raw:\n%s", info)
@@ -375,7 +375,8 @@ func TestAdminCommands(t *testing.T) {
 	expect(t, do(c, "INDEX", "DIRTY"), "[]")
 	expect(t, do(c, "INDEX", "FOO"), "ERR Unknown INDEX subcommand")
 	expect(t, do(c, "DATA", "RAW", "0", "28"), "[k 0 0x"+fmt.Sprintf("%08x", zdb.CRC([]byte("hello")))+" 0 "+fmt.Sprint(mustKeytime(t, c, "k"))+" hello]")
-	expect(t, do(c, "DATA", "RAW", "7", "28"), "ERR EOF")
+	expect(t, do(c, "DATA", "RAW", "0", "999999"), "ERR EOF")
+	expect(t, do(c, "DATA", "RAW", "7", "28"), "ERR Invalid Request") // no data file 7
 	expect(t, do(c, "DATA", "FOO"), "ERR Unknown DATA subcommand")
 	expect(t, do(c, "NSJUMP"), "OK")
 	do(c, "SET", "k2", "v")
@@ -386,6 +387,7 @@ func TestAdminCommands(t *testing.T) {
 	expect(t, do(c, "GET", "k"), "hello")
 	other := ts.conn(t)
 	expect(t, do(other, "PING"), "PONG")
+	expect(t, do(c, "RELOAD", strings.Repeat("n", zdb.MaxNamespaceName+1)), "ERR Namespace too long")
 	expect(t, do(c, "RELOAD", "default"), "OK")
 	expect(t, do(c, "GET", "k2"), "v")
 	expect(t, do(other, "GET", "k2"), "v") // other clients follow the reload
@@ -463,19 +465,21 @@ func TestPipelineOneBatch(t *testing.T) {
 
 func TestMalformedInputNeverCrashes(t *testing.T) {
 	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix}, Config{})
-	for _, in := range []string{
-		"PING\r\n",
-		"*1\r\n$-1\r\n",
-		"*1025\r\n",
-		"*1\r\n$99999999\r\n",
-		"*2\r\n$3\r\nGET\r\n:5\r\n",
-		"\x00\xff\r\n",
+	// Each gets 0-db's reply (zdbd/redis.c).
+	for in, want := range map[string]string{
+		"PING\r\n":                  "-Malformed request, array expected",
+		"*1\r\n$-1\r\n":             "-Malformed request, array expected",
+		"*0\r\n":                    "-Missing arguments",
+		"*1025\r\n":                 "-Too many arguments",
+		"*1\r\n$99999999\r\n":       "-Payload too big",
+		"*2\r\n$3\r\nGET\r\n:5\r\n": "-Malformed query string",
+		"\x00\xff\r\n":              "-Malformed request, array expected",
 	} {
 		conn, _ := rawConn(t, ts.addr)
 		conn.Write([]byte(in))
 		line, err := bufio.NewReader(conn).ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "-") {
-			t.Fatalf("%q: reply %q %v", in, line, err)
+		if err != nil || line != want+"\r\n" {
+			t.Fatalf("%q: reply %q %v, want %q", in, line, err, want)
 		}
 	}
 	// The server still works.
@@ -543,6 +547,20 @@ func TestCompactCommandAndThreshold(t *testing.T) {
 		do(c, "DEL", fmt.Sprintf("k%d", i))
 	}
 	do(c, "SET", "live", "x")
+	// A seq namespace too: its ids stay where they are.
+	q := ts.conn(t)
+	expect(t, do(q, "NSNEW", "q"), "OK")
+	expect(t, do(q, "NSSET", "q", "mode", "seq"), "OK")
+	expect(t, do(q, "SELECT", "q"), "OK")
+	var ids []string
+	for i := 0; i < 41; i++ {
+		id, _ := do(q, "SET", "", val).Text()
+		ids = append(ids, id)
+	}
+	for _, id := range ids[:40] {
+		expect(t, do(q, "DEL", id), "OK")
+	}
+	qns, _ := ts.db.Namespace("q")
 	ns, _ := ts.db.Namespace("default")
 	// The automatic threshold compacts the namespace on its own, and disk usage
 	// drops: the deleted values are gone from the files. (The dead ratio itself
@@ -551,13 +569,20 @@ func TestCompactCommandAndThreshold(t *testing.T) {
 	// not stop the next one.) Fsyncs on a busy disk can be slow: allow time.
 	deleted := int64(40 * len(val))
 	zostest.WaitFor(t, 60*time.Second, func() error {
-		if st := ns.Stats(); st.DataSize >= deleted/2 {
-			return fmt.Errorf("data files still hold %d bytes after deleting %d bytes of values", st.DataSize, deleted)
+		for _, n := range []*zdb.Namespace{ns, qns} {
+			if st := n.Stats(); st.DataSize >= deleted/2 {
+				return fmt.Errorf("%s: data files still hold %d bytes after deleting %d bytes of values", n.Name(), st.DataSize, deleted)
+			}
 		}
 		return nil
 	})
 	expect(t, do(c, "GET", "live"), "x")
-	r, err := do(c, "COMPACT").Text()
+	expect(t, do(q, "GET", ids[40]), val)
+	r, err := do(q, "COMPACT").Text()
+	if err != nil || !strings.HasPrefix(r, "OK files=") {
+		t.Fatalf("compact seq: %q %v", r, err)
+	}
+	r, err = do(c, "COMPACT").Text()
 	if err != nil || !strings.HasPrefix(r, "OK files=") {
 		t.Fatalf("compact: %q %v", r, err)
 	}
@@ -614,7 +639,7 @@ func TestValueLimits(t *testing.T) {
 	// connection, so send no payload the client would block on).
 	conn, _ := rawConn(t, ts.addr)
 	conn.Write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8388609\r\n"))
-	if line, _ := bufio.NewReader(conn).ReadString('\n'); line != "-Argument too long\r\n" {
+	if line, _ := bufio.NewReader(conn).ReadString('\n'); line != "-Payload too big\r\n" {
 		t.Fatalf("oversized value: %q", line)
 	}
 	args := make([]any, 1025)
@@ -634,13 +659,81 @@ func TestJumpHooks(t *testing.T) {
 	ts = startServer(t, zdb.Options{Mode: zdb.ModeMix, OnJump: func(j zdb.Jump) { ts.srv.JumpHook(j) }},
 		Config{Hook: hook})
 	c := ts.conn(t)
+	// An overwrite flags the old entry in i0: i0 is dirty.
+	expect(t, do(c, "SET", "k", "1"), "k")
+	expect(t, do(c, "SET", "k", "2"), "k")
+	expect(t, do(c, "INDEX", "DIRTY"), "[0]")
 	expect(t, do(c, "NSJUMP"), "OK")
+	idx := filepath.Join(ts.opts.IndexDir, "default")
+	wantIndex := fmt.Sprintf("jump-index %d %s %s 0\n", ts.srv.instanceID, filepath.Join(idx, "i0"), filepath.Join(idx, "i1"))
 	zostest.WaitFor(t, 10*time.Second, func() error {
 		b, _ := os.ReadFile(logf)
-		if !strings.Contains(string(b), "jump-index ") || !strings.Contains(string(b), "jump-data ") ||
+		if !strings.Contains(string(b), wantIndex) || !strings.Contains(string(b), "jump-data ") ||
 			!strings.Contains(string(b), filepath.Join("default", "d0")) {
 			return fmt.Errorf("hook log: %q", b)
 		}
 		return nil
 	})
+	// The hook succeeded: as in 0-db, the dirty list it got is reset.
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if v, err := do(c, "INDEX", "DIRTY").Slice(); err != nil || len(v) != 0 {
+			return fmt.Errorf("INDEX DIRTY after the jump-index hook: %v %v", v, err)
+		}
+		return nil
+	})
+}
+
+// A read that needs an offloaded data file runs the blocking missing-data
+// hook, as 0-db does, and retries once the hook restored the file; when the
+// hook cannot, the read fails and the server keeps serving.
+func TestMissingDataHook(t *testing.T) {
+	dir := t.TempDir()
+	o := zdb.Options{Mode: zdb.ModeMix, DataSize: 1024,
+		DataDir: filepath.Join(dir, "data"), IndexDir: filepath.Join(dir, "index")}
+	db, err := zdb.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := db.Namespace(zdb.DefaultNamespace)
+	val := strings.Repeat("v", 700) // one value per data file
+	for _, k := range []string{"a", "b", "c"} {
+		r, err := ns.Set([]byte(k), []byte(val+k), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Commit(r.Seq)
+	}
+	db.Close()
+	// Offload d0 (holds a) to a backup the hook restores from, lose d1 (b).
+	backup := filepath.Join(dir, "backup")
+	os.Mkdir(backup, 0o700)
+	d := filepath.Join(o.DataDir, "default")
+	if err := os.Rename(filepath.Join(d, "d0"), filepath.Join(backup, "d0")); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(d, "d1"))
+	logf := filepath.Join(dir, "hook.log")
+	hook := filepath.Join(dir, "hook.sh")
+	os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\n"+
+		"[ \"$1\" = missing-data ] || exit 0\nexec cp "+backup+"/$(basename \"$3\") \"$3\"\n"), 0o755)
+	var ts *testServer
+	o.MissingData = func(ns, path string) error { return ts.srv.MissingDataHook(ns, path) }
+	ts = startServer(t, o, Config{Hook: hook})
+	c := ts.conn(t)
+	expect(t, do(c, "GET", "a"), val+"a")
+	expect(t, do(c, "GET", "b"), "ERR Internal Error")
+	expect(t, do(c, "GET", "c"), val+"c")
+	b, _ := os.ReadFile(logf)
+	id := ts.srv.instanceID
+	want := fmt.Sprintf("missing-data %d %s\nmissing-data %d %s\n", id, filepath.Join(d, "d0"), id, filepath.Join(d, "d1"))
+	if !strings.HasSuffix(string(b), want) {
+		t.Fatalf("hook log %q, want it to end with %q", b, want)
+	}
+	hooks, err := do(c, "HOOKS").Slice()
+	if err != nil || len(hooks) < 3 {
+		t.Fatalf("HOOKS: %v %v", hooks, err)
+	}
+	if last := hooks[len(hooks)-1].([]any); last[0] != "missing-data" || last[5] == int64(0) {
+		t.Fatalf("last hook run %v, want a failed missing-data", last)
+	}
 }
