@@ -41,7 +41,8 @@ type Options struct {
 	// salted hash in the zos side file.
 	CompatPasswords bool
 	// CacheSize is the RAM shared by all namespaces for recently written
-	// and read values (default 64 MiB; negative disables it).
+	// values, and values read with pread (NoMap, or a file that could not
+	// be mapped); default 64 MiB, negative disables it.
 	CacheSize int64
 	// NoMap reads values with pread instead of through read-only maps of
 	// the data files (see mapping).
