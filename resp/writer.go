@@ -2,6 +2,7 @@ package resp
 
 import (
 	"io"
+	"slices"
 	"strconv"
 )
 
@@ -88,10 +89,12 @@ func (w *Writer) BulkHeader(n int) {
 }
 
 // Grow returns a slice of n bytes appended to the buffer, for the caller to
-// fill (for example with a pread), after BulkHeader.
+// fill (for example with a pread), after BulkHeader. The bytes are not
+// zeroed (they may hold earlier replies): the caller must overwrite all of
+// them, or Truncate them away.
 func (w *Writer) Grow(n int) []byte {
 	l := len(w.buf)
-	w.buf = append(w.buf, make([]byte, n)...)
+	w.buf = slices.Grow(w.buf, n)[:l+n]
 	return w.buf[l : l+n]
 }
 

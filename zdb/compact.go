@@ -555,7 +555,7 @@ func recoverCompaction(ns *Namespace) (bool, error) {
 	for _, dir := range []string{ns.idxDir, ns.dataDir} {
 		des, _ := os.ReadDir(dir)
 		for _, de := range des {
-			// Also "iN.compact.tmp" from writeFileAtomic.
+			// Also ".iN.compact.*.tmp" from atomicfile.Write.
 			if strings.Contains(de.Name(), compactSuffix) {
 				os.Remove(filepath.Join(dir, de.Name()))
 			}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/zosgrid/zos/internal/atomicfile"
 )
 
 // Seq-mode compaction.
@@ -348,7 +350,7 @@ func (ns *Namespace) swapSeq(first, cut uint32, rw *seqRewrite) ([]uint32, error
 			continue
 		}
 		written = append(written, id)
-		if err := writeFileAtomic(indexPath(ns.idxDir, id)+compactSuffix, p.buf); err != nil {
+		if err := atomicfile.Write(indexPath(ns.idxDir, id)+compactSuffix, p.buf, 0o600); err != nil {
 			return written, err
 		}
 	}
@@ -367,7 +369,7 @@ func (ns *Namespace) swapSeq(first, cut uint32, rw *seqRewrite) ([]uint32, error
 		}
 	}
 	marker := filepath.Join(ns.idxDir, compactMarker)
-	if err := writeFileAtomic(marker, []byte(strings.Join(names, "\n"))); err != nil {
+	if err := atomicfile.Write(marker, []byte(strings.Join(names, "\n")), 0o600); err != nil {
 		return written, err
 	}
 	if err := ns.bumpGeneration(); err != nil {

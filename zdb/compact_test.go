@@ -121,9 +121,10 @@ func TestCompactRecovery(t *testing.T) {
 	// A copy interrupted before its swap leaves .compact files: dropped.
 	junk := filepath.Join(o.IndexDir, "default", "i0"+compactSuffix)
 	os.WriteFile(junk, []byte("partial"), 0o600)
-	os.WriteFile(junk+".tmp", []byte("partial"), 0o600) // a seq swap writes index copies atomically
+	tmp := filepath.Join(o.IndexDir, "default", ".i0"+compactSuffix+".123.tmp") // a seq swap writes index copies atomically
+	os.WriteFile(tmp, []byte("partial"), 0o600)
 	db = mustOpen(t, o)
-	for _, p := range []string{junk, junk + ".tmp"} {
+	for _, p := range []string{junk, tmp} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Fatalf("leftover compaction file %s kept", p)
 		}

@@ -41,8 +41,12 @@ type Options struct {
 	// salted hash in the zos side file.
 	CompatPasswords bool
 	// CacheSize is the RAM shared by all namespaces for recently written
-	// and read values (default 64 MiB; negative disables it).
+	// values, and values read with pread (NoMap, or a file that could not
+	// be mapped); default 64 MiB, negative disables it.
 	CacheSize int64
+	// NoMap reads values with pread instead of through read-only maps of
+	// the data files (see mapping).
+	NoMap bool
 	// OnJump, if set, is called after a rotation is written: the old files
 	// are complete and will not grow (0-db's jump-index/jump-data hooks).
 	// It must not block.
@@ -317,11 +321,13 @@ func (ns *Namespace) close() error {
 	ns.mu.Lock()
 	ns.closed = true
 	ns.closedFlag.Store(true)
-	ns.mu.Unlock()
-	ns.commitMu.Unlock()
+	// Under ns.mu: a reader that did not check closed may still be
+	// copying from a map.
 	if cerr := ns.closeFiles(); err == nil {
 		err = cerr
 	}
+	ns.mu.Unlock()
+	ns.commitMu.Unlock()
 	return err
 }
 

@@ -55,6 +55,15 @@
 // truncated and reported, and data records past the last good one are cut.
 // Verify checks a closed directory without changing it.
 //
+// # Reads
+//
+// Values are copied out of read-only shared maps of the data files (one
+// per file, made on first read; see mapping) and checked against their
+// CRC32C on every read: no system call per GET, the page cache is the
+// cache. The value cache keeps values just written (and any read with
+// pread, where a file cannot be mapped), which it serves without a CRC
+// check since they were checked when they entered it.
+//
 // May import: the standard library and internal/atomicfile.
 // Must never be imported by: resp (which sits below it).
 package zdb

@@ -100,6 +100,7 @@ type Namespace struct {
 
 	fileMu sync.Mutex
 	files  map[fileKey]*os.File
+	maps   map[uint32]*mapping // data files, see mapping
 
 	compactMu sync.Mutex // one compaction at a time
 	// compactHook, when set by tests, runs between the copy and the swap.
@@ -153,6 +154,11 @@ func (ns *Namespace) file(index bool, id uint32) (*os.File, error) {
 func (ns *Namespace) openFile(index bool, id uint32, create bool) (*os.File, error) {
 	ns.fileMu.Lock()
 	defer ns.fileMu.Unlock()
+	return ns.fileLocked(index, id, create)
+}
+
+// fileLocked is file for a caller holding ns.fileMu.
+func (ns *Namespace) fileLocked(index bool, id uint32, create bool) (*os.File, error) {
 	k := fileKey{index, id}
 	if f := ns.files[k]; f != nil {
 		return f, nil
@@ -173,10 +179,12 @@ func (ns *Namespace) openFile(index bool, id uint32, create bool) (*os.File, err
 	return f, nil
 }
 
+// closeFiles unmaps and closes every file. Caller holds ns.mu for writing,
+// or closed the namespace under it: readers may be copying from the maps.
 func (ns *Namespace) closeFiles() error {
 	ns.fileMu.Lock()
 	defer ns.fileMu.Unlock()
-	var first error
+	first := ns.unmapLocked()
 	for k, f := range ns.files {
 		if err := f.Close(); err != nil && first == nil {
 			first = err
@@ -190,6 +198,14 @@ func (ns *Namespace) closeFiles() error {
 // writes not yet committed. Index reads see in-place patches not yet applied.
 // Caller holds ns.mu (read or write).
 func (ns *Namespace) readAt(index bool, id uint32, off int64, dst []byte) error {
+	_, err := ns.readAtFrom(index, id, off, dst)
+	return err
+}
+
+// readAtFrom is readAt; mapped reports that the bytes came from a data
+// file's map (see mapping), which keeps them in RAM as long as the page
+// cache does.
+func (ns *Namespace) readAtFrom(index bool, id uint32, off int64, dst []byte) (mapped bool, err error) {
 	found := false
 	for _, b := range []*batch{ns.inflight, &ns.pend} {
 		if b == nil {
@@ -209,10 +225,14 @@ func (ns *Namespace) readAt(index bool, id uint32, off int64, dst []byte) error 
 			}
 		}
 	}
+	if !found && !index && ns.readMapped(id, off, dst) {
+		ns.db.io.dataRead.Add(uint64(len(dst)))
+		return true, nil
+	}
 	if !found {
 		f, err := ns.file(index, id)
 		if err != nil {
-			return err
+			return false, err
 		}
 		n, err := f.ReadAt(dst, off)
 		if index {
@@ -225,7 +245,7 @@ func (ns *Namespace) readAt(index bool, id uint32, off int64, dst []byte) error 
 			if err == nil {
 				err = errors.New("short read")
 			}
-			return fmt.Errorf("%w: read %d bytes at %d of file %d: %v", ErrCorrupt, len(dst), off, id, err)
+			return false, fmt.Errorf("%w: read %d bytes at %d of file %d: %v", ErrCorrupt, len(dst), off, id, err)
 		}
 	}
 	if index {
@@ -247,7 +267,7 @@ func (ns *Namespace) readAt(index bool, id uint32, off int64, dst []byte) error 
 			}
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // segment returns the pending segment of the current file, creating it.
@@ -699,14 +719,17 @@ func (ns *Namespace) getInto(key []byte, useCache bool, grow func(n int) []byte)
 	if useCache && ns.db.cache.read(buf, ns.cacheGen, l.dataID, l.dataOff) {
 		return meta, nil
 	}
-	if err := ns.readAt(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), buf); err != nil {
+	mapped, err := ns.readAtFrom(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), buf)
+	if err != nil {
 		return Meta{}, err
 	}
 	if CRC(buf) != l.crc {
 		ns.log.Error("zdb value failed its CRC check", "file", l.dataID, "offset", l.dataOff)
 		return Meta{}, fmt.Errorf("%w: value at data file %d offset %d fails CRC", ErrCorrupt, l.dataID, l.dataOff)
 	}
-	if useCache {
+	if useCache && !mapped {
+		// A mapped value stays in the page cache: a copy here would only
+		// cost a memmove per GET and evict the values just written.
 		ns.db.cache.put(ns.cacheGen, l.dataID, l.dataOff, buf)
 	}
 	return meta, nil
@@ -838,6 +861,7 @@ func (ns *Namespace) writeBatch(b *batch) error {
 				ns.db.io.indexWritten.Add(uint64(len(part.buf)))
 			} else {
 				ns.db.io.dataWritten.Add(uint64(len(part.buf)))
+				ns.grewData(s.id, part.base+int64(len(part.buf)))
 			}
 			touched[fileKey{part.index, s.id}] = f
 		}

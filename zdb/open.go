@@ -97,6 +97,7 @@ func (db *DB) openNamespace(name string, create bool) (*Namespace, error) {
 		lastIdx:  map[uint32]uint32{},
 		dirty:    map[uint32]uint64{},
 		files:    map[fileKey]*os.File{},
+		maps:     map[uint32]*mapping{},
 		cacheGen: db.cacheGen.Add(1),
 	}
 	descPath := filepath.Join(ns.idxDir, descFile)

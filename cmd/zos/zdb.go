@@ -163,7 +163,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.BoolVar(&compatPw, "compat-passwords", false, "keep namespace passwords in clear in 0-db's descriptor")
 	f.StringVar(&replicaOf, "replica-of", "", "follow the primary at HOST:PORT (this server becomes a read-only secondary)")
 	f.StringVar(&replicaAuth, "replica-auth", "", "admin password of the primary (or env ZDB_REPLICA_AUTH)")
-	f.Int64Var(&cacheSize, "cache", 64<<20, "bytes of RAM for recently written and read values, shared by all namespaces (-1 = none)")
+	f.Int64Var(&cacheSize, "cache", 64<<20, "bytes of RAM for recently written values (other values are read through maps of the data files), shared by all namespaces (-1 = none)")
 	f.Float64Var(&compactAt, "compact-threshold", 0.5, "compact a namespace automatically once this share of its data is dead (0 = never)")
 	// For performance work: profile the server under a benchmark, then
 	// `go tool pprof bin/zos FILE`. The profile is written on a clean stop.
