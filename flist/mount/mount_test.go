@@ -103,6 +103,17 @@ func (fx *fixture) mount(t *testing.T, opts mount.Options) (*mount.Mount, string
 	return m, mp
 }
 
+// cacheFiles lists the chunk and whole-file entries of a cache directory
+// (not its verification records, which sit at the top).
+func cacheFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cache files in %s: %v", dir, err)
+	}
+	return files
+}
+
 func TestMountRoundTrip(t *testing.T) {
 	zostest.RequiresFUSE(t)
 	for _, pt := range []bool{false, true} {
@@ -286,13 +297,7 @@ func TestMountCorruptCacheRefetched(t *testing.T) {
 	}
 	// Tamper with the cache file, then open a fresh cache on the same dir
 	// (as after a restart): the bad chunk is detected and fetched again.
-	var cached string
-	filepath.Walk(fx.cache.Dir(), func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.Mode().IsRegular() {
-			cached = p
-		}
-		return nil
-	})
+	cached := cacheFiles(t, fx.cache.Dir())[0]
 	os.Chmod(cached, 0o600)
 	os.WriteFile(cached, bytes.Repeat([]byte{'X'}, len(data)), 0o600)
 	c2, err := mount.NewCache(fx.cache.Dir(), 0, nil)
@@ -471,11 +476,13 @@ func TestMountWarmRemountPassthrough(t *testing.T) {
 	zostest.RequiresFUSE(t)
 	multi := flisttest.Random(31, 3*flist.BlockSize+123)
 	single := flisttest.Random(32, 200<<10)
+	small := flisttest.Random(33, 1000) // served by the daemon
 	fx := newFixture(t, func(d string) {
 		os.WriteFile(filepath.Join(d, "multi"), multi, 0o644)
 		os.WriteFile(filepath.Join(d, "single"), single, 0o644)
+		os.WriteFile(filepath.Join(d, "small"), small, 0o644)
 	}, 0)
-	want := map[string][]byte{"multi": multi, "single": single}
+	want := map[string][]byte{"multi": multi, "single": single, "small": small}
 	readAll := func(mp string) error {
 		for name, b := range want {
 			got, err := os.ReadFile(filepath.Join(mp, name))
@@ -509,26 +516,24 @@ func TestMountWarmRemountPassthrough(t *testing.T) {
 	}
 
 	gets := fx.store.gets.Load()
-	_, m2, mp2 := remount()
+	c2, m2, mp2 := remount()
 	if err := readAll(mp2); err != nil {
 		t.Fatalf("warm read after remount: %v", err)
 	}
 	if n := fx.store.gets.Load() - gets; n != 0 {
 		t.Errorf("warm read fetched %d blocks", n)
 	}
-	if s := m2.OpStats(); s.OpenPassthrough != 2 || s.Read != 0 {
+	if s := m2.OpStats(); s.OpenPassthrough != 2 || s.Read != 1 {
 		t.Errorf("warm read not passed through: %+v", s)
+	}
+	// The files verified by the first mount are trusted on their records.
+	if s := c2.Stats(); s.Rehashed != 0 || s.Trusted != 3 {
+		t.Errorf("warm read after remount re-hashed cached files: %+v", s)
 	}
 
 	// A cache file someone made writable is not trusted, even with the
 	// right content.
-	var files []string
-	filepath.WalkDir(fx.cache.Dir(), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	files := cacheFiles(t, fx.cache.Dir())
 	if len(files) < 5 { // 4 blocks of "multi", its whole file, "single"
 		t.Fatalf("cache holds %v", files)
 	}
@@ -543,19 +548,21 @@ func TestMountWarmRemountPassthrough(t *testing.T) {
 		t.Errorf("writable cache files trusted: %+v", c3.Stats())
 	}
 
-	// Same-size garbage in every cache file, permissions as written: with
-	// the store down the reads fail, they never return the garbage.
-	files = files[:0]
-	filepath.WalkDir(fx.cache.Dir(), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	// Same-size garbage in every cache file (verified and recorded by the
+	// last mount), permissions and mtime as written (touch -d): with the
+	// store down the reads fail, they never return the garbage. Only the
+	// ctime, which user space cannot set, tells the change.
+	files = cacheFiles(t, fx.cache.Dir())
 	for _, p := range files {
 		st, _ := os.Stat(p)
 		if err := os.WriteFile(p, bytes.Repeat([]byte{'X'}, int(st.Size())), 0o400); err != nil {
 			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := os.Stat(p); after.Mode() != st.Mode() || !after.ModTime().Equal(st.ModTime()) || after.Size() != st.Size() {
+			t.Fatalf("tampered file stat differs: %v vs %v", after, st)
 		}
 	}
 	fx.store.down.Store(true)
