@@ -49,8 +49,13 @@
 // the kernel opens every file of the mount by itself and keeps its page
 // cache (no OPEN or RELEASE round trip per open, the one cost left on a
 // hot read of many small files); reads that miss the page cache are all
-// served by the daemon, with one reader state per inode. It excludes
-// ExecVerify, which needs to see opens.
+// served by the daemon, with one reader state per inode. The OPEN and
+// RELEASE round trips are what a hot read of a tree of small files costs
+// with opens (they are answered from memory, but each costs the daemon
+// two wake-ups, expensive on a virtual machine); the kernel only skips
+// them for the whole connection, after an ENOSYS. With ExecVerify the
+// daemon cannot see execs then, so it verifies every block of an
+// executable before serving the first byte of it (see below).
 //
 // # Trusting cache files (passthrough)
 //
@@ -111,6 +116,12 @@
 // execute bit, and only after every one of its blocks has been fetched and
 // verified; otherwise EACCES (or EIO) and a log line. On the read-only
 // flist this always holds for executables, since nothing else exists.
+// With Options.NoOpen there are no opens to check: the kernel refuses
+// execve of a file without an execute bit (default_permissions), and the
+// first READ of a file with one (which is how execve reads the program's
+// header) is answered only after all of its blocks are fetched and
+// verified, so the guarantee is the same, at the price of fetching whole
+// executables that are only read.
 //
 // It matters once a writable overlay sits on top: a file written or
 // replaced in the upper layer is not in the flist. The container runtime

@@ -48,7 +48,9 @@ type Options struct {
 	// per open, and it keeps the page cache across opens), at the price of
 	// FUSE passthrough: every read the page cache misses is served by the
 	// daemon. For trees of many small files that are read again and again.
-	// Not with ExecVerify, which has to see opens.
+	// With ExecVerify, the daemon cannot see execs: it verifies every block
+	// of an executable file before it serves the first byte of it instead
+	// (see the package doc).
 	NoOpen     bool
 	AllowOther bool // let other users see the mount (needs root)
 	Debug      bool // log every FUSE request
@@ -136,9 +138,6 @@ func (m *Mount) OpStats() OpStats {
 func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (*Mount, error) {
 	if opts.Cache == nil || opts.Store == nil {
 		return nil, errors.New("mount: Cache and Store are required")
-	}
-	if opts.NoOpen && opts.ExecVerify {
-		return nil, errors.New("mount: NoOpen and ExecVerify exclude each other (exec verification checks opens)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -294,6 +293,7 @@ func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64
 			return nil, syscall.EINVAL
 		}
 		h = &handle{m: n.m, ino: n.ino, blocks: n.m.tree.Blocks[n.ino], size: in.Size, last: -1, ra: -1}
+		h.verifyFirst = n.m.opts.ExecVerify && in.Mode&0o111 != 0
 		if !n.shared.CompareAndSwap(nil, h) {
 			h = n.shared.Load()
 		} else if len(h.blocks) > 0 && n.m.opts.ReadAhead > 0 && !n.m.opts.Cache.cached(h.blocks[0].ID) {
@@ -301,9 +301,43 @@ func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64
 			n.m.prefetchSiblings(n.ino)
 		}
 	}
+	if errno := h.verifiedAll(ctx); errno != 0 {
+		return nil, errno
+	}
 	res, errno := h.Read(ctx, dest, off)
 	h.closeChunks()
 	return res, errno
+}
+
+// verifiedAll fetches and verifies every block of an executable before the
+// first byte of it is served without OPEN (ExecVerify with NoOpen): the
+// kernel reads a program's header through READ before it runs it, so no
+// program starts from a file that is not wholly in the cache and intact.
+func (h *handle) verifiedAll(ctx context.Context) syscall.Errno {
+	if !h.verifyFirst {
+		return 0
+	}
+	h.verifyMu.Lock()
+	defer h.verifyMu.Unlock()
+	if h.verified {
+		return 0
+	}
+	if errno := h.m.fetchAll(ctx, h.ino, h.blocks); errno != 0 {
+		return errno
+	}
+	h.verified = true
+	return 0
+}
+
+// fetchAll fetches and verifies every block of file ino.
+func (m *Mount) fetchAll(ctx context.Context, ino uint64, blocks []flist.Block) syscall.Errno {
+	for i, b := range blocks {
+		if err := m.opts.Cache.Prefetch(ctx, b, m.opts.Store); err != nil {
+			m.logBlockErr(m.pathOf(ino), i, b, err)
+			return syscall.EIO
+		}
+	}
+	return 0
 }
 
 // OpendirHandle lets the kernel cache the listing of the directory
@@ -454,11 +488,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, syscall.EACCES
 		}
 		// Fetch and verify every block before the program may start.
-		for i, b := range blocks {
-			if err := m.opts.Cache.Prefetch(ctx, b, m.opts.Store); err != nil {
-				m.logBlockErr(m.pathOf(n.ino), i, b, err)
-				return nil, 0, syscall.EIO
-			}
+		if errno := m.fetchAll(ctx, n.ino, blocks); errno != 0 {
+			return nil, 0, errno
 		}
 	}
 	if len(blocks) > 0 && m.opts.ReadAhead > 0 && !m.opts.Cache.cached(blocks[0].ID) {
@@ -619,6 +650,11 @@ type handle struct {
 	// passthrough: the inode is served by FUSE passthrough once cached.
 	passthrough bool
 	ioMode      *ioMode // multi-block files that may be passed through
+	// verifyFirst: every block is verified before the first read is
+	// served (an executable read without OPEN, under ExecVerify).
+	verifyFirst bool
+	verifyMu    sync.Mutex
+	verified    bool
 
 	mu    sync.Mutex
 	open  map[int]*chunkFile // a few recently used chunk files

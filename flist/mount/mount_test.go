@@ -678,11 +678,51 @@ func TestMountNoOpen(t *testing.T) {
 	if after := m.OpStats(); after.Read != before.Read || after.Open != before.Open {
 		t.Fatalf("second read reached the daemon: %+v then %+v", before, after)
 	}
-	ctx := context.Background()
-	f, _ := flist.Open(ctx, fx.fl)
-	defer f.Close()
-	if _, err := mount.New(ctx, f, t.TempDir(), mount.Options{Cache: fx.cache, Store: fx.store, NoOpen: true, ExecVerify: true}); err == nil {
-		t.Fatal("NoOpen with ExecVerify accepted")
+}
+
+// Without OPEN the daemon cannot tell an exec from a read: with ExecVerify
+// it fetches and verifies every block of an executable before serving its
+// first byte, and the kernel (default_permissions) refuses to exec a file
+// without an execute bit.
+func TestMountNoOpenExecVerify(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true binary")
+	}
+	bin, _ := os.ReadFile(truePath)
+	multi := flisttest.Random(52, 2*flist.BlockSize+5)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "true"), bin, 0o755)
+		os.WriteFile(filepath.Join(d, "data"), bin, 0o644)
+		os.WriteFile(filepath.Join(d, "prog"), flisttest.Random(53, 2*flist.BlockSize+5), 0o755)
+		os.WriteFile(filepath.Join(d, "plain"), multi, 0o644)
+	}, 0)
+	_, mp := fx.mount(t, mount.Options{NoOpen: true, ExecVerify: true, ReadAhead: -1})
+	// A separate shell execs (see TestMountExecVerify).
+	if err := exec.Command("/bin/sh", "-c", `exec "$0"`, filepath.Join(mp, "true")).Run(); err != nil {
+		t.Fatalf("exec of a signed executable: %v", err)
+	}
+	if err := exec.Command("/bin/sh", "-c", `exec "$0"`, filepath.Join(mp, "data")).Run(); err == nil {
+		t.Fatal("exec of a file without an execute bit succeeded")
+	}
+	firstByte := func(name string) int64 {
+		before := fx.store.gets.Load()
+		f, err := os.Open(filepath.Join(mp, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		return fx.store.gets.Load() - before
+	}
+	if n := firstByte("plain"); n != 1 {
+		t.Errorf("first byte of a plain file fetched %d blocks, want 1", n)
+	}
+	if n := firstByte("prog"); n != 3 {
+		t.Errorf("first byte of an executable fetched %d blocks, want all 3", n)
 	}
 }
 
