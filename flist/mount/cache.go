@@ -361,12 +361,12 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 func (c *Cache) verifyFile(f *os.File, k trustKey, size int64, check func(*os.File, *syscall.Stat_t) ([]byte, bool)) (plain []byte, ok bool) {
 	// The stamp is taken before the content is read: a change after this
 	// point moves ctime, so the record written below will not match it.
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || !privateStat(&st, 0o222) || (size >= 0 && st.Size != size) {
+	st, ok := fstat(f)
+	if !ok || !privateStat(st, 0o222) || (size >= 0 && st.Size != size) {
 		c.countCorrupt()
 		return nil, false
 	}
-	if c.trust.trusted(k, &st) {
+	if c.trust.trusted(k, st) {
 		c.mu.Lock()
 		c.stats.Trusted++
 		c.mu.Unlock()
@@ -375,12 +375,12 @@ func (c *Cache) verifyFile(f *os.File, k trustKey, size int64, check func(*os.Fi
 	c.mu.Lock()
 	c.stats.Rehashed++
 	c.mu.Unlock()
-	plain, ok = check(f, &st)
+	plain, ok = check(f, st)
 	if !ok {
 		c.countCorrupt()
 		return nil, false
 	}
-	c.trust.record(k, &st)
+	c.trust.record(k, st)
 	return plain, true
 }
 
@@ -398,8 +398,19 @@ func (c *Cache) countCorrupt() {
 // without the daemon seeing the bytes, so such a file is dropped and
 // fetched again.
 func private(f *os.File, deny uint32) bool {
-	var st syscall.Stat_t
-	return syscall.Fstat(int(f.Fd()), &st) == nil && privateStat(&st, deny)
+	st, ok := fstat(f)
+	return ok && privateStat(st, deny)
+}
+
+// fstat stats the open file f (not through f.Fd, which would switch the
+// descriptor to blocking mode: one more system call per cache file).
+func fstat(f *os.File) (*syscall.Stat_t, bool) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, false
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	return st, ok
 }
 
 func privateStat(st *syscall.Stat_t, deny uint32) bool {
@@ -520,9 +531,8 @@ func (c *Cache) install(f *os.File, tmp, p string, k trustKey) error {
 	if err := os.Rename(tmp, p); err != nil {
 		return err
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err == nil {
-		c.trust.record(k, &st)
+	if st, ok := fstat(f); ok {
+		c.trust.record(k, st)
 	}
 	return nil
 }
