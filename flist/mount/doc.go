@@ -56,6 +56,9 @@
 // them for the whole connection, after an ENOSYS. With ExecVerify the
 // daemon cannot see execs then, so it verifies every block of an
 // executable before serving the first byte of it (see below).
+// Options.AutoNoOpen (--no-open=auto) picks NoOpen for flists whose files
+// average under NoOpenMeanSize (64 KiB): on a tree of small files the
+// round trips dominate, on large files passthrough reads 2-3x faster.
 //
 // # Trusting cache files (passthrough)
 //

@@ -51,7 +51,13 @@ type Options struct {
 	// With ExecVerify, the daemon cannot see execs: it verifies every block
 	// of an executable file before it serves the first byte of it instead
 	// (see the package doc).
-	NoOpen     bool
+	NoOpen bool
+	// AutoNoOpen sets NoOpen for flists whose regular files average under
+	// NoOpenMeanSize, where the OPEN and RELEASE round trips of every file
+	// cost more than passthrough saves on the large ones (measured on
+	// /usr/share, 12 KiB on average: hot reads 2-3x faster, warm 1.3x,
+	// without OPEN; on 64 MiB files passthrough reads 2-3x faster).
+	AutoNoOpen bool
 	AllowOther bool // let other users see the mount (needs root)
 	Debug      bool // log every FUSE request
 	Logger     *slog.Logger
@@ -160,6 +166,9 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 	if err != nil && !errors.Is(err, flist.ErrNotFound) {
 		return nil, err
 	}
+	if opts.AutoNoOpen && !opts.NoOpen {
+		opts.NoOpen = meanFileSize(tree) < NoOpenMeanSize
+	}
 	mctx, cancel := context.WithCancel(context.Background())
 	m := &Mount{
 		tree: tree, hash: h, config: cfg, execSet: tree.ExecSet(), opts: opts,
@@ -207,8 +216,31 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 	m.server = srv
 	m.bg.Add(1)
 	go m.assembler()
-	m.log.Info("mounted", "entries", len(tree.Inodes))
+	m.log.Info("mounted", "entries", len(tree.Inodes), "no_open", opts.NoOpen)
 	return m, nil
+}
+
+// NoOpenMeanSize is the mean regular file size under which AutoNoOpen
+// mounts without OPEN. Break-even measured on this project's bench
+// machine: about 70 µs of round trips per opened file against about
+// 1.5 ms per MiB more for reads the daemon serves instead of the kernel.
+const NoOpenMeanSize = 64 << 10
+
+// meanFileSize is the mean size of the regular files of t (hard links
+// counted once).
+func meanFileSize(t *flist.Tree) uint64 {
+	var n, total uint64
+	for ino, in := range t.Inodes {
+		if _, link := t.HardLinks[ino]; link || !in.IsRegular() {
+			continue
+		}
+		n++
+		total += in.Size
+	}
+	if n == 0 {
+		return 0
+	}
+	return total / n
 }
 
 // Hash is the metadata hash of the mounted flist.

@@ -777,3 +777,33 @@ func TestMountOpenWhileOpenedCold(t *testing.T) {
 		t.Fatalf("open while another is held: %v", err)
 	}
 }
+
+// AutoNoOpen leaves opens to the kernel for a tree of small files and keeps
+// them (and passthrough) for a tree of large ones.
+func TestMountAutoNoOpen(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	for _, tc := range []struct {
+		size       int
+		wantNoOpen bool
+	}{{1000, true}, {2 * flist.BlockSize, false}} {
+		t.Run(fmt.Sprint("size=", tc.size), func(t *testing.T) {
+			fx := newFixture(t, func(d string) {
+				for i := range 3 {
+					os.WriteFile(filepath.Join(d, fmt.Sprint("f", i)), flisttest.Random(uint64(60+i), tc.size), 0o644)
+				}
+			}, 0)
+			m, mp := fx.mount(t, mount.Options{AutoNoOpen: true, ReadAhead: -1})
+			for range 2 {
+				for i := range 3 {
+					if _, err := os.ReadFile(filepath.Join(mp, fmt.Sprint("f", i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s := m.OpStats()
+			if noOpen := s.Open == 1 && s.Release == 0; noOpen != tc.wantNoOpen {
+				t.Fatalf("files of %d bytes: %+v, want no-open %v", tc.size, s, tc.wantNoOpen)
+			}
+		})
+	}
+}
