@@ -47,6 +47,7 @@ type Cache struct {
 	dirs    sync.Map     // subdirectories known to exist
 	tmpSeq  atomic.Int64 // names of files being written
 	trust   *trustLog    // verification records of earlier processes
+	uid     int          // owner of every file the cache trusts
 
 	// Retry tunes fetching from a store that fails (not for missing or
 	// corrupt blocks): attempts and the first backoff (doubling).
@@ -91,7 +92,7 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	}
 	c := &Cache{
 		dir: dir, max: maxBytes, log: logger.With("component", "flist-cache"),
-		lru: list.New(), entries: map[flist.ID]*list.Element{},
+		lru: list.New(), entries: map[flist.ID]*list.Element{}, uid: os.Geteuid(),
 		Attempts: 4, Backoff: 100 * time.Millisecond,
 	}
 	trust, err := openTrustLog(dir)
@@ -302,7 +303,7 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 		e = el.Value.(*entry)
 	}
 	c.mu.Unlock()
-	f, err := os.Open(c.path(b.ID))
+	f, err := openFile(c.path(b.ID))
 	if err != nil {
 		if known {
 			c.drop(b.ID)
@@ -362,7 +363,7 @@ func (c *Cache) verifyFile(f *os.File, k trustKey, size int64, check func(*os.Fi
 	// The stamp is taken before the content is read: a change after this
 	// point moves ctime, so the record written below will not match it.
 	st, ok := fstat(f)
-	if !ok || !privateStat(st, 0o222) || (size >= 0 && st.Size != size) {
+	if !ok || !privateStat(st, 0o222, c.uid) || (size >= 0 && st.Size != size) {
 		c.countCorrupt()
 		return nil, false
 	}
@@ -399,7 +400,7 @@ func (c *Cache) countCorrupt() {
 // fetched again.
 func private(f *os.File, deny uint32) bool {
 	st, ok := fstat(f)
-	return ok && privateStat(st, deny)
+	return ok && privateStat(st, deny, os.Geteuid())
 }
 
 // fstat stats the open file f (not through f.Fd, which would switch the
@@ -413,8 +414,20 @@ func fstat(f *os.File) (*syscall.Stat_t, bool) {
 	return st, ok
 }
 
-func privateStat(st *syscall.Stat_t, deny uint32) bool {
-	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&deny == 0 && int(st.Uid) == os.Geteuid()
+func privateStat(st *syscall.Stat_t, deny uint32, uid int) bool {
+	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&deny == 0 && int(st.Uid) == uid
+}
+
+// openFile opens a cache file for reading. os.Open would try to add the
+// descriptor to the network poller (which refuses regular files) and
+// toggle its blocking mode around that: five wasted system calls on every
+// block a READ serves.
+func openFile(p string) (*os.File, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 func readAll(f *os.File) ([]byte, error) {
@@ -580,7 +593,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 	}
 	c.mu.Unlock()
 	if cached {
-		f, err := os.Open(p)
+		f, err := openFile(p)
 		if err != nil {
 			c.dropWhole(digest)
 			return nil, false
@@ -619,7 +632,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		c.log.Warn("cannot assemble cached file", "digest", digest.String(), "err", err)
 		return nil, false
 	}
-	f, err = os.Open(p)
+	f, err = openFile(p)
 	if err != nil {
 		return nil, false
 	}
