@@ -8,9 +8,11 @@
 //     dropped, and vs reading the store's files; hot (same mount read
 //     again) vs local files read again; warm (block cache full, kernel
 //     caches dropped) on the same mount and after a remount (cached files
-//     re-verified once) vs local disk with caches dropped; hot after the
-//     remount vs local files read again. A second table counts the FUSE
-//     requests each zos read cost (the mount's SIGUSR1 stats).
+//     trusted on their verification records, or re-hashed) vs local disk
+//     with caches dropped; hot after the remount vs local files read
+//     again. A second table counts the FUSE requests each zos read cost
+//     (the mount's SIGUSR1 stats) and the cached files a new mount had to
+//     hash again.
 //     Changed from the earlier layout: the row "after remount" is now
 //     "warm after remount" and has caches dropped and a local baseline
 //     with caches dropped (it was compared with warm local files), the
@@ -21,7 +23,7 @@
 //   - store growth when a second, mostly identical tree is packed to the
 //     same store, vs the tar.zst size of that tree.
 //
-// Run: go run ./bench/flist [-src /usr] [-quick] [-mount-args "--no-open"]; it needs root (FUSE), the
+// Run: go run ./bench/flist [-src /usr] [-quick] [-mount-args "--no-open=auto"]; it needs root (FUSE), the
 // zos binary ($ZOS_BIN, default bin/zos), tar and zstd.
 //
 // May import: the standard library.

@@ -34,7 +34,7 @@ func newFlistMountCmd() *cobra.Command {
 		cacheDir, cacheSize, ptMinFlag string
 		cpuProfile                     string
 		execVerify, debug, noPT        bool
-		noOpen                         bool
+		noOpen                         string
 		allowOther                     bool
 		readAhead                      int
 	)
@@ -79,6 +79,16 @@ and block cache counters (what benchmarks and debugging look at).`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			var noOpenOpt, autoNoOpen bool
+			switch noOpen {
+			case "true":
+				noOpenOpt = true
+			case "auto":
+				autoNoOpen = true
+			case "false":
+			default:
+				return fmt.Errorf("--no-open: %q is not true, false or auto", noOpen)
+			}
 			f, r, err := src.open(ctx, args[0], cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -91,7 +101,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 			}
 			m, err := mount.New(ctx, f, args[1], mount.Options{
 				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
-				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpen, AllowOther: allowOther, Debug: debug, Logger: logger,
+				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpenOpt, AutoNoOpen: autoNoOpen, AllowOther: allowOther, Debug: debug, Logger: logger,
 			})
 			if err != nil {
 				return err
@@ -134,7 +144,8 @@ and block cache counters (what benchmarks and debugging look at).`,
 	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
 	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
 	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
-	fl.BoolVar(&noOpen, "no-open", false, "open files without a round trip to the daemon (page cache kept, no passthrough; not with --exec-verify)")
+	fl.StringVar(&noOpen, "no-open", "false", "true: open files without a round trip to the daemon (page cache kept, no passthrough; with --exec-verify, executables are verified whole on first read); auto: when the files average under 64 KiB")
+	fl.Lookup("no-open").NoOptDefVal = "true"
 	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the mount process to this file (go tool pprof)")

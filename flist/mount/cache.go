@@ -46,6 +46,8 @@ type Cache struct {
 	sf      singleflight.Group
 	dirs    sync.Map     // subdirectories known to exist
 	tmpSeq  atomic.Int64 // names of files being written
+	trust   *trustLog    // verification records of earlier processes
+	uid     int          // owner of every file the cache trusts
 
 	// Retry tunes fetching from a store that fails (not for missing or
 	// corrupt blocks): attempts and the first backoff (doubling).
@@ -62,6 +64,11 @@ type CacheStats struct {
 	Evictions int64 `json:"evictions"`
 	Corrupt   int64 `json:"corrupt"`
 	Size      int64 `json:"size"`
+	// Rehashed counts cache files this process had to hash on first use
+	// (no matching verification record); Trusted the ones it took on
+	// their record instead.
+	Rehashed int64 `json:"rehashed"`
+	Trusted  int64 `json:"trusted"`
 }
 
 type entry struct {
@@ -85,17 +92,27 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	}
 	c := &Cache{
 		dir: dir, max: maxBytes, log: logger.With("component", "flist-cache"),
-		lru: list.New(), entries: map[flist.ID]*list.Element{},
+		lru: list.New(), entries: map[flist.ID]*list.Element{}, uid: os.Geteuid(),
 		Attempts: 4, Backoff: 100 * time.Millisecond,
 	}
+	trust, err := openTrustLog(dir)
+	if err != nil {
+		// Safe without: every cached file is hashed on first use.
+		c.log.Warn("cache verification records unavailable, cached files will be re-hashed", "err", err)
+	}
+	c.trust = trust
 	type found struct {
 		e     *entry
 		mtime time.Time
 	}
 	var all []found
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	live := map[trustKey]stamp{}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
+		}
+		if filepath.Dir(p) == dir && (d.Name() == trustKeyName || d.Name() == trustLogName) {
+			return nil
 		}
 		id, perr := flist.ParseID(d.Name())
 		if perr != nil {
@@ -108,10 +125,18 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 		}
 		whole := filepath.Base(filepath.Dir(p)) == wholeDir
 		all = append(all, found{&entry{id: id, size: info.Size(), whole: whole}, info.ModTime()})
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			live[trustKey{id, whole}] = stampOf(st)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mount: cache scan: %w", err)
+	}
+	if trust != nil {
+		if err := trust.compact(live); err != nil {
+			c.log.Warn("cannot compact cache verification records", "err", err)
+		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime.After(all[j].mtime) })
 	for _, f := range all {
@@ -278,7 +303,7 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 		e = el.Value.(*entry)
 	}
 	c.mu.Unlock()
-	f, err := os.Open(c.path(b.ID))
+	f, err := openFile(c.path(b.ID))
 	if err != nil {
 		if known {
 			c.drop(b.ID)
@@ -308,12 +333,13 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 	verified := e.verified
 	c.mu.Unlock()
 	if !verified {
-		plain, err = readAll(f)
-		if err != nil || !private(f) || !flist.CheckKey(b.Key, plain) {
+		var ok bool
+		plain, ok = c.verifyFile(f, trustKey{id: b.ID}, -1, func(f *os.File, _ *syscall.Stat_t) ([]byte, bool) {
+			plain, err := readAll(f)
+			return plain, err == nil && flist.CheckKey(b.Key, plain)
+		})
+		if !ok {
 			f.Close()
-			c.mu.Lock()
-			c.stats.Corrupt++
-			c.mu.Unlock()
 			c.log.Warn("cached block corrupt, fetching it again", "block", b.ID.String())
 			c.drop(b.ID)
 			return nil, nil, false
@@ -328,19 +354,80 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 	return f, plain, true
 }
 
-// private reports whether the open cache file f is one this process may
-// trust once its content checked out: a regular file owned by our user
-// with no write permission for anybody (cache files are created 0400 in a
-// 0700 directory). A file someone made writable may change after the check,
-// and a passed-through file is read by the kernel without the daemon
-// seeing the bytes, so such a file is dropped and fetched again.
-func private(f *os.File) bool {
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o222 != 0 {
-		return false
+// verifyFile decides whether the open cache file f, not yet verified by
+// this process, may be served as k: it must be private (see private) and
+// either match a verification record of an earlier process or pass check
+// (hashing its content), after which a record is written. size, if not
+// negative, is the size it must have. plain is what check read, if it ran.
+func (c *Cache) verifyFile(f *os.File, k trustKey, size int64, check func(*os.File, *syscall.Stat_t) ([]byte, bool)) (plain []byte, ok bool) {
+	// The stamp is taken before the content is read: a change after this
+	// point moves ctime, so the record written below will not match it.
+	st, ok := fstat(f)
+	if !ok || !privateStat(st, 0o222, c.uid) || (size >= 0 && st.Size != size) {
+		c.countCorrupt()
+		return nil, false
 	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	return ok && int(sys.Uid) == os.Geteuid()
+	if c.trust.trusted(k, st) {
+		c.mu.Lock()
+		c.stats.Trusted++
+		c.mu.Unlock()
+		return nil, true
+	}
+	c.mu.Lock()
+	c.stats.Rehashed++
+	c.mu.Unlock()
+	plain, ok = check(f, st)
+	if !ok {
+		c.countCorrupt()
+		return nil, false
+	}
+	c.trust.record(k, st)
+	return plain, true
+}
+
+func (c *Cache) countCorrupt() {
+	c.mu.Lock()
+	c.stats.Corrupt++
+	c.mu.Unlock()
+}
+
+// private reports whether the open file f is one this process may trust
+// once its content checked out: a regular file owned by our user with none
+// of the permission bits in deny (cache files are created 0400 in a 0700
+// directory, so deny is 0o222 for them). A file someone made writable may
+// change after the check, and a passed-through file is read by the kernel
+// without the daemon seeing the bytes, so such a file is dropped and
+// fetched again.
+func private(f *os.File, deny uint32) bool {
+	st, ok := fstat(f)
+	return ok && privateStat(st, deny, os.Geteuid())
+}
+
+// fstat stats the open file f (not through f.Fd, which would switch the
+// descriptor to blocking mode: one more system call per cache file).
+func fstat(f *os.File) (*syscall.Stat_t, bool) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, false
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	return st, ok
+}
+
+func privateStat(st *syscall.Stat_t, deny uint32, uid int) bool {
+	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&deny == 0 && int(st.Uid) == uid
+}
+
+// openFile opens a cache file for reading. os.Open would try to add the
+// descriptor to the network poller (which refuses regular files) and
+// toggle its blocking mode around that: five wasted system calls on every
+// block a READ serves.
+func openFile(p string) (*os.File, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 func readAll(f *os.File) ([]byte, error) {
@@ -367,6 +454,7 @@ func (c *Cache) drop(id flist.ID) {
 		delete(c.entries, id)
 	}
 	c.mu.Unlock()
+	c.trust.forget(trustKey{id: id})
 	os.Remove(c.path(id))
 }
 
@@ -404,7 +492,7 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte
 		return nil, err
 	}
 	p := c.path(b.ID)
-	if err := c.writeFile(p, plain); err != nil {
+	if err := c.writeFile(p, trustKey{id: b.ID}, plain); err != nil {
 		return nil, fmt.Errorf("mount: cache: %w", err)
 	}
 	c.mu.Lock()
@@ -422,8 +510,8 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte
 // writeFile writes a verified cache file: created read-only for its
 // owner (nobody may write it once it is in place, see the package doc)
 // under a temporary name, then renamed, so that a crash never leaves a
-// partial file under a block's name.
-func (c *Cache) writeFile(p string, data []byte) error {
+// partial file under a block's name, and records it as verified as k.
+func (c *Cache) writeFile(p string, k trustKey, data []byte) error {
 	dir := filepath.Dir(p)
 	if _, ok := c.dirs.Load(dir); !ok {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -437,16 +525,29 @@ func (c *Cache) writeFile(p string, data []byte) error {
 		return err
 	}
 	_, err = f.Write(data)
+	if err == nil {
+		err = c.install(f, tmp, p, k)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
 	}
 	if err != nil {
 		os.Remove(tmp)
 	}
 	return err
+}
+
+// install renames the verified, still open file f from tmp to p and
+// records it as verified as k. The stamp is taken on f after the rename
+// (which moves ctime), so it is the stamp of the content written.
+func (c *Cache) install(f *os.File, tmp, p string, k trustKey) error {
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	if st, ok := fstat(f); ok {
+		c.trust.record(k, st)
+	}
+	return nil
 }
 
 // evictLocked removes least recently used chunks until the cache fits,
@@ -459,6 +560,7 @@ func (c *Cache) evictLocked() {
 		delete(c.entries, e.id)
 		c.size -= e.size
 		c.stats.Evictions++
+		c.trust.forget(trustKey{e.id, e.whole})
 		os.Remove(c.entryPath(e))
 	}
 }
@@ -491,7 +593,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 	}
 	c.mu.Unlock()
 	if cached {
-		f, err := os.Open(p)
+		f, err := openFile(p)
 		if err != nil {
 			c.dropWhole(digest)
 			return nil, false
@@ -501,14 +603,13 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		verified := e.verified
 		c.mu.Unlock()
 		if !verified {
-			d, err := flist.ContentDigest(io.NewSectionReader(f, 0, 1<<62))
-			st, serr := f.Stat()
-			if err != nil || serr != nil || !private(f) || flist.ID(d) != digest || uint64(st.Size()) != size {
+			_, ok := c.verifyFile(f, trustKey{digest, true}, int64(size), func(f *os.File, st *syscall.Stat_t) ([]byte, bool) {
+				d, err := flist.ContentDigest(io.NewSectionReader(f, 0, st.Size))
+				return nil, err == nil && flist.ID(d) == digest
+			})
+			if !ok {
 				f.Close()
 				c.log.Warn("cached file corrupt, dropping it", "digest", digest.String())
-				c.mu.Lock()
-				c.stats.Corrupt++
-				c.mu.Unlock()
 				c.dropWhole(digest)
 				return nil, false
 			}
@@ -531,7 +632,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		c.log.Warn("cannot assemble cached file", "digest", digest.String(), "err", err)
 		return nil, false
 	}
-	f, err = os.Open(p)
+	f, err = openFile(p)
 	if err != nil {
 		return nil, false
 	}
@@ -562,16 +663,18 @@ func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size u
 			return err
 		}
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
 	if uint64(n) != size {
+		tmp.Close()
 		return fmt.Errorf("assembled %d bytes, file has %d", n, size)
 	}
-	if err := os.Chmod(tmp.Name(), 0o400); err != nil {
-		return err
+	err = tmp.Chmod(0o400)
+	if err == nil {
+		err = c.install(tmp, tmp.Name(), p, trustKey{digest, true})
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -598,5 +701,6 @@ func (c *Cache) dropWhole(digest flist.ID) {
 		delete(c.entries, digest)
 	}
 	c.mu.Unlock()
+	c.trust.forget(trustKey{digest, true})
 	os.Remove(filepath.Join(c.dir, wholeDir, digest.String()))
 }

@@ -49,8 +49,16 @@
 // the kernel opens every file of the mount by itself and keeps its page
 // cache (no OPEN or RELEASE round trip per open, the one cost left on a
 // hot read of many small files); reads that miss the page cache are all
-// served by the daemon, with one reader state per inode. It excludes
-// ExecVerify, which needs to see opens.
+// served by the daemon, with one reader state per inode. The OPEN and
+// RELEASE round trips are what a hot read of a tree of small files costs
+// with opens (they are answered from memory, but each costs the daemon
+// two wake-ups, expensive on a virtual machine); the kernel only skips
+// them for the whole connection, after an ENOSYS. With ExecVerify the
+// daemon cannot see execs then, so it verifies every block of an
+// executable before serving the first byte of it (see below).
+// Options.AutoNoOpen (--no-open=auto) picks NoOpen for flists whose files
+// average under NoOpenMeanSize (64 KiB): on a tree of small files the
+// round trips dominate, on large files passthrough reads 2-3x faster.
 //
 // # Trusting cache files (passthrough)
 //
@@ -67,16 +75,42 @@
 //     mount's user (NewCache refuses another owner and makes it 0700), and
 //     a cache file is trusted only if, on the open descriptor that will be
 //     served, it is a regular file owned by that user with no write bit.
-//   - Re-verified by every new process: entries found in the directory when
-//     a Cache is opened (after a restart, or written by another process)
-//     are checked again on first use (chunk: key; whole file: content
-//     digest and size) together with the ownership and mode above; a
-//     mismatch drops the file and fetches the block again, and if that
-//     fails the read gives EIO, never the cached bytes.
+//   - Re-verified by a new process unless provably unchanged: entries found
+//     in the directory when a Cache is opened (after a restart, or written
+//     by another process) are checked on first use, on the descriptor that
+//     will be served, for the ownership and mode above and then either
+//     match a verification record or are hashed again (chunk: key; whole
+//     file: content digest and size). A mismatch drops the file and
+//     fetches the block again, and if that fails the read gives EIO, never
+//     the cached bytes.
+//   - Verification records (trust.log, next to trust.key in the cache
+//     directory): after a file is verified (written from a checked block,
+//     assembled, or hashed on first use) a record binds its kind and id to
+//     its inode number, size, mtime and ctime in nanoseconds, taken before
+//     its content was read (or after it was written and renamed), under an
+//     HMAC-SHA256 with a random 32-byte key made on first use (0400, never
+//     logged). A new process trusts a file only if its fstat matches the
+//     record exactly. Any write to a file's content, a truncate, a chmod,
+//     or replacing it by another inode moves its ctime or inode number, and
+//     ctime cannot be set from user space (touch -d restores mtime only),
+//     so a changed file is hashed again. The MAC means a record cannot be
+//     forged or carried over from another cache without reading the key.
 //
-// What this does not cover is root on the node rewriting a cache file
-// while a mount that has already verified it is running: root can equally
-// change the daemon's memory or the store credentials.
+// Threat model. The cache directory is private to the mount's user (root on
+// a node): whoever else can write in it is refused above. That user can
+// also read the key, so the records do not defend against it, nor does
+// anything else: root on the node can rewrite a cache file while a mount
+// that has verified it is running, change the daemon's memory or the store
+// credentials, or set the clock and forge a ctime. What the records keep
+// is what re-hashing gave against everything else: changes through the
+// file system after verification (by a bug, another tool, a restored
+// backup or a cache copied from elsewhere) are detected. Not detected any
+// more after a restart: corruption that bypasses the file system (a bad
+// disk under ext4 without data checksums, offline edits of the block
+// device); delete trust.log to force re-hashing everything. On kernels
+// without fine-grained ctime (before 6.13) a write in the same clock tick
+// as the verifier's fstat might keep the ctime; that takes the same user
+// racing the daemon.
 //
 // # Exec verification
 //
@@ -85,6 +119,12 @@
 // execute bit, and only after every one of its blocks has been fetched and
 // verified; otherwise EACCES (or EIO) and a log line. On the read-only
 // flist this always holds for executables, since nothing else exists.
+// With Options.NoOpen there are no opens to check: the kernel refuses
+// execve of a file without an execute bit (default_permissions), and the
+// first READ of a file with one (which is how execve reads the program's
+// header) is answered only after all of its blocks are fetched and
+// verified, so the guarantee is the same, at the price of fetching whole
+// executables that are only read.
 //
 // It matters once a writable overlay sits on top: a file written or
 // replaced in the upper layer is not in the flist. The container runtime

@@ -103,6 +103,17 @@ func (fx *fixture) mount(t *testing.T, opts mount.Options) (*mount.Mount, string
 	return m, mp
 }
 
+// cacheFiles lists the chunk and whole-file entries of a cache directory
+// (not its verification records, which sit at the top).
+func cacheFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cache files in %s: %v", dir, err)
+	}
+	return files
+}
+
 func TestMountRoundTrip(t *testing.T) {
 	zostest.RequiresFUSE(t)
 	for _, pt := range []bool{false, true} {
@@ -286,13 +297,7 @@ func TestMountCorruptCacheRefetched(t *testing.T) {
 	}
 	// Tamper with the cache file, then open a fresh cache on the same dir
 	// (as after a restart): the bad chunk is detected and fetched again.
-	var cached string
-	filepath.Walk(fx.cache.Dir(), func(p string, info os.FileInfo, err error) error {
-		if err == nil && info.Mode().IsRegular() {
-			cached = p
-		}
-		return nil
-	})
+	cached := cacheFiles(t, fx.cache.Dir())[0]
 	os.Chmod(cached, 0o600)
 	os.WriteFile(cached, bytes.Repeat([]byte{'X'}, len(data)), 0o600)
 	c2, err := mount.NewCache(fx.cache.Dir(), 0, nil)
@@ -471,11 +476,13 @@ func TestMountWarmRemountPassthrough(t *testing.T) {
 	zostest.RequiresFUSE(t)
 	multi := flisttest.Random(31, 3*flist.BlockSize+123)
 	single := flisttest.Random(32, 200<<10)
+	small := flisttest.Random(33, 1000) // served by the daemon
 	fx := newFixture(t, func(d string) {
 		os.WriteFile(filepath.Join(d, "multi"), multi, 0o644)
 		os.WriteFile(filepath.Join(d, "single"), single, 0o644)
+		os.WriteFile(filepath.Join(d, "small"), small, 0o644)
 	}, 0)
-	want := map[string][]byte{"multi": multi, "single": single}
+	want := map[string][]byte{"multi": multi, "single": single, "small": small}
 	readAll := func(mp string) error {
 		for name, b := range want {
 			got, err := os.ReadFile(filepath.Join(mp, name))
@@ -509,53 +516,59 @@ func TestMountWarmRemountPassthrough(t *testing.T) {
 	}
 
 	gets := fx.store.gets.Load()
-	_, m2, mp2 := remount()
+	c2, m2, mp2 := remount()
 	if err := readAll(mp2); err != nil {
 		t.Fatalf("warm read after remount: %v", err)
 	}
 	if n := fx.store.gets.Load() - gets; n != 0 {
 		t.Errorf("warm read fetched %d blocks", n)
 	}
-	if s := m2.OpStats(); s.OpenPassthrough != 2 || s.Read != 0 {
+	if s := m2.OpStats(); s.OpenPassthrough != 2 || s.Read != 1 {
 		t.Errorf("warm read not passed through: %+v", s)
+	}
+	// The files verified by the first mount are trusted on their records.
+	if s := c2.Stats(); s.Rehashed != 0 || s.Trusted != 3 {
+		t.Errorf("warm read after remount re-hashed cached files: %+v", s)
 	}
 
 	// A cache file someone made writable is not trusted, even with the
 	// right content.
-	var files []string
-	filepath.WalkDir(fx.cache.Dir(), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	files := cacheFiles(t, fx.cache.Dir())
 	if len(files) < 5 { // 4 blocks of "multi", its whole file, "single"
 		t.Fatalf("cache holds %v", files)
 	}
 	for _, p := range files {
 		os.Chmod(p, 0o600)
 	}
-	c3, _, mp3 := remount()
+	c3, m3, mp3 := remount()
 	if err := readAll(mp3); err != nil {
 		t.Fatalf("read after chmod: %v", err)
 	}
 	if c3.Stats().Corrupt == 0 {
 		t.Errorf("writable cache files trusted: %+v", c3.Stats())
 	}
+	// Let its background assembly of "multi" finish: rewriting a file
+	// while the process that verifies it runs is beyond the records (see
+	// the threat model in the package doc).
+	if err := m3.Unmount(); err != nil {
+		t.Fatal(err)
+	}
 
-	// Same-size garbage in every cache file, permissions as written: with
-	// the store down the reads fail, they never return the garbage.
-	files = files[:0]
-	filepath.WalkDir(fx.cache.Dir(), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
+	// Same-size garbage in every cache file (verified and recorded by the
+	// last mount), permissions and mtime as written (touch -d): with the
+	// store down the reads fail, they never return the garbage. Only the
+	// ctime, which user space cannot set, tells the change.
+	files = cacheFiles(t, fx.cache.Dir())
 	for _, p := range files {
 		st, _ := os.Stat(p)
 		if err := os.WriteFile(p, bytes.Repeat([]byte{'X'}, int(st.Size())), 0o400); err != nil {
 			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if after, _ := os.Stat(p); after.Mode() != st.Mode() || !after.ModTime().Equal(st.ModTime()) || after.Size() != st.Size() {
+			t.Fatalf("tampered file stat differs: %v vs %v", after, st)
 		}
 	}
 	fx.store.down.Store(true)
@@ -671,11 +684,51 @@ func TestMountNoOpen(t *testing.T) {
 	if after := m.OpStats(); after.Read != before.Read || after.Open != before.Open {
 		t.Fatalf("second read reached the daemon: %+v then %+v", before, after)
 	}
-	ctx := context.Background()
-	f, _ := flist.Open(ctx, fx.fl)
-	defer f.Close()
-	if _, err := mount.New(ctx, f, t.TempDir(), mount.Options{Cache: fx.cache, Store: fx.store, NoOpen: true, ExecVerify: true}); err == nil {
-		t.Fatal("NoOpen with ExecVerify accepted")
+}
+
+// Without OPEN the daemon cannot tell an exec from a read: with ExecVerify
+// it fetches and verifies every block of an executable before serving its
+// first byte, and the kernel (default_permissions) refuses to exec a file
+// without an execute bit.
+func TestMountNoOpenExecVerify(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true binary")
+	}
+	bin, _ := os.ReadFile(truePath)
+	multi := flisttest.Random(52, 2*flist.BlockSize+5)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "true"), bin, 0o755)
+		os.WriteFile(filepath.Join(d, "data"), bin, 0o644)
+		os.WriteFile(filepath.Join(d, "prog"), flisttest.Random(53, 2*flist.BlockSize+5), 0o755)
+		os.WriteFile(filepath.Join(d, "plain"), multi, 0o644)
+	}, 0)
+	_, mp := fx.mount(t, mount.Options{NoOpen: true, ExecVerify: true, ReadAhead: -1})
+	// A separate shell execs (see TestMountExecVerify).
+	if err := exec.Command("/bin/sh", "-c", `exec "$0"`, filepath.Join(mp, "true")).Run(); err != nil {
+		t.Fatalf("exec of a signed executable: %v", err)
+	}
+	if err := exec.Command("/bin/sh", "-c", `exec "$0"`, filepath.Join(mp, "data")).Run(); err == nil {
+		t.Fatal("exec of a file without an execute bit succeeded")
+	}
+	firstByte := func(name string) int64 {
+		before := fx.store.gets.Load()
+		f, err := os.Open(filepath.Join(mp, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		return fx.store.gets.Load() - before
+	}
+	if n := firstByte("plain"); n != 1 {
+		t.Errorf("first byte of a plain file fetched %d blocks, want 1", n)
+	}
+	if n := firstByte("prog"); n != 3 {
+		t.Errorf("first byte of an executable fetched %d blocks, want all 3", n)
 	}
 }
 
@@ -722,5 +775,35 @@ func TestMountOpenWhileOpenedCold(t *testing.T) {
 	defer second.Close()
 	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, data) {
 		t.Fatalf("open while another is held: %v", err)
+	}
+}
+
+// AutoNoOpen leaves opens to the kernel for a tree of small files and keeps
+// them (and passthrough) for a tree of large ones.
+func TestMountAutoNoOpen(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	for _, tc := range []struct {
+		size       int
+		wantNoOpen bool
+	}{{1000, true}, {2 * flist.BlockSize, false}} {
+		t.Run(fmt.Sprint("size=", tc.size), func(t *testing.T) {
+			fx := newFixture(t, func(d string) {
+				for i := range 3 {
+					os.WriteFile(filepath.Join(d, fmt.Sprint("f", i)), flisttest.Random(uint64(60+i), tc.size), 0o644)
+				}
+			}, 0)
+			m, mp := fx.mount(t, mount.Options{AutoNoOpen: true, ReadAhead: -1})
+			for range 2 {
+				for i := range 3 {
+					if _, err := os.ReadFile(filepath.Join(mp, fmt.Sprint("f", i))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s := m.OpStats()
+			if noOpen := s.Open == 1 && s.Release == 0; noOpen != tc.wantNoOpen {
+				t.Fatalf("files of %d bytes: %+v, want no-open %v", tc.size, s, tc.wantNoOpen)
+			}
+		})
 	}
 }
