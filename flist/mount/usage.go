@@ -90,18 +90,17 @@ func tempName(kind string, seq int64) string {
 	return fmt.Sprintf(".%s-%d-%d", kind, os.Getpid(), seq)
 }
 
-// staleTemp says whether name is a temporary file whose writer is gone.
+// staleTemp says whether name is a temporary file (see tempName) whose
+// writer is gone. Other names (the usage file, the trust records) are not
+// temporary files at all.
 func staleTemp(name string) bool {
-	if name == usageFile {
+	kind, rest, ok := strings.Cut(strings.TrimPrefix(name, "."), "-")
+	if !strings.HasPrefix(name, ".") || !ok || (kind != "fetch" && kind != "assemble") {
 		return false
 	}
-	parts := strings.Split(strings.TrimPrefix(name, "."), "-")
-	if len(parts) < 3 {
-		return true // not ours or from an older version: nobody writes it
-	}
-	pid, err := strconv.Atoi(parts[1])
+	pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
 	if err != nil || pid <= 0 {
-		return true
+		return true // no writer named: left by an older version
 	}
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
