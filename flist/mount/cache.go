@@ -48,6 +48,7 @@ type Cache struct {
 	tmpSeq  atomic.Int64 // names of files being written
 	trust   *trustLog    // verification records of earlier processes
 	uid     int          // owner of every file the cache trusts
+	usage   *usage       // the directory's total, shared with other processes
 
 	// Retry tunes fetching from a store that fails (not for missing or
 	// corrupt blocks): attempts and the first backoff (doubling).
@@ -79,7 +80,9 @@ type entry struct {
 }
 
 // NewCache opens (or creates) a cache directory bounded to maxBytes (0 = no
-// bound). Chunks already in it are kept, oldest-modified evicted first.
+// bound). Chunks already in it are kept, oldest-modified evicted first. The
+// bound is the directory's: every process using it counts its files in one
+// shared total (see usageFile) and evicts while that total is over.
 func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -90,10 +93,14 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	if err := checkCacheDir(dir); err != nil {
 		return nil, err
 	}
+	u, err := openUsage(dir)
+	if err != nil {
+		return nil, err
+	}
 	c := &Cache{
 		dir: dir, max: maxBytes, log: logger.With("component", "flist-cache"),
 		lru: list.New(), entries: map[flist.ID]*list.Element{}, uid: os.Geteuid(),
-		Attempts: 4, Backoff: 100 * time.Millisecond,
+		Attempts: 4, Backoff: 100 * time.Millisecond, usage: u,
 	}
 	trust, err := openTrustLog(dir)
 	if err != nil {
@@ -111,12 +118,11 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if filepath.Dir(p) == dir && (d.Name() == trustKeyName || d.Name() == trustLogName) {
-			return nil
-		}
 		id, perr := flist.ParseID(d.Name())
 		if perr != nil {
-			os.Remove(p) // temporary files of an interrupted fetch
+			if staleTemp(d.Name()) { // left by an interrupted fetch
+				os.Remove(p)
+			}
 			return nil
 		}
 		info, err := d.Info()
@@ -143,8 +149,11 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 		c.entries[f.e.id] = c.lru.PushBack(f.e)
 		c.size += f.e.size
 	}
+	if err := c.usage.set(c.size); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
-	c.evictLocked()
+	c.evictLocked(c.size)
 	c.mu.Unlock()
 	return c, nil
 }
@@ -180,20 +189,27 @@ func (c *Cache) cached(id flist.ID) bool {
 // roomFor reports whether n more bytes fit in well under the bound, so that
 // speculative fetches never evict what readers are using.
 func (c *Cache) roomFor(n int64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.max == 0 || c.size+n <= c.max/2
+	if c.max == 0 {
+		return true
+	}
+	total, err := c.usage.total()
+	return err == nil && total+n <= c.max/2
 }
 
 // Dir returns the cache directory.
 func (c *Cache) Dir() string { return c.dir }
 
-// Stats returns counters.
+// Stats returns counters; Size is the whole directory's, all processes
+// together.
 func (c *Cache) Stats() CacheStats {
+	total, err := c.usage.total()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
-	s.Size = c.size
+	s.Size = total
+	if err != nil {
+		s.Size = c.size
+	}
 	return s
 }
 
@@ -447,15 +463,31 @@ func readAll(f *os.File) ([]byte, error) {
 }
 
 func (c *Cache) drop(id flist.ID) {
+	c.forget(trustKey{id: id})
+}
+
+// forget removes an entry, its file and its verification record.
+func (c *Cache) forget(k trustKey) {
 	c.mu.Lock()
-	if el, ok := c.entries[id]; ok {
+	if el, ok := c.entries[k.id]; ok {
 		c.size -= el.Value.(*entry).size
 		c.lru.Remove(el)
-		delete(c.entries, id)
+		delete(c.entries, k.id)
 	}
 	c.mu.Unlock()
-	c.trust.forget(trustKey{id: id})
-	os.Remove(c.path(id))
+	c.trust.forget(k)
+	c.remove(c.entryPath(&entry{id: k.id, whole: k.whole}))
+}
+
+// remove deletes a cache file and takes it off the shared total, if this
+// process is the one whose unlink succeeded (another may have evicted it).
+func (c *Cache) remove(p string) (total int64, removed bool) {
+	st, err := os.Lstat(p)
+	if err != nil || os.Remove(p) != nil {
+		return 0, false
+	}
+	total, err = c.usage.add(-st.Size())
+	return total, err == nil
 }
 
 // fetch gets b from the store (with retries for store failures), verifies
@@ -492,7 +524,8 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte
 		return nil, err
 	}
 	p := c.path(b.ID)
-	if err := c.writeFile(p, trustKey{id: b.ID}, plain); err != nil {
+	total, err := c.writeFile(p, trustKey{id: b.ID}, plain)
+	if err != nil {
 		return nil, fmt.Errorf("mount: cache: %w", err)
 	}
 	c.mu.Lock()
@@ -502,58 +535,69 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte
 	}
 	c.entries[b.ID] = c.lru.PushFront(&entry{id: b.ID, size: int64(len(plain)), verified: true})
 	c.size += int64(len(plain))
-	c.evictLocked()
+	c.evictLocked(total)
 	c.mu.Unlock()
 	return plain, nil
 }
 
 // writeFile writes a verified cache file: created read-only for its
 // owner (nobody may write it once it is in place, see the package doc)
-// under a temporary name, then renamed, so that a crash never leaves a
-// partial file under a block's name, and records it as verified as k.
-func (c *Cache) writeFile(p string, k trustKey, data []byte) error {
+// under a temporary name, then put in place, so that a crash never leaves
+// a partial file under a block's name, and records it as verified as k.
+// It returns the shared total after.
+func (c *Cache) writeFile(p string, k trustKey, data []byte) (total int64, err error) {
 	dir := filepath.Dir(p)
 	if _, ok := c.dirs.Load(dir); !ok {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
+			return 0, err
 		}
 		c.dirs.Store(dir, true)
 	}
-	tmp := filepath.Join(dir, fmt.Sprintf(".fetch-%d-%d", os.Getpid(), c.tmpSeq.Add(1)))
+	tmp := filepath.Join(dir, tempName("fetch", c.tmpSeq.Add(1)))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = c.install(f, tmp, p, k)
+		total, err = c.place(f, tmp, p, k, int64(len(data)))
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		os.Remove(tmp)
+		return 0, err
 	}
-	return err
+	return total, nil
 }
 
-// install renames the verified, still open file f from tmp to p and
-// records it as verified as k. The stamp is taken on f after the rename
-// (which moves ctime), so it is the stamp of the content written.
-func (c *Cache) install(f *os.File, tmp, p string, k trustKey) error {
-	if err := os.Rename(tmp, p); err != nil {
-		return err
+// place puts the verified, still open file f from tmp at p, counts it and
+// records it as verified as k. A link, not a rename: when another process
+// put the same content there first, the link fails and only one of the two
+// is counted (and recorded, by that process). The stamp is taken on f once
+// tmp is unlinked (link and unlink both move ctime), so it is the stamp of
+// the file as it stays.
+func (c *Cache) place(f *os.File, tmp, p string, k trustKey, size int64) (total int64, err error) {
+	err = os.Link(tmp, p)
+	os.Remove(tmp)
+	if errors.Is(err, fs.ErrExist) {
+		return c.usage.total()
+	}
+	if err != nil {
+		return 0, err
 	}
 	if st, ok := fstat(f); ok {
 		c.trust.record(k, st)
 	}
-	return nil
+	return c.usage.add(size)
 }
 
-// evictLocked removes least recently used chunks until the cache fits,
-// always keeping the most recent one.
-func (c *Cache) evictLocked() {
-	for c.max > 0 && c.size > c.max && c.lru.Len() > 1 {
+// evictLocked removes least recently used files, as this process knows
+// them, while the directory's total is over the bound, always keeping the
+// most recent one.
+func (c *Cache) evictLocked(total int64) {
+	for c.max > 0 && total > c.max && c.lru.Len() > 1 {
 		el := c.lru.Back()
 		e := el.Value.(*entry)
 		c.lru.Remove(el)
@@ -561,7 +605,11 @@ func (c *Cache) evictLocked() {
 		c.size -= e.size
 		c.stats.Evictions++
 		c.trust.forget(trustKey{e.id, e.whole})
-		os.Remove(c.entryPath(e))
+		if t, ok := c.remove(c.entryPath(e)); ok {
+			total = t
+		} else if t, err := c.usage.total(); err == nil {
+			total = t // evicted by another process meanwhile
+		}
 	}
 }
 
@@ -643,7 +691,7 @@ func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size u
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".assemble-*")
+	tmp, err := os.OpenFile(filepath.Join(filepath.Dir(p), tempName("assemble", c.tmpSeq.Add(1))), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -667,9 +715,10 @@ func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size u
 		tmp.Close()
 		return fmt.Errorf("assembled %d bytes, file has %d", n, size)
 	}
+	var total int64
 	err = tmp.Chmod(0o400)
 	if err == nil {
-		err = c.install(tmp, tmp.Name(), p, trustKey{digest, true})
+		total, err = c.place(tmp, tmp.Name(), p, trustKey{digest, true}, n)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -689,18 +738,10 @@ func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size u
 			c.lru.MoveToBack(el)
 		}
 	}
-	c.evictLocked()
+	c.evictLocked(total)
 	return nil
 }
 
 func (c *Cache) dropWhole(digest flist.ID) {
-	c.mu.Lock()
-	if el, ok := c.entries[digest]; ok {
-		c.size -= el.Value.(*entry).size
-		c.lru.Remove(el)
-		delete(c.entries, digest)
-	}
-	c.mu.Unlock()
-	c.trust.forget(trustKey{digest, true})
-	os.Remove(filepath.Join(c.dir, wholeDir, digest.String()))
+	c.forget(trustKey{digest, true})
 }
