@@ -23,7 +23,7 @@
 //   - store growth when a second, mostly identical tree is packed to the
 //     same store, vs the tar.zst size of that tree.
 //
-// Run: go run ./bench/flist [-src /usr] [-quick] [-mount-args "--no-open=auto"]; it needs root (FUSE), the
+// Run: go run ./bench/flist [-src /usr] [-quick] [-mount-args "--no-open=false"]; it needs root (FUSE), the
 // zos binary ($ZOS_BIN, default bin/zos), tar and zstd.
 //
 // May import: the standard library.

@@ -144,7 +144,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
 	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
 	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
-	fl.StringVar(&noOpen, "no-open", "false", "true: open files without a round trip to the daemon (page cache kept, no passthrough; with --exec-verify, executables are verified whole on first read); auto: when the files average under 64 KiB")
+	fl.StringVar(&noOpen, "no-open", "auto", "true: open files without a round trip to the daemon (page cache kept, no passthrough; with --exec-verify, executables are verified whole on first read); auto: when the flist's files average under 64 KiB; false: every open asks the daemon (passthrough of cached files)")
 	fl.Lookup("no-open").NoOptDefVal = "true"
 	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
