@@ -103,6 +103,13 @@ func sh(script string) container.Config {
 	return container.Config{Entrypoint: []string{"/bin/sh", "-c", script}}
 }
 
+// busyboxShell is sh(script) as a new container of the busybox image.
+func busyboxShell(t *testing.T, script string) container.Config {
+	c := sh(script)
+	c.ID, c.Lower = uniqueName(t), filepath.Join(busyboxImage(t, ""), "rootfs")
+	return c
+}
+
 func TestRunExitCodeEnvWorkdir(t *testing.T) {
 	img := busyboxImage(t, `{"config":{"Env":["FROM_IMAGE=yes"],"WorkingDir":"/etc","Cmd":["sh","-c","echo $FROM_IMAGE $EXTRA; pwd; echo gc=$GOGC$ZOS_START_GOGC_OFF; exit 7"]}}`)
 	r := newRuntime(t)
@@ -155,12 +162,10 @@ func TestIsolation(t *testing.T) {
 }
 
 func TestSignalStopsContainer(t *testing.T) {
-	img := busyboxImage(t, "")
 	r := newRuntime(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := sh("trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done")
-	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	c := busyboxShell(t, "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.05; done")
 	if err := r.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -221,11 +226,9 @@ func TestPidsLimit(t *testing.T) {
 }
 
 func TestDetachStopRemoveLeavesNothing(t *testing.T) {
-	img := busyboxImage(t, "")
 	r := newRuntime(t)
 	ctx := context.Background()
-	c := sh("echo up; while true; do sleep 0.05; done")
-	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	c := busyboxShell(t, "echo up; while true; do sleep 0.05; done")
 	c.Volumes = []container.Volume{{SizeBytes: 8 << 20, Target: "/data"}}
 	if err := r.Create(ctx, c); err != nil {
 		t.Fatal(err)
@@ -364,11 +367,9 @@ func TestExecVerify(t *testing.T) {
 }
 
 func TestAdoptAfterSupervisorDies(t *testing.T) {
-	img := busyboxImage(t, "")
 	r := newRuntime(t)
 	ctx := context.Background()
-	c := sh("i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done")
-	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	c := busyboxShell(t, "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done")
 	c.Restart = container.RestartPolicy{Name: "always"}
 	if err := r.Create(ctx, c); err != nil {
 		t.Fatal(err)
@@ -507,12 +508,10 @@ func TestRestartOnFailure(t *testing.T) {
 // TestStopKillsAfterGrace: a container that ignores SIGTERM is killed when
 // the grace period ends, and Stop returns once it is gone.
 func TestStopKillsAfterGrace(t *testing.T) {
-	img := busyboxImage(t, "")
 	r := newRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := sh("trap '' TERM; echo ready; while true; do sleep 0.05; done")
-	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	c := busyboxShell(t, "trap '' TERM; echo ready; while true; do sleep 0.05; done")
 	if err := r.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}

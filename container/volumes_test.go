@@ -56,12 +56,10 @@ echo made > /rw/new && echo rw-written
 // TestLogsFollow: logs -f prints what the container writes after it was
 // called and returns when the container exits (at once if it never ran).
 func TestLogsFollow(t *testing.T) {
-	img := busyboxImage(t, "")
 	r := newRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := sh("echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second")
-	c.ID, c.Lower = uniqueName(t), filepath.Join(img, "rootfs")
+	c := busyboxShell(t, "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second")
 	if err := r.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}
