@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/internal/atomicfile"
 )
 
 // The trust log lets a new process trust cache files that an earlier one
@@ -188,7 +189,8 @@ func (t *trustLog) trusted(k trustKey, st *syscall.Stat_t) bool {
 
 // record notes that the content of the inode described by st passed
 // verification as k. st must be taken before the content was read (or
-// after it was written and renamed): a change after that moves ctime.
+// once the written file is in place under its name): a change after that
+// moves ctime.
 func (t *trustLog) record(k trustKey, st *syscall.Stat_t) {
 	if t == nil {
 		return
@@ -237,12 +239,7 @@ func (t *trustLog) compact(live map[trustKey]stamp) error {
 	for k, s := range keep {
 		buf.Write(t.encode(k, s))
 	}
-	tmp := fmt.Sprintf("%s.%d", t.path, os.Getpid())
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, t.path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(t.path, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(t.path, os.O_WRONLY|os.O_APPEND, 0o600)
