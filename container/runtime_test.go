@@ -103,6 +103,19 @@ func sh(script string) container.Config {
 	return container.Config{Entrypoint: []string{"/bin/sh", "-c", script}}
 }
 
+// waitLogs waits until container id's log holds want.
+func waitLogs(t *testing.T, r *container.Runtime, id, want string) {
+	t.Helper()
+	zostest.WaitFor(t, 20*time.Second, func() error {
+		var b bytes.Buffer
+		r.Logs(context.Background(), id, &b, false)
+		if !strings.Contains(b.String(), want) {
+			return fmt.Errorf("no %q in the log yet", want)
+		}
+		return nil
+	})
+}
+
 // busyboxShell is sh(script) as a new container of the busybox image.
 func busyboxShell(t *testing.T, script string) container.Config {
 	c := sh(script)
@@ -280,14 +293,7 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 			t.Errorf("a refused grow changed the config: %+v %v", info.Config.Volumes, err)
 		}
 	}
-	zostest.WaitFor(t, 10*time.Second, func() error {
-		var b bytes.Buffer
-		r.Logs(ctx, c.ID, &b, false)
-		if !strings.Contains(b.String(), "up") {
-			return errors.New("no output yet")
-		}
-		return nil
-	})
+	waitLogs(t, r, c.ID, "up")
 	if err := r.Stop(ctx, c.ID, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -518,14 +524,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	if err := r.Start(ctx, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	zostest.WaitFor(t, 20*time.Second, func() error {
-		var b bytes.Buffer
-		r.Logs(ctx, c.ID, &b, false)
-		if !strings.Contains(b.String(), "ready") {
-			return errors.New("not ready")
-		}
-		return nil
-	})
+	waitLogs(t, r, c.ID, "ready")
 	if err := r.Stop(ctx, c.ID, 200*time.Millisecond); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
