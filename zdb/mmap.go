@@ -14,9 +14,8 @@ import (
 // Data files are append-only: bytes below size never change, and the file
 // only grows while it is the current one. The map is made once, for the
 // current file as long as it may grow (DataSize), so it never has to
-// move; bytes past
-// size, beyond the file's end, are never touched (they would raise
-// SIGBUS). A file shortened or failing under us (outside writes, I/O
+// move; bytes past size, beyond the file's end, are never touched (they
+// would raise SIGBUS). A file shortened or failing under us (outside writes, I/O
 // errors) still faults: copyMapped turns that fault into a fallback to
 // pread, which reports the error.
 //
