@@ -19,8 +19,11 @@ all: build
 deps:
 	@scripts/deps.sh
 
+# zos-ledger is the ledger's chain engine, which `zos ledger init|start|testnet`
+# runs from beside bin/zos (see cmd/zos-ledger for why it is apart).
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/zos ./cmd/zos
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/zos-ledger ./cmd/zos-ledger
 
 vet:
 	$(GO) vet ./...

@@ -41,6 +41,8 @@ var depRules = []depRule{
 	{pkgs: []string{"zos/grid"}, deny: []string{"zos/...", "non-std"}, allow: []string{"zos/key"}, why: "grid is shared: the standard library and key only"},
 	{pkgs: []string{"zos/ledger"}, deny: []string{"zos/..."}, allow: []string{"zos/grid", "zos/key"}, why: "the state machine stands alone"},
 	{pkgs: []string{"zos/ledger", "zos/ledger/query"}, deny: []string{"github.com/cometbft/..."}, why: "only ledger/chain may see cometbft"},
+	{pkgs: []string{"zos/cmd/zos"}, deny: []string{"zos/ledger/chain", "github.com/cometbft/..."},
+		why: "zos starts several times per container: CometBFT's package init (about 33 ms) stays in cmd/zos-ledger"},
 	{pkgs: []string{"zos/ledger"}, deny: []string{"net", "os/...", "time", "math/rand/...", "crypto/rand", "syscall"}, direct: true,
 		why: "the state machine must stay pure and deterministic"},
 }

@@ -100,6 +100,20 @@ func ParsePublic(s string) (Public, error) {
 	return pub, nil
 }
 
+// ParseAccount reads an account: a public key, or the public half of a
+// private key file (what commands that name a receiver or a funded account
+// accept).
+func ParseAccount(s string) (Public, error) {
+	if p, err := ParsePublic(s); err == nil {
+		return p, nil
+	}
+	k, err := Load(s)
+	if err != nil {
+		return Public{}, fmt.Errorf("%q is neither a public key nor a key file: %w", s, err)
+	}
+	return k.Public(), nil
+}
+
 // Save writes p to path with mode 0600. It refuses to overwrite an existing
 // file: losing an identity key is not recoverable.
 func Save(path string, p Private) error {

@@ -107,3 +107,19 @@ func TestLoadRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAccount(t *testing.T) {
+	p, _ := New()
+	path := filepath.Join(t.TempDir(), "alice.key")
+	if err := Save(path, p); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{p.Public().String(), path} {
+		if got, err := ParseAccount(s); err != nil || got != p.Public() {
+			t.Errorf("ParseAccount(%q) = %v, %v; want %v", s, got, err, p.Public())
+		}
+	}
+	if _, err := ParseAccount(filepath.Join(t.TempDir(), "missing.key")); err == nil {
+		t.Error("ParseAccount of a missing file and no key: no error")
+	}
+}

@@ -51,7 +51,7 @@ type Settings struct {
 // DefaultSettings listen on loopback with CometBFT's defaults.
 func DefaultSettings() Settings {
 	return Settings{Moniker: "zos-ledger", P2P: "tcp://127.0.0.1:26656", RPC: "tcp://127.0.0.1:26657",
-		HTTP: "127.0.0.1:8850", TimeoutCommit: "1s", MempoolSize: 5000, SnapshotEvery: 100}
+		HTTP: query.DefaultAddr, TimeoutCommit: "1s", MempoolSize: 5000, SnapshotEvery: 100}
 }
 
 const settingsFile = "ledger.json"

@@ -15,6 +15,10 @@ import (
 	"github.com/zosgrid/zos/ledger"
 )
 
+// DefaultAddr is where a validator serves the API unless told otherwise,
+// and where clients look for it: loopback.
+const DefaultAddr = "127.0.0.1:8850"
+
 // ErrTx is returned by Client.Send when the ledger refused the transaction.
 var ErrTx = errors.New("query: transaction failed")
 
