@@ -111,7 +111,7 @@ func (r *Runtime) Create(ctx context.Context, c Config) error {
 			return fmt.Errorf("container: %w", err)
 		}
 	}
-	if err := writeJSON(r.statusPath(c.ID), Status{State: StateCreated}); err != nil {
+	if err := r.writeStatus(c.ID, Status{State: StateCreated}); err != nil {
 		os.RemoveAll(dir)
 		return err
 	}
@@ -296,7 +296,7 @@ func (r *Runtime) Supervise(ctx context.Context, id string, opt SuperviseOptions
 			st.State, st.Error, st.Pid = StateExited, err.Error(), 0
 			st.FinishedAt = time.Now().UTC()
 			r.cleanupRun(id, log)
-			writeJSON(r.statusPath(id), st)
+			r.writeStatus(id, st)
 			started(err)
 			return st, err
 		}
@@ -308,7 +308,7 @@ func (r *Runtime) Supervise(ctx context.Context, id string, opt SuperviseOptions
 		}
 		st.State, st.Pid, st.Error, st.OOMKilled = StateRunning, run.pid, "", false
 		st.Supervisor = os.Getpid()
-		if err := writeJSON(r.statusPath(id), st); err != nil {
+		if err := r.writeStatus(id, st); err != nil {
 			log.Warn("cannot write status", "err", err)
 		}
 		started(nil)
@@ -326,11 +326,11 @@ func (r *Runtime) Supervise(ctx context.Context, id string, opt SuperviseOptions
 		log.Info("container exited", "exit", code, "oom", st.OOMKilled)
 		if !r.shouldRestart(c, st, id) || ctx.Err() != nil {
 			st.State = StateExited
-			writeJSON(r.statusPath(id), st)
+			r.writeStatus(id, st)
 			return st, nil
 		}
 		st.State = StateRestarting
-		writeJSON(r.statusPath(id), st)
+		r.writeStatus(id, st)
 		if runFor > 10*time.Second {
 			backoff = 100 * time.Millisecond
 		}
@@ -339,7 +339,7 @@ func (r *Runtime) Supervise(ctx context.Context, id string, opt SuperviseOptions
 		case <-ctx.Done():
 			t.Stop()
 			st.State = StateExited
-			writeJSON(r.statusPath(id), st)
+			r.writeStatus(id, st)
 			return st, nil
 		case <-t.C:
 		}
@@ -814,7 +814,7 @@ func (r *Runtime) waitUnsupervised(ctx context.Context, id string) error {
 				if st.FinishedAt.IsZero() {
 					st.FinishedAt = time.Now().UTC()
 				}
-				writeJSON(r.statusPath(id), st)
+				r.writeStatus(id, st)
 			}
 			r.cleanupRun(id, r.log.With("container", id))
 			return nil

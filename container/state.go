@@ -63,6 +63,15 @@ func writeJSON(path string, v any) error {
 	return nil
 }
 
+// writeStatus records what runs without a sync: a crash stops the
+// container anyway, and a lost or empty status reads as created.
+func (r *Runtime) writeStatus(id string, st Status) error {
+	if err := atomicfile.WriteJSONVolatile(r.statusPath(id), st); err != nil {
+		return fmt.Errorf("container: %w", err)
+	}
+	return nil
+}
+
 func readJSON(path string, v any) error {
 	if err := atomicfile.ReadJSON(path, v); err != nil {
 		return fmt.Errorf("container: %w", err)

@@ -12,12 +12,16 @@ import (
 // applies to a new file. Concurrent writers of one path do not collide:
 // each uses its own temporary name, and the last rename wins.
 func Write(path string, b []byte, perm os.FileMode) error {
+	return write(path, b, perm, true)
+}
+
+func write(path string, b []byte, perm os.FileMode, sync bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	err = writeSync(f, b, perm)
+	err = writeFile(f, b, perm, sync)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -28,12 +32,12 @@ func Write(path string, b []byte, perm os.FileMode) error {
 	return nil
 }
 
-func writeSync(f *os.File, b []byte, perm os.FileMode) error {
+func writeFile(f *os.File, b []byte, perm os.FileMode, sync bool) error {
 	_, err := f.Write(b)
 	if err == nil {
 		err = f.Chmod(perm)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -44,12 +48,21 @@ func writeSync(f *os.File, b []byte, perm os.FileMode) error {
 
 // WriteJSON replaces path with v encoded as indented JSON (0600: state
 // files may name secrets' locations and are nobody else's business).
-func WriteJSON(path string, v any) error {
+func WriteJSON(path string, v any) error { return writeJSON(path, v, true) }
+
+// WriteJSONVolatile is WriteJSON without the sync: a reader still sees the
+// old or the new file, never a partial one, but after a crash the file may
+// be empty or old. For state that a crash makes stale anyway (which process
+// runs, with which pid), where a sync on every change would only add
+// latency.
+func WriteJSONVolatile(path string, v any) error { return writeJSON(path, v, false) }
+
+func writeJSON(path string, v any, sync bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return Write(path, append(b, '\n'), 0o600)
+	return write(path, append(b, '\n'), 0o600, sync)
 }
 
 // ReadJSON decodes path into v. A missing file returns an error that

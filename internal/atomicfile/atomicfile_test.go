@@ -75,3 +75,24 @@ func TestJSONRoundTripAndCorruptFile(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestVolatileJSONReplacesWithoutTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "status.json")
+	type rec struct{ Pid int }
+	for pid := range 3 {
+		if err := WriteJSONVolatile(p, rec{pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r rec
+	if err := ReadJSON(p, &r); err != nil || r.Pid != 2 {
+		t.Fatalf("read back %+v, %v; want the last write", r, err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode: %v %v", st, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("left %d files, want only status.json", len(ents))
+	}
+}
