@@ -99,6 +99,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 			if err != nil {
 				return err
 			}
+			defer cache.Close()
 			m, err := mount.New(ctx, f, args[1], mount.Options{
 				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
 				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpenOpt, AutoNoOpen: autoNoOpen, AllowOther: allowOther, Debug: debug, Logger: logger,

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/internal/regfile"
 )
 
 // BlockGetter fetches the stored (encrypted) bytes of a block; a
@@ -48,6 +49,7 @@ type Cache struct {
 	tmpSeq  atomic.Int64 // names of files being written
 	trust   *trustLog    // verification records of earlier processes
 	uid     int          // owner of every file the cache trusts
+	pid     int          // in temporary file names
 	usage   *usage       // the directory's total, shared with other processes
 
 	// Retry tunes fetching from a store that fails (not for missing or
@@ -93,13 +95,13 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	if err := checkCacheDir(dir); err != nil {
 		return nil, err
 	}
-	u, err := openUsage(dir)
+	u, err := openUsage(dir, usageBatch(maxBytes))
 	if err != nil {
 		return nil, err
 	}
 	c := &Cache{
 		dir: dir, max: maxBytes, log: logger.With("component", "flist-cache"),
-		lru: list.New(), entries: map[flist.ID]*list.Element{}, uid: os.Geteuid(),
+		lru: list.New(), entries: map[flist.ID]*list.Element{}, uid: os.Geteuid(), pid: os.Getpid(),
 		Attempts: 4, Backoff: 100 * time.Millisecond, usage: u,
 	}
 	trust, err := openTrustLog(dir)
@@ -192,9 +194,12 @@ func (c *Cache) roomFor(n int64) bool {
 	if c.max == 0 {
 		return true
 	}
-	total, err := c.usage.total()
-	return err == nil && total+n <= c.max/2
+	return c.usage.estimate()+n <= c.max/2
 }
+
+// Close counts this process's last changes in the directory's shared total
+// (see usageFile). Call it when no mount uses the cache any more.
+func (c *Cache) Close() error { return c.usage.close() }
 
 // Dir returns the cache directory.
 func (c *Cache) Dir() string { return c.dir }
@@ -319,7 +324,7 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 		e = el.Value.(*entry)
 	}
 	c.mu.Unlock()
-	f, err := openFile(c.path(b.ID))
+	f, err := regfile.Open(c.path(b.ID))
 	if err != nil {
 		if known {
 			c.drop(b.ID)
@@ -434,18 +439,6 @@ func privateStat(st *syscall.Stat_t, deny uint32, uid int) bool {
 	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&deny == 0 && int(st.Uid) == uid
 }
 
-// openFile opens a cache file for reading. os.Open would try to add the
-// descriptor to the network poller (which refuses regular files) and
-// toggle its blocking mode around that: five wasted system calls on every
-// block a READ serves.
-func openFile(p string) (*os.File, error) {
-	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	return os.NewFile(uintptr(fd), p), nil
-}
-
 func readAll(f *os.File) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -553,8 +546,8 @@ func (c *Cache) writeFile(p string, k trustKey, data []byte) (total int64, err e
 		}
 		c.dirs.Store(dir, true)
 	}
-	tmp := filepath.Join(dir, tempName("fetch", c.tmpSeq.Add(1)))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
+	tmp := filepath.Join(dir, c.tempName("fetch"))
+	f, err := regfile.CreateExclusive(tmp, 0o400)
 	if err != nil {
 		return 0, err
 	}
@@ -641,7 +634,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 	}
 	c.mu.Unlock()
 	if cached {
-		f, err := openFile(p)
+		f, err := regfile.Open(p)
 		if err != nil {
 			c.dropWhole(digest)
 			return nil, false
@@ -680,7 +673,7 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 		c.log.Warn("cannot assemble cached file", "digest", digest.String(), "err", err)
 		return nil, false
 	}
-	f, err = openFile(p)
+	f, err = regfile.Open(p)
 	if err != nil {
 		return nil, false
 	}
@@ -691,7 +684,7 @@ func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size u
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.OpenFile(filepath.Join(filepath.Dir(p), tempName("assemble", c.tmpSeq.Add(1))), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := os.OpenFile(filepath.Join(filepath.Dir(p), c.tempName("assemble")), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}

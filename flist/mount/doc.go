@@ -138,7 +138,8 @@
 // programs it writes itself (package managers, JITs) is deployed without
 // exec verification; the deployment says which.
 //
-// May import: the standard library, flist, internal/atomicfile, go-fuse, x/sync.
+// May import: the standard library, flist, internal/atomicfile, internal/regfile, go-fuse,
+// x/sync, x/sys/unix.
 // Must never be imported by: flist, flist/store, flist/pack, provision
 // (provision declares its own Mounter interface).
 package mount

@@ -405,15 +405,20 @@ func TestMountWholeFilePassthrough(t *testing.T) {
 	data := flisttest.Random(13, 3*flist.BlockSize+77)
 	fx := newFixture(t, func(d string) { os.WriteFile(filepath.Join(d, "multi"), data, 0o644) }, 0)
 	_, mp := fx.mount(t, mount.Options{ReadAhead: -1})
-	for i := range 2 { // first read: block by block; second: assembled file
+	// The first read goes block by block; the file is assembled after it,
+	// in the background or by the next open once the kernel has released
+	// the first handle (RELEASE is asynchronous), so read until it is.
+	var whole []string
+	zostest.WaitFor(t, 10*time.Second, func() error {
 		if b, err := os.ReadFile(filepath.Join(mp, "multi")); err != nil || !bytes.Equal(b, data) {
-			t.Fatalf("read %d: %v", i, err)
+			t.Fatalf("read: %v", err)
 		}
-	}
-	whole, _ := filepath.Glob(filepath.Join(fx.cache.Dir(), "whole", "*"))
-	if len(whole) != 1 {
-		t.Fatalf("no assembled whole-file entry: %v", whole)
-	}
+		whole, _ = filepath.Glob(filepath.Join(fx.cache.Dir(), "whole", "*"))
+		if len(whole) != 1 {
+			return fmt.Errorf("no assembled whole-file entry: %v", whole)
+		}
+		return nil
+	})
 	// Corrupt the assembled file; a restarted cache must not serve it.
 	os.Chmod(whole[0], 0o600)
 	os.WriteFile(whole[0], bytes.Repeat([]byte{1}, len(data)), 0o600)

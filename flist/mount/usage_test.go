@@ -108,6 +108,39 @@ func TestCacheBoundIsSharedByProcesses(t *testing.T) {
 	}
 }
 
+// TestCacheUsageBatchedUntilClose: with a large bound, a process counts
+// small changes in the shared total in batches, and Close counts the rest.
+func TestCacheUsageBatchedUntilClose(t *testing.T) {
+	const size = 64 << 10
+	bs, st := blocks(t, 3, size)
+	dir := t.TempDir()
+	a, err := mount.NewCache(dir, 1<<30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mount.NewCache(dir, 1<<30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, blk := range bs {
+		f, err := a.Open(context.Background(), blk, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	real := cacheBytes(t, dir)
+	if got := b.Stats().Size; got > real {
+		t.Fatalf("the other process sees %d bytes, more than the %d there are", got, real)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Stats().Size; got != real {
+		t.Fatalf("after Close the other process sees %d bytes, files hold %d", got, real)
+	}
+}
+
 // TestCacheOpenKeepsOtherProcessesTempFiles: opening a cache removes what
 // an interrupted fetch left behind, but not a file another live process is
 // writing right now.

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/internal/regfile"
 )
 
 // Dir stores blocks as files under a root directory, in rfs's layout.
@@ -43,9 +44,9 @@ func (d *Dir) Get(_ context.Context, id flist.ID) ([]byte, error) {
 	if d.closed.Load() {
 		return nil, ErrClosed
 	}
-	b, err := os.ReadFile(d.Path(id))
+	b, err := regfile.ReadFile(d.Path(id), maxBlock)
 	if errors.Is(err, fs.ErrNotExist) {
-		b, err = os.ReadFile(filepath.Join(d.root, id.String()))
+		b, err = regfile.ReadFile(filepath.Join(d.root, id.String()), maxBlock)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)

@@ -24,6 +24,7 @@
 // conformance suite every store passes; a new store (the hub's, for
 // example) is done when it passes too.
 //
-// May import: the standard library, flist, key, hub/hubapi (the hub's wire contract), go-redis.
+// May import: the standard library, flist, key, hub/hubapi (the hub's wire contract), go-redis,
+// internal/regfile.
 // Must never be imported by: flist (the format does not know about stores).
 package store
