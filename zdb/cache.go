@@ -2,8 +2,9 @@ package zdb
 
 import "sync"
 
-// valueCache, shared by the namespaces of a DB, keeps recently written and
-// read values in RAM so that hot GETs skip the pread. Entries are keyed by
+// valueCache, shared by the namespaces of a DB, keeps values read with
+// pread (and, when reads do not go through maps, values just written) in
+// RAM so that hot GETs skip the pread. Entries are keyed by
 // data position, whose content never changes (append-only); compaction and
 // FLUSH, which rewrite files, give the namespace a new cache generation.
 // Values are stored after their CRC was checked (or as received); CHECK

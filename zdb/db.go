@@ -40,9 +40,9 @@ type Options struct {
 	// (0-db can then open the directory with its passwords) instead of a
 	// salted hash in the zos side file.
 	CompatPasswords bool
-	// CacheSize is the RAM shared by all namespaces for recently written
-	// values, and values read with pread (NoMap, or a file that could not
-	// be mapped); default 64 MiB, negative disables it.
+	// CacheSize is the RAM shared by all namespaces for values read with
+	// pread (a file that could not be mapped), and with NoMap for recently
+	// written values too; default 64 MiB, negative disables it.
 	CacheSize int64
 	// NoMap reads values with pread instead of through read-only maps of
 	// the data files (see mapping).

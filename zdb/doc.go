@@ -60,9 +60,11 @@
 // Values are copied out of read-only shared maps of the data files (one
 // per file, made on first read; see mapping) and checked against their
 // CRC32C on every read: no system call per GET, the page cache is the
-// cache. The value cache keeps values just written (and any read with
-// pread, where a file cannot be mapped), which it serves without a CRC
-// check since they were checked when they entered it.
+// cache. The value cache keeps values read with pread, where a file cannot
+// be mapped (and with NoMap, values just written), which it serves without
+// a CRC check since they were checked when they entered it. Copying every
+// written value into it as well cost a third of a 64-byte SET at -P 16
+// and most of the RSS at 1 M keys, for GETs the maps serve as fast.
 //
 // May import: the standard library and internal/atomicfile.
 // Must never be imported by: resp (which sits below it).

@@ -33,11 +33,15 @@ type mapping struct {
 // to 4 GiB each.
 const mapFiles = strconv.IntSize == 64
 
+// readsMapped says whether GETs read through maps (a file that cannot be
+// mapped still falls back to pread).
+func (ns *Namespace) readsMapped() bool { return mapFiles && !ns.db.opts.NoMap }
+
 // readMapped copies dst from data file id at off through its map, making
 // the map on first use. It reports false when the bytes must be read with
 // pread instead. Caller holds ns.mu.
 func (ns *Namespace) readMapped(id uint32, off int64, dst []byte) bool {
-	if !mapFiles || ns.db.opts.NoMap || ns.closed {
+	if !ns.readsMapped() || ns.closed {
 		return false
 	}
 	ns.fileMu.Lock()

@@ -171,7 +171,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.BoolVar(&compatPw, "compat-passwords", false, "keep namespace passwords in clear in 0-db's descriptor")
 	f.StringVar(&replicaOf, "replica-of", "", "follow the primary at HOST:PORT (this server becomes a read-only secondary)")
 	f.StringVar(&replicaAuth, "replica-auth", "", "admin password of the primary (or env ZDB_REPLICA_AUTH)")
-	f.Int64Var(&cacheSize, "cache", 64<<20, "bytes of RAM for recently written values (other values are read through maps of the data files), shared by all namespaces (-1 = none)")
+	f.Int64Var(&cacheSize, "cache", 64<<20, "bytes of RAM for values read with pread, where a data file cannot be mapped (GETs read through maps of the data files), shared by all namespaces (-1 = none)")
 	f.Float64Var(&compactAt, "compact-threshold", 0.5, "compact a namespace automatically once this share of its data is dead (0 = never)")
 	f.IntVar(&procs, "procs", 0, "CPUs the server runs on at once (GOMAXPROCS; 0 = half the CPUs, at least 1): the clients share the machine, and fewer scheduler threads cost fewer context switches per request")
 	// For performance work: profile the server under a benchmark, then
