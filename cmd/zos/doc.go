@@ -1,5 +1,7 @@
-// Command zos is the one binary of the project: a cobra root command with one
-// subcommand per service or tool.
+// Command zos is the binary of the project: a cobra root command with one
+// subcommand per service or tool. The one exception is the ledger's chain
+// engine, cmd/zos-ledger, which `zos ledger init|start|testnet` execute
+// (see there why it is apart).
 //
 // Owns: flag parsing and the wiring of each service from its package. No
 // logic lives here: a command turns flags into a config, calls the package's
