@@ -13,6 +13,6 @@
 //
 // Owns: flag parsing and wiring of ledger/chain. No logic lives here.
 //
-// May import: ledger, ledger/chain, ledger/query, key, and the standard
-// library. Must never be imported by: anything (it is package main).
+// May import: ledger, ledger/chain, ledger/query, key, spf13/cobra and the
+// standard library. Must never be imported by: anything (it is package main).
 package main
