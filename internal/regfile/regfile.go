@@ -17,6 +17,13 @@ func Open(path string) (*os.File, error) {
 	return open(path, unix.O_RDONLY, 0)
 }
 
+// OpenFD opens path read-only and returns the bare descriptor: no
+// *os.File, whose making costs one more system call (os.NewFile asks for
+// the descriptor's flags). The caller closes it with unix.Close.
+func OpenFD(path string) (int, error) {
+	return openFD(path, unix.O_RDONLY, 0)
+}
+
 // CreateExclusive creates path for writing with mode perm, failing if it
 // exists, outside the network poller.
 func CreateExclusive(path string, perm os.FileMode) (*os.File, error) {

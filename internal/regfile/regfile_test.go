@@ -62,3 +62,21 @@ func TestCreateExclusiveAndOpen(t *testing.T) {
 		t.Errorf("ReadAt = %q, %v", b[:n], err)
 	}
 }
+
+func TestOpenFD(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, []byte("bare"), 0o400)
+	fd, err := OpenFD(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	b := make([]byte, 4)
+	if n, err := f.ReadAt(b, 0); n != 4 || string(b) != "bare" {
+		t.Errorf("read %q, %v", b[:n], err)
+	}
+	if _, err := OpenFD(p + ".missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
+	}
+}
