@@ -379,11 +379,14 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 	if err := ns.CommitAll(); err != nil {
 		return err
 	}
+	var jumps []uint32
+	defer func() { ns.announceJumps(jumps) }() // after the locks are let go
 	ns.commitMu.Lock()
 	defer ns.commitMu.Unlock()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if err := ns.commitLocked(); err != nil {
+	jumps, err := ns.commitLocked()
+	if err != nil {
 		return err
 	}
 	// Versions current at the snapshot but not any more: flag the copies.
@@ -476,16 +479,14 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 }
 
 // commitLocked commits what was queued since the last commit; the caller
-// holds commitMu and ns.mu, so the files stay still until it lets go.
-func (ns *Namespace) commitLocked() error {
+// holds commitMu and ns.mu, so the files stay still until it lets go, and
+// passes the rotations it returns to announceJumps once ns.mu is free.
+func (ns *Namespace) commitLocked() (jumps []uint32, err error) {
 	b := ns.pend
 	ns.pend = batch{}
-	if err := ns.writeBatch(&b); err != nil {
-		ns.broken = err
-		return err
-	}
-	ns.committed.Store(b.seq)
-	return nil
+	err = ns.writeBatch(&b)
+	ns.settleBatch(&b, err)
+	return b.jumps, err
 }
 
 // relinkFile rewrites history links that point into compacted files.

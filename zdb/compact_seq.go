@@ -295,11 +295,14 @@ func (ns *Namespace) swapSeq(first, cut uint32, rw *seqRewrite) ([]uint32, error
 	if err := ns.CommitAll(); err != nil {
 		return nil, err
 	}
+	var jumps []uint32
+	defer func() { ns.announceJumps(jumps) }() // after the locks are let go
 	ns.commitMu.Lock()
 	defer ns.commitMu.Unlock()
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if err := ns.commitLocked(); err != nil {
+	jumps, err := ns.commitLocked()
+	if err != nil {
 		return nil, err
 	}
 	// Both locks stay held to the end: a write queued meanwhile could copy

@@ -815,6 +815,19 @@ func (ns *Namespace) Commit(seq uint64) error {
 
 	ns.mu.Lock()
 	ns.inflight = nil
+	ns.settleBatch(&b, err)
+	ns.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	ns.announceJumps(b.jumps)
+	return nil
+}
+
+// settleBatch records the outcome of writing b: its buffers go back to
+// the spares, and a failure makes the namespace read-only. Caller holds
+// ns.mu.
+func (ns *Namespace) settleBatch(b *batch, err error) {
 	for _, s := range b.segs {
 		// Keep buffers of a usual size for the next batches.
 		if cap(s.data) <= 4<<20 && cap(s.idx) <= 1<<20 && len(ns.spare) < 4 {
@@ -824,22 +837,25 @@ func (ns *Namespace) Commit(seq uint64) error {
 	if err != nil {
 		ns.broken = err
 		ns.log.Error("zdb write failed, namespace is now read-only", "err", err)
-	}
-	ns.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return
 	}
 	ns.committed.Store(b.seq)
-	if fn := ns.db.opts.OnJump; fn != nil {
-		for _, old := range b.jumps {
-			dirty, reset := ns.dirtySnapshot()
-			fn(Jump{Namespace: ns.name,
-				OldIndex: indexPath(ns.idxDir, old), NewIndex: indexPath(ns.idxDir, old+1),
-				OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1),
-				Dirty: dirty, ResetDirty: reset})
-		}
+}
+
+// announceJumps calls OnJump for the files a batch rotated away from.
+// ns.mu must be free: the dirty list is read under it.
+func (ns *Namespace) announceJumps(jumps []uint32) {
+	fn := ns.db.opts.OnJump
+	if fn == nil {
+		return
 	}
-	return nil
+	for _, old := range jumps {
+		dirty, reset := ns.dirtySnapshot()
+		fn(Jump{Namespace: ns.name,
+			OldIndex: indexPath(ns.idxDir, old), NewIndex: indexPath(ns.idxDir, old+1),
+			OldData: dataPath(ns.dataDir, old), NewData: dataPath(ns.dataDir, old+1),
+			Dirty: dirty, ResetDirty: reset})
+	}
 }
 
 func (ns *Namespace) writeBatch(b *batch) error {
