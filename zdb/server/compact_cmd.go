@@ -65,12 +65,12 @@ func (s *Server) autoCompact(ctx context.Context, interval time.Duration) {
 			if err != nil || ns.Stats().CurrentFile == 0 {
 				continue
 			}
-			r := ns.DeadRatio()
-			grown := ns.DeadBytes() - leftDead[name]
-			if r < s.cfg.AutoCompact || (r > 0 && float64(grown) < 0.1*float64(ns.DeadBytes())/r) {
+			// Each figure stats every data file: take them once.
+			r, dead := ns.DeadRatio(), ns.DeadBytes()
+			grown := dead - leftDead[name]
+			if r < s.cfg.AutoCompact || (r > 0 && float64(grown) < 0.1*float64(dead)/r) {
 				continue
 			}
-			dead := ns.DeadBytes()
 			res, err := ns.Compact(ctx)
 			if err != nil {
 				s.log.Warn("zdb automatic compaction failed", "ns", name, "err", err)
