@@ -1,6 +1,8 @@
 package zdb
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -59,15 +61,19 @@ func (ns *Namespace) readMapped(id uint32, off int64, dst []byte) bool {
 }
 
 // mapLocked maps data file id. A failure is remembered as a mapping
-// without bytes so that reads fall back to pread without retrying. Caller
-// holds ns.fileMu.
+// without bytes so that reads fall back to pread without retrying, except
+// a missing file: the pread path calls the missing-data hook, which may
+// bring it back, and the next read maps it. Caller holds ns.fileMu.
 func (ns *Namespace) mapLocked(id uint32) *mapping {
 	m := &mapping{}
-	ns.maps[id] = m
 	f, err := ns.fileLocked(false, id, false)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			ns.maps[id] = m
+		}
 		return m
 	}
+	ns.maps[id] = m
 	fi, err := f.Stat()
 	if err != nil {
 		return m
