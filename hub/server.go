@@ -280,7 +280,6 @@ func (s *Server) authenticate(r *http.Request, limit int64) (key.Public, []byte,
 	return pub, body, nil
 }
 
-// userOf checks that the path's user is the signer.
 // authUser authenticates r (body up to limit bytes) and checks that its
 // signer is the user the path names.
 func (s *Server) authUser(r *http.Request, limit int64) (user string, body []byte, err error) {
@@ -292,6 +291,7 @@ func (s *Server) authUser(r *http.Request, limit int64) (user string, body []byt
 	return user, body, err
 }
 
+// userOf checks that the path's user is the signer.
 func userOf(r *http.Request, signer key.Public) (string, error) {
 	u := r.PathValue("user")
 	if u != hex.EncodeToString(signer[:]) {

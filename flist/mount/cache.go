@@ -428,7 +428,7 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 }
 
 // verifyFile decides whether the open cache file f, not yet verified by
-// this process, may be served as k: it must be private (see private) and
+// this process, may be served as k: it must be private (see privateStat) and
 // either match a verification record of an earlier process or pass check
 // (hashing its content), after which a record is written. size, if not
 // negative, is the size it must have. plain is what check read, if it ran.
@@ -464,13 +464,8 @@ func (c *Cache) countCorrupt() {
 	c.mu.Unlock()
 }
 
-// private reports whether the open file f is one this process may trust
-// once its content checked out: a regular file owned by our user with none
-// of the permission bits in deny (cache files are created 0400 in a 0700
-// directory, so deny is 0o222 for them). A file someone made writable may
-// change after the check, and a passed-through file is read by the kernel
-// without the daemon seeing the bytes, so such a file is dropped and
-// fetched again.
+// private is privateStat of the open file f for this process's user (the
+// verification records' key file).
 func private(f *os.File, deny uint32) bool {
 	st, ok := fstat(f)
 	return ok && privateStat(st, deny, os.Geteuid())
@@ -487,6 +482,13 @@ func fstat(f *os.File) (*syscall.Stat_t, bool) {
 	return st, ok
 }
 
+// privateStat reports whether st is a file this process may trust once
+// its content checked out: a regular file owned by uid with none of the
+// permission bits in deny (cache files are created 0400 in a 0700
+// directory, so deny is 0o222 for them). A file someone made writable may
+// change after the check, and a passed-through file is read by the kernel
+// without the daemon seeing the bytes, so such a file is dropped and
+// fetched again.
 func privateStat(st *syscall.Stat_t, deny uint32, uid int) bool {
 	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&deny == 0 && int(st.Uid) == uid
 }
@@ -513,25 +515,34 @@ func (c *Cache) drop(id flist.ID) {
 
 // forget removes an entry, its file and its verification record.
 func (c *Cache) forget(k trustKey) {
+	size := int64(-1)
 	c.mu.Lock()
 	if el, ok := c.entries[k.id]; ok {
-		c.size -= el.Value.(*entry).size
+		size = el.Value.(*entry).size
+		c.size -= size
 		c.lru.Remove(el)
 		delete(c.entries, k.id)
 	}
 	c.mu.Unlock()
 	c.trust.forget(k)
-	c.remove(c.entryPath(&entry{id: k.id, whole: k.whole}))
+	c.remove(c.entryPath(&entry{id: k.id, whole: k.whole}), size)
 }
 
-// remove deletes a cache file and takes it off the shared total, if this
-// process is the one whose unlink succeeded (another may have evicted it).
-func (c *Cache) remove(p string) (total int64, removed bool) {
-	st, err := os.Lstat(p)
-	if err != nil || os.Remove(p) != nil {
+// remove deletes a cache file and takes size, what it was counted as (or,
+// if negative, its size now), off the shared total, if this process is
+// the one whose unlink succeeded (another may have evicted it).
+func (c *Cache) remove(p string, size int64) (total int64, removed bool) {
+	if size < 0 {
+		st, err := os.Lstat(p)
+		if err != nil {
+			return 0, false
+		}
+		size = st.Size()
+	}
+	if os.Remove(p) != nil {
 		return 0, false
 	}
-	total, err = c.usage.add(-st.Size())
+	total, err := c.usage.add(-size)
 	return total, err == nil
 }
 
@@ -650,7 +661,7 @@ func (c *Cache) evictLocked(total int64) {
 		c.size -= e.size
 		c.stats.Evictions++
 		c.trust.forget(trustKey{e.id, e.whole})
-		if t, ok := c.remove(c.entryPath(e)); ok {
+		if t, ok := c.remove(c.entryPath(e), e.size); ok {
 			total = t
 		} else if t, err := c.usage.total(); err == nil {
 			total = t // evicted by another process meanwhile

@@ -143,10 +143,8 @@ func flock(fd, how int) error {
 }
 
 // tempName is the name of a file being written in the cache: it carries the
-// writer's pid so that a scan by another process removes only what a dead
-// process left behind.
-// tempName names a new temporary file of this process (the pid, taken
-// once: os.Getpid is a system call, and this runs once per block).
+// writer's pid (taken once, os.Getpid is a system call) so that a scan by
+// another process removes only what a dead process left behind.
 func (c *Cache) tempName(kind string) string {
 	return fmt.Sprintf(".%s-%d-%d", kind, c.pid, c.tmpSeq.Add(1))
 }
