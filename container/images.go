@@ -30,11 +30,12 @@ func (r *Runtime) imagesDir() string { return filepath.Join(r.root, "images") }
 // one file (and one mount), and returns its path. Nothing is trusted yet: the
 // caller checks the image.
 //
-// Until done is called the download is kept from PruneImages; call it once a
-// container referencing path was created, or the attempt was given up (then
-// done removes the download, unless another container or download holds it).
-// done may be called more than once.
-func (r *Runtime) FetchImage(ctx context.Context, url string) (path string, done func(), err error) {
+// Until done is called the download is kept from PruneImages; call
+// done(true) once a container referencing path was created, or done(false)
+// when the attempt was given up: that removes the download, unless another
+// container or download holds it (a look at every container's config,
+// which a created container makes needless). Only the first call counts.
+func (r *Runtime) FetchImage(ctx context.Context, url string) (path string, done func(created bool), err error) {
 	hold, err := r.lockImages(unix.LOCK_SH)
 	if err != nil {
 		return "", nil, err
@@ -45,10 +46,12 @@ func (r *Runtime) FetchImage(ctx context.Context, url string) (path string, done
 		return "", nil, err
 	}
 	var once sync.Once
-	return path, func() {
+	return path, func(created bool) {
 		once.Do(func() {
 			hold.Close()
-			r.dropDownload(path)
+			if !created {
+				r.dropDownload(path)
+			}
 		})
 	}, nil
 }
@@ -167,8 +170,10 @@ type PrunedImage struct {
 }
 
 // PruneImages removes the downloaded images (see FetchImage) that no
-// container, running or stopped, references, and returns them. It waits for
-// downloads whose container is not created yet.
+// container, running or stopped, references, and the partial downloads of
+// runs that were killed, and returns them. It waits for downloads whose
+// container is not created yet (they hold the lock shared, so under the
+// exclusive lock every partial download is abandoned).
 func (r *Runtime) PruneImages(ctx context.Context) ([]PrunedImage, error) {
 	lock, err := r.lockImages(unix.LOCK_EX)
 	if err != nil {
@@ -186,7 +191,8 @@ func (r *Runtime) PruneImages(ctx context.Context) ([]PrunedImage, error) {
 	var out []PrunedImage
 	for _, e := range ents {
 		p := filepath.Join(r.imagesDir(), e.Name())
-		if !e.Type().IsRegular() || !r.isDownload(p) || refs[p] {
+		partial := strings.HasPrefix(e.Name(), ".download-")
+		if !e.Type().IsRegular() || !(partial || r.isDownload(p)) || refs[p] {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/zosgrid/zos/container"
@@ -47,8 +48,8 @@ func TestImageDownloadsArePruned(t *testing.T) {
 	if err := r.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	doneA()
-	doneA()
+	doneA(true)
+	doneA(true)
 	if !exists(a) {
 		t.Fatal("the download of a created container was removed")
 	}
@@ -63,11 +64,11 @@ func TestImageDownloadsArePruned(t *testing.T) {
 	if err != nil || b2 != b1 {
 		t.Fatalf("second fetch: %q %v", b2, err)
 	}
-	doneB1()
+	doneB1(false)
 	if !exists(b1) {
 		t.Fatal("a download another run waits on was removed")
 	}
-	doneB2()
+	doneB2(false)
 	if exists(b1) {
 		t.Error("an abandoned download was kept")
 	}
@@ -86,9 +87,16 @@ func TestImageDownloadsArePruned(t *testing.T) {
 	if err := os.WriteFile(mine, []byte("mine"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	partial := filepath.Join(images, ".download-killed")
+	if err := os.WriteFile(partial, []byte("part"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	pruned, err := r.PruneImages(ctx)
-	if err != nil || !slices.Equal(pruned, []container.PrunedImage{{Path: stray, Bytes: 5}}) {
-		t.Errorf("prune: %+v %v, want only %s (5 bytes)", pruned, err, stray)
+	slices.SortFunc(pruned, func(x, y container.PrunedImage) int { return strings.Compare(x.Path, y.Path) })
+	want := []container.PrunedImage{{Path: partial, Bytes: 4}, {Path: stray, Bytes: 5}}
+	slices.SortFunc(want, func(x, y container.PrunedImage) int { return strings.Compare(x.Path, y.Path) })
+	if err != nil || !slices.Equal(pruned, want) {
+		t.Errorf("prune: %+v %v, want %+v", pruned, err, want)
 	}
 	if !exists(a) || !exists(mine) || exists(stray) {
 		t.Errorf("after prune: referenced kept %v, user's kept %v, stray kept %v", exists(a), exists(mine), exists(stray))

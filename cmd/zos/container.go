@@ -94,14 +94,14 @@ applies).`,
 			created := func() {}
 			var img container.Rootfs
 			if strings.HasPrefix(args[0], "http://") || strings.HasPrefix(args[0], "https://") {
-				var done func()
+				var done func(bool)
 				if args[0], done, err = r.FetchImage(ctx, args[0]); err != nil {
 					return err
 				}
 				// Released once the container is created (it then
 				// references the download) or the run failed before.
-				defer done()
-				created = done
+				defer done(false)
+				created = func() { done(true) }
 			}
 			if strings.HasSuffix(args[0], ".fl") {
 				abs, err := filepath.Abs(args[0])
