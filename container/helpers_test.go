@@ -25,13 +25,6 @@ func syscallKill(t testing.TB, pid int) {
 	}
 }
 
-// hasCapability says whether this process's effective set holds capability c.
-func hasCapability(c int) bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	return unix.Capget(&hdr, &data[0]) == nil && data[c/32].Effective&(1<<(c%32)) != 0
-}
-
 // dialInNetns opens a TCP connection from inside the network namespace at nsPath.
 func dialInNetns(nsPath, addr string) (net.Conn, error) {
 	type result struct {

@@ -275,7 +275,7 @@ func TestDetachStopRemoveLeavesNothing(t *testing.T) {
 	// (CAP_SYS_RESOURCE; the VM test in e2e/ has it), else refused with an
 	// error that says why and what to do, and nothing changed.
 	err = r.GrowDisk(ctx, c.ID, "/data", 24<<20)
-	if hasCapability(unix.CAP_SYS_RESOURCE) {
+	if container.HasCapability(unix.CAP_SYS_RESOURCE) {
 		if err != nil {
 			t.Fatalf("online grow: %v", err)
 		}

@@ -43,7 +43,7 @@ func (g *genesisFlags) add(cmd *cobra.Command) {
 	f.Uint64Var(&g.nodeOffline, "node-offline", d.NodeOffline, "blocks without a node report after which the node is offline (not billed)")
 	f.Uint64Var(&g.txFee, "tx-fee", d.TxFee, "units every transaction pays the treasury, even when it fails (0: no fees)")
 	f.Int64Var(&g.snapshotEvery, "snapshot-every", chain.DefaultSettings().SnapshotEvery, "save the ledger state every N blocks (and on stop) so a restart replays only the blocks after it (0: only on stop)")
-	f.StringVar(&g.timeoutCommit, "timeout-commit", "1s", "CometBFT timeout_commit: the pause between blocks")
+	f.StringVar(&g.timeoutCommit, "timeout-commit", chain.DefaultSettings().TimeoutCommit, "CometBFT timeout_commit: the pause between blocks")
 }
 
 func (g *genesisFlags) genesis(home string) (ledger.Genesis, error) {

@@ -7,6 +7,7 @@
 // logic lives here: a command turns flags into a config, calls the package's
 // constructor and runs it.
 //
-// May import: every package of the module.
+// May import: every package of the module except ledger/chain (CometBFT;
+// see cmd/zos-ledger).
 // Must never be imported by: anything (it is package main).
 package main

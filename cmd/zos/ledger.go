@@ -71,8 +71,7 @@ func ledgerEngineCmd(sub, short string) *cobra.Command {
 func findLedgerEngine() (string, error) {
 	self, err := os.Executable()
 	if err == nil {
-		p := filepath.Join(filepath.Dir(self), ledgerEngine)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		if p, err := exec.LookPath(filepath.Join(filepath.Dir(self), ledgerEngine)); err == nil {
 			return p, nil
 		}
 	}

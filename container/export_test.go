@@ -1,0 +1,4 @@
+package container
+
+// HasCapability is hasCapability, for the tests of package container_test.
+var HasCapability = hasCapability
