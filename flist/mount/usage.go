@@ -67,12 +67,25 @@ func (u *usage) add(delta int64) (int64, error) {
 	return u.flushLocked(func(total int64) int64 { return total })
 }
 
-// estimate is the total without a look at the file: other processes'
-// changes since this one last locked it are missing.
+// estimate is the total without taking the lock: one read of the file,
+// plus this process's pending changes (other processes' pending changes are
+// missing, at most a batch each).
 func (u *usage) estimate() int64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if total, err := u.read(); err == nil {
+		u.shared = total
+	}
 	return max(0, u.shared+u.pending)
+}
+
+// read returns the file's total (0 for an empty file).
+func (u *usage) read() (int64, error) {
+	var b [8]byte
+	if n, err := u.f.ReadAt(b[:], 0); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+		return 0, fmt.Errorf("mount: cache usage: %w", err)
+	}
+	return int64(binary.LittleEndian.Uint64(b[:])), nil
 }
 
 func (u *usage) set(total int64) error {
@@ -107,15 +120,13 @@ func (u *usage) update(fn func(int64) int64) (int64, error) {
 		return 0, err
 	}
 	defer flock(fd, unix.LOCK_UN)
-	var b [8]byte
-	var total int64
-	if n, err := u.f.ReadAt(b[:], 0); err == nil || (errors.Is(err, io.EOF) && n == 0) {
-		total = int64(binary.LittleEndian.Uint64(b[:]))
-	} else {
-		return 0, fmt.Errorf("mount: cache usage: %w", err)
+	total, err := u.read()
+	if err != nil {
+		return 0, err
 	}
 	next := fn(total)
 	if next != total {
+		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], uint64(next))
 		if _, err := u.f.WriteAt(b[:], 0); err != nil {
 			return 0, fmt.Errorf("mount: cache usage: %w", err)
