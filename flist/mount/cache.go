@@ -602,30 +602,41 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte
 // a partial file under a block's name, and records it as verified as k.
 // It returns the shared total after.
 func (c *Cache) writeFile(p string, k trustKey, data []byte) (total int64, err error) {
+	_, total, err = c.create(p, "fetch", k, func(f *os.File) (int64, error) {
+		n, err := f.Write(data)
+		return int64(n), err
+	})
+	return total, err
+}
+
+// create writes a cache file at p as writeFile says, its content written
+// by fill into a temporary file (named after kind), and returns its size
+// and the shared total after.
+func (c *Cache) create(p, kind string, k trustKey, fill func(*os.File) (int64, error)) (n, total int64, err error) {
 	dir := filepath.Dir(p)
 	if _, ok := c.dirs.Load(dir); !ok {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		c.dirs.Store(dir, true)
 	}
-	tmp := filepath.Join(dir, c.tempName("fetch"))
+	tmp := filepath.Join(dir, c.tempName(kind))
 	f, err := regfile.CreateExclusive(tmp, 0o400)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	_, err = f.Write(data)
+	n, err = fill(f)
 	if err == nil {
-		total, err = c.place(f, tmp, p, k, int64(len(data)))
+		total, err = c.place(f, tmp, p, k, n)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return 0, err
+		return 0, 0, err
 	}
-	return total, nil
+	return n, total, nil
 }
 
 // place puts the verified, still open file f from tmp at p, counts it and
@@ -744,41 +755,25 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 }
 
 func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size uint64) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.OpenFile(filepath.Join(filepath.Dir(p), c.tempName("assemble")), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	var n int64
-	for _, b := range blocks {
-		src, ok := c.openCached(b)
-		if !ok {
-			tmp.Close()
-			return fmt.Errorf("block %s left the cache", b.ID)
+	n, total, err := c.create(p, "assemble", trustKey{digest, true}, func(f *os.File) (int64, error) {
+		var n int64
+		for _, b := range blocks {
+			src, ok := c.openCached(b)
+			if !ok {
+				return n, fmt.Errorf("block %s left the cache", b.ID)
+			}
+			m, err := io.Copy(f, src)
+			src.Close()
+			n += m
+			if err != nil {
+				return n, err
+			}
 		}
-		m, err := io.Copy(tmp, src)
-		src.Close()
-		n += m
-		if err != nil {
-			tmp.Close()
-			return err
+		if uint64(n) != size {
+			return n, fmt.Errorf("assembled %d bytes, file has %d", n, size)
 		}
-	}
-	if uint64(n) != size {
-		tmp.Close()
-		return fmt.Errorf("assembled %d bytes, file has %d", n, size)
-	}
-	var total int64
-	err = tmp.Chmod(0o400)
-	if err == nil {
-		total, err = c.place(tmp, tmp.Name(), p, trustKey{digest, true}, n)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+		return n, nil
+	})
 	if err != nil {
 		return err
 	}
