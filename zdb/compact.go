@@ -108,19 +108,9 @@ func (ns *Namespace) Compact(ctx context.Context) (CompactResult, error) {
 	}
 	// 2. Load the old index files (immutable but for flags) and mark what
 	// to keep: every position on the chain of a live key.
-	old := map[uint32]*parsedIndex{}
-	for id := first; id < cut; id++ {
-		p, err := parseIndexFile(indexPath(ns.idxDir, id), id)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return res, err
-		}
-		if p.bad >= 0 {
-			return res, fmt.Errorf("%w: index file %d has a bad entry at %d", ErrCorrupt, id, p.bad)
-		}
-		old[id] = p
+	old, err := loadIndexFiles(ns.idxDir, first, cut-1)
+	if err != nil {
+		return res, err
 	}
 	keep := map[pos]bool{}
 	for p := range current {
@@ -411,21 +401,8 @@ func (ns *Namespace) swapCompacted(w *compactWriter, snap map[pos]string) error 
 			return err
 		}
 	}
-	// Roll-forward marker, then rename every pair.
-	marker := filepath.Join(ns.idxDir, compactMarker)
-	var ids []string
-	for _, id := range w.written {
-		ids = append(ids, strconv.FormatUint(uint64(id), 10))
-	}
-	if err := atomicfile.Write(marker, []byte(strings.Join(ids, "\n")), 0o600); err != nil {
-		return err
-	}
-	if err := ns.bumpGeneration(); err != nil {
-		return err
-	}
-	ns.closeFiles()
-	ns.cacheGen = ns.db.cacheGen.Add(1)
-	if err := finishSwap(ns.dataDir, ns.idxDir, w.written); err != nil {
+	marker, err := ns.swapIn(w.written)
+	if err != nil {
 		return err
 	}
 	// History links of entries written since the cut.
@@ -489,6 +466,27 @@ func (ns *Namespace) commitLocked() (jumps []uint32, err error) {
 	return b.jumps, err
 }
 
+// loadIndexFiles parses index files first..last as they are on disk (the
+// missing ones skipped); a bad entry fails it. The caller keeps commits out
+// or reads only files no commit changes.
+func loadIndexFiles(idxDir string, first, last uint32) (map[uint32]*parsedIndex, error) {
+	files := map[uint32]*parsedIndex{}
+	for id := first; id <= last; id++ {
+		p, err := parseIndexFile(indexPath(idxDir, id), id)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.bad >= 0 {
+			return nil, fmt.Errorf("%w: index file %d has a bad entry at %d", ErrCorrupt, id, p.bad)
+		}
+		files[id] = p
+	}
+	return files, nil
+}
+
 // relinkFile rewrites history links that point into compacted files.
 func (ns *Namespace) relinkFile(id uint32, w *compactWriter) error {
 	p, err := parseIndexFile(indexPath(ns.idxDir, id), id)
@@ -515,6 +513,29 @@ func (ns *Namespace) relinkFile(id uint32, w *compactWriter) error {
 		}
 	}
 	return f.Sync()
+}
+
+// swapIn puts the ".compact" files of ids in place: a roll-forward marker
+// naming them first (an id names both its data and index file; finishSwap
+// renames whichever has a ".compact"), a new generation, the open files and
+// maps let go, a new value-cache generation, then the renames. It returns
+// the marker, for the caller to remove once the rest of its swap is done.
+// Caller holds ns.mu for writing.
+func (ns *Namespace) swapIn(ids []uint32) (marker string, err error) {
+	marker = filepath.Join(ns.idxDir, compactMarker)
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = strconv.FormatUint(uint64(id), 10)
+	}
+	if err := atomicfile.Write(marker, []byte(strings.Join(names, "\n")), 0o600); err != nil {
+		return "", err
+	}
+	if err := ns.bumpGeneration(); err != nil {
+		return "", err
+	}
+	ns.closeFiles()
+	ns.cacheGen = ns.db.cacheGen.Add(1)
+	return marker, finishSwap(ns.dataDir, ns.idxDir, ids)
 }
 
 // finishSwap renames .compact files over the old ones (idempotent).

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"slices"
 
 	"github.com/zosgrid/zos/internal/atomicfile"
 )
@@ -77,26 +75,6 @@ func (ns *Namespace) seqFirsts() map[uint32]uint64 {
 	return firsts
 }
 
-// seqIndexSnapshot parses index files first..last as they are on disk. The
-// caller keeps commits out.
-func seqIndexSnapshot(idxDir string, first, last uint32) (map[uint32]*parsedIndex, error) {
-	files := map[uint32]*parsedIndex{}
-	for id := first; id <= last; id++ {
-		p, err := parseIndexFile(indexPath(idxDir, id), id)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if p.bad >= 0 {
-			return nil, fmt.Errorf("%w: index file %d has a bad entry at %d", ErrCorrupt, id, p.bad)
-		}
-		files[id] = p
-	}
-	return files, nil
-}
-
 // seqRewrite is what the copy produced: per rewritten data file, old record
 // offset -> new, and which records lost their payload.
 type seqRewrite struct {
@@ -115,7 +93,7 @@ func (ns *Namespace) compactSeq(ctx context.Context, first, cut uint32) (Compact
 	ns.mu.RLock()
 	last, firsts := ns.curID, ns.seqFirsts()
 	ns.mu.RUnlock()
-	files, err := seqIndexSnapshot(ns.idxDir, first, last)
+	files, err := loadIndexFiles(ns.idxDir, first, last)
 	ns.commitMu.Unlock()
 	if err != nil {
 		return res, err
@@ -307,7 +285,7 @@ func (ns *Namespace) swapSeq(first, cut uint32, rw *seqRewrite) ([]uint32, error
 	}
 	// Both locks stay held to the end: a write queued meanwhile could copy
 	// an entry's old offset into a history slot.
-	files, err := seqIndexSnapshot(ns.idxDir, first, ns.curID)
+	files, err := loadIndexFiles(ns.idxDir, first, ns.curID)
 	if err != nil {
 		return nil, err
 	}
@@ -357,30 +335,13 @@ func (ns *Namespace) swapSeq(first, cut uint32, rw *seqRewrite) ([]uint32, error
 			return written, err
 		}
 	}
-	// Roll-forward marker: a file id names both its data and index file;
-	// finishSwap renames whichever of the two has a ".compact".
-	set := map[uint32]bool{}
-	var ids []uint32
-	var names []string
-	for _, list := range [][]uint32{rw.files, written} {
-		for _, id := range list {
-			if !set[id] {
-				set[id] = true
-				ids = append(ids, id)
-				names = append(names, strconv.FormatUint(uint64(id), 10))
-			}
-		}
+	// A rewritten data file may also have a rewritten index file: renaming
+	// twice is harmless (finishSwap skips what is gone).
+	marker, err := ns.swapIn(slices.Concat(rw.files, written))
+	if marker == "" {
+		return written, err // nothing renamed yet
 	}
-	marker := filepath.Join(ns.idxDir, compactMarker)
-	if err := atomicfile.Write(marker, []byte(strings.Join(names, "\n")), 0o600); err != nil {
-		return written, err
-	}
-	if err := ns.bumpGeneration(); err != nil {
-		return written, err
-	}
-	ns.closeFiles()
-	ns.cacheGen = ns.db.cacheGen.Add(1)
-	if err := finishSwap(ns.dataDir, ns.idxDir, ids); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	for _, id := range written {
