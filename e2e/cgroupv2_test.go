@@ -117,6 +117,9 @@ func TestContainerCgroupV2InVM(t *testing.T) {
 	copyFile := func(src, dst string, mode os.FileMode) {
 		b, err := os.ReadFile(src)
 		if err == nil {
+			err = os.MkdirAll(filepath.Join(root, filepath.Dir(dst)), 0o755)
+		}
+		if err == nil {
 			err = os.WriteFile(filepath.Join(root, dst), b, mode)
 		}
 		if err != nil {
@@ -126,7 +129,11 @@ func TestContainerCgroupV2InVM(t *testing.T) {
 	copyFile(zosPath, "bin/zos", 0o755)
 	copyFile(bb, "bin/busybox", 0o755)
 	copyFile(bb, "rootfs/bin/busybox", 0o755)
-	vmCopyDynamic(t, mkfs, root, "bin/mkfs.ext4")
+	// The VM has no C library: mkfs.ext4's libraries go at their paths.
+	copyFile(mkfs, "bin/mkfs.ext4", 0o755)
+	for _, lib := range lddDeps(t, mkfs) {
+		copyFile(lib, strings.TrimPrefix(lib, "/"), 0o755)
+	}
 	for _, a := range []string{"sh", "dd", "sleep", "echo", "rm", "cat"} {
 		os.Symlink("busybox", filepath.Join(root, "rootfs", "bin", a))
 	}
@@ -285,35 +292,6 @@ func vmModules(t *testing.T, modDir string, mods ...string) []string {
 		visit(mod)
 	}
 	return order
-}
-
-// vmCopyDynamic copies the dynamically linked program prog to dst in the
-// VM's root filesystem root, with the libraries ldd finds for it at the same
-// paths (the VM has no C library otherwise).
-func vmCopyDynamic(t *testing.T, prog, root, dst string) {
-	t.Helper()
-	out, err := exec.Command("ldd", prog).Output()
-	if err != nil {
-		t.Skipf("skipped: ldd %s: %v", prog, err)
-	}
-	files := map[string]string{prog: dst}
-	for _, f := range strings.Fields(string(out)) {
-		if filepath.IsAbs(f) {
-			files[f] = strings.TrimPrefix(f, "/")
-		}
-	}
-	for src, d := range files {
-		b, err := os.ReadFile(src)
-		if err == nil {
-			err = os.MkdirAll(filepath.Join(root, filepath.Dir(d)), 0o755)
-		}
-		if err == nil {
-			err = os.WriteFile(filepath.Join(root, d), b, 0o755)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // staticELF says whether the program at path has no ELF interpreter.
