@@ -1005,15 +1005,9 @@ func (ns *Namespace) dirtySnapshot() ([]uint32, func()) {
 
 // DirtyFiles lists index files changed since the last reset (INDEX DIRTY).
 func (ns *Namespace) DirtyFiles(reset bool) []uint32 {
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
-	ids := make([]uint32, 0, len(ns.dirty))
-	for id := range ns.dirty {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	ids, resetListed := ns.dirtySnapshot()
 	if reset {
-		clear(ns.dirty)
+		resetListed()
 	}
 	return ids
 }
