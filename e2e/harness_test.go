@@ -75,18 +75,26 @@ type service struct {
 // the test fails.
 func startZos(t testing.TB, args ...string) *service {
 	t.Helper()
-	cmd := exec.Command(zosBin(t), args...)
+	return startProcess(t, zosBin(t), args...)
+}
+
+// startProcess starts bin with args as a service, stopped (and its output
+// shown if the test failed) at cleanup.
+func startProcess(t testing.TB, bin string, args ...string) *service {
+	t.Helper()
+	name := filepath.Base(bin) + " " + strings.Join(args, " ")
+	cmd := exec.Command(bin, args...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start zos %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	s := &service{cmd: cmd, logs: logs, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		s.stop(t)
 		if t.Failed() {
-			t.Logf("output of zos %s:\n%s", strings.Join(args, " "), logs.String())
+			t.Logf("output of %s:\n%s", name, logs.String())
 		}
 	})
 	return s

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -958,21 +957,7 @@ func zdbReference(t *testing.T) string {
 func ref0dbServe(t *testing.T, ref, data, index string, extra ...string) *zdbServer {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command(ref, append([]string{"--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--data", data, "--index", index}, extra...)...)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start 0-db: %v", err)
-	}
-	s := &service{cmd: cmd, logs: logs, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			t.Logf("0-db output:\n%s", logs.String())
-		}
-	})
+	s := startProcess(t, ref, append([]string{"--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--data", data, "--index", index}, extra...)...)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	waitTCP(t, s, addr)
 	return &zdbServer{service: s, addr: addr, data: data, index: index}
@@ -1021,8 +1006,7 @@ func TestZdb0dbDirectoryOpensInZos(t *testing.T) {
 	if err := ref0.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	<-ref0.done
-	ref0.done <- nil // for the cleanup
+	<-ref0.done // cleanup's stop sees it exited
 
 	out := mustZos(t, "zdb", "check", "--data", data, "--index", index)
 	t.Logf("zos zdb check of 0-db's directory:\n%s", out)
