@@ -318,11 +318,7 @@ func (fd fdChunk) Close() error { return unix.Close(int(fd)) }
 // *os.File was one system call of six. Anything else (unknown, not yet
 // verified, gone) goes the way of openCachedFile.
 func (c *Cache) openVerifiedFD(b flist.Block) (int, bool) {
-	c.mu.Lock()
-	el, known := c.entries[b.ID]
-	verified := known && el.Value.(*entry).verified
-	c.mu.Unlock()
-	if !verified {
+	if _, verified := c.touch(b.ID); !verified {
 		return -1, false
 	}
 	fd, err := regfile.OpenFD(c.path(b.ID))
@@ -330,12 +326,23 @@ func (c *Cache) openVerifiedFD(b flist.Block) (int, bool) {
 		return -1, false
 	}
 	c.mu.Lock()
-	if el, ok := c.entries[b.ID]; ok {
-		c.lru.MoveToFront(el)
-	}
 	c.stats.Hits++
 	c.mu.Unlock()
 	return fd, true
+}
+
+// touch moves id's entry, if this process knows it, to the front of the
+// LRU, and reports whether this process verified its file.
+func (c *Cache) touch(id flist.ID) (e *entry, verified bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[id]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	e = el.Value.(*entry)
+	return e, e.verified
 }
 
 // Prefetch makes sure b is cached (read-ahead).
@@ -368,14 +375,8 @@ func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
 // content, so that the caller need not read it again. No lock is held
 // across file system calls: on the cold path every read misses here.
 func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool) {
-	c.mu.Lock()
-	el, known := c.entries[b.ID]
-	var e *entry
-	if known {
-		c.lru.MoveToFront(el)
-		e = el.Value.(*entry)
-	}
-	c.mu.Unlock()
+	e, verified := c.touch(b.ID)
+	known := e != nil
 	f, err := regfile.Open(c.path(b.ID))
 	if err != nil {
 		if known {
@@ -400,15 +401,13 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 			c.entries[b.ID] = c.lru.PushFront(e)
 			c.size += st.Size()
 		}
+		verified = e.verified
 		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	verified := e.verified
-	c.mu.Unlock()
 	if !verified {
 		var ok bool
-		plain, ok = c.verifyFile(f, trustKey{id: b.ID}, -1, func(f *os.File, _ *syscall.Stat_t) ([]byte, bool) {
-			plain, err := readAll(f)
+		plain, ok = c.verifyFile(f, trustKey{id: b.ID}, -1, func(f *os.File, st *syscall.Stat_t) ([]byte, bool) {
+			plain, err := readAll(f, st.Size)
 			return plain, err == nil && flist.CheckKey(b.Key, plain)
 		})
 		if !ok {
@@ -493,17 +492,15 @@ func privateStat(st *syscall.Stat_t, deny uint32, uid int) bool {
 	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&deny == 0 && int(st.Uid) == uid
 }
 
-func readAll(f *os.File) ([]byte, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > flist.BlockSize {
+// readAll reads the cache file f, of size bytes (as verifyFile's stat
+// found it).
+func readAll(f *os.File, size int64) ([]byte, error) {
+	if size > flist.BlockSize {
 		return nil, errors.New("cached chunk too large")
 	}
-	b := make([]byte, st.Size())
-	_, err = f.ReadAt(b, 0)
-	if err != nil && st.Size() > 0 {
+	b := make([]byte, size)
+	_, err := f.ReadAt(b, 0)
+	if err != nil && size > 0 {
 		return nil, err
 	}
 	return b, nil
