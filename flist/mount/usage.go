@@ -79,11 +79,20 @@ func (u *usage) estimate() int64 {
 	return max(0, u.shared+u.pending)
 }
 
-// read returns the file's total (0 for an empty file).
+// read returns the file's total. An empty or cut file reads as 0: the
+// total is only a count, which the next Cache to open the directory
+// rewrites from a scan, and a damaged file must not stop the cache.
 func (u *usage) read() (int64, error) {
 	var b [8]byte
-	if n, err := u.f.ReadAt(b[:], 0); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+	n, err := u.f.ReadAt(b[:], 0)
+	if errors.Is(err, io.EOF) {
+		return 0, nil
+	}
+	if err != nil {
 		return 0, fmt.Errorf("mount: cache usage: %w", err)
+	}
+	if n != len(b) {
+		return 0, nil
 	}
 	return int64(binary.LittleEndian.Uint64(b[:])), nil
 }

@@ -1,6 +1,10 @@
 package mount
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // TestUsageEstimateSeesOtherProcesses: an idle process's estimate (what
 // speculative fetches check) includes what other processes counted since.
@@ -25,5 +29,24 @@ func TestUsageEstimateSeesOtherProcesses(t *testing.T) {
 	}
 	if got := idle.estimate(); got != 5100 {
 		t.Fatalf("estimate %d, want 5100 (its own pending 100 included)", got)
+	}
+}
+
+// TestUsageCutFileIsRewritten: a damaged total (a few bytes) reads as 0 and
+// is rewritten, instead of failing every open of the cache.
+func TestUsageCutFileIsRewritten(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, usageFile), []byte{1, 2, 3}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := openUsage(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.set(4096); err != nil {
+		t.Fatalf("set over a cut usage file: %v", err)
+	}
+	if got, err := u.total(); err != nil || got != 4096 {
+		t.Fatalf("total %d, %v; want 4096", got, err)
 	}
 }
