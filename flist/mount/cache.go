@@ -44,7 +44,6 @@ type Cache struct {
 	mu      sync.Mutex
 	lru     *list.List // front = most recent; values *entry
 	entries map[flist.ID]*list.Element
-	size    int64
 	sf      singleflight.Group
 	dirs    sync.Map     // subdirectories known to exist
 	tmpSeq  atomic.Int64 // names of files being written
@@ -148,15 +147,16 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime.After(all[j].mtime) })
+	var size int64
 	for _, f := range all {
 		c.entries[f.e.id] = c.lru.PushBack(f.e)
-		c.size += f.e.size
+		size += f.e.size
 	}
-	if err := c.usage.set(c.size); err != nil {
+	if err := c.usage.set(size); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.evictLocked(c.size)
+	c.evictLocked(size)
 	c.mu.Unlock()
 	return c, nil
 }
@@ -209,13 +209,13 @@ func (c *Cache) Dir() string { return c.dir }
 // together.
 func (c *Cache) Stats() CacheStats {
 	total, err := c.usage.total()
+	if err != nil {
+		total = c.usage.estimate()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Size = total
-	if err != nil {
-		s.Size = c.size
-	}
 	return s
 }
 
@@ -399,7 +399,6 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 		} else {
 			e = &entry{id: b.ID, size: st.Size()}
 			c.entries[b.ID] = c.lru.PushFront(e)
-			c.size += st.Size()
 		}
 		verified = e.verified
 		c.mu.Unlock()
@@ -516,7 +515,6 @@ func (c *Cache) forget(k trustKey) {
 	c.mu.Lock()
 	if el, ok := c.entries[k.id]; ok {
 		size = el.Value.(*entry).size
-		c.size -= size
 		c.lru.Remove(el)
 		delete(c.entries, k.id)
 	}
@@ -583,11 +581,9 @@ func (c *Cache) fetch(ctx context.Context, b flist.Block, g BlockGetter) ([]byte
 	}
 	c.mu.Lock()
 	if el, ok := c.entries[b.ID]; ok {
-		c.size -= el.Value.(*entry).size
 		c.lru.Remove(el)
 	}
 	c.entries[b.ID] = c.lru.PushFront(&entry{id: b.ID, size: int64(len(plain)), verified: true})
-	c.size += int64(len(plain))
 	c.evictLocked(total)
 	c.mu.Unlock()
 	return plain, nil
@@ -666,7 +662,6 @@ func (c *Cache) evictLocked(total int64) {
 		e := el.Value.(*entry)
 		c.lru.Remove(el)
 		delete(c.entries, e.id)
-		c.size -= e.size
 		c.stats.Evictions++
 		c.trust.forget(trustKey{e.id, e.whole})
 		if t, ok := c.remove(c.entryPath(e), e.size); ok {
@@ -778,7 +773,6 @@ func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size u
 	defer c.mu.Unlock()
 	if _, dup := c.entries[digest]; !dup {
 		c.entries[digest] = c.lru.PushFront(&entry{id: digest, size: n, verified: true, whole: true})
-		c.size += n
 	}
 	// The blocks are now a second copy: let them go first.
 	for _, b := range blocks {
