@@ -45,6 +45,12 @@
 //     writes through a shared mapping do not clear them, so they are not
 //     used. Closing the guard removes the watch (pending launches are
 //     allowed by the kernel).
+//   - The process holding a Guard must not start a program of the watched
+//     filesystem itself with os/exec: Go forks with vfork, whose parent
+//     thread keeps its scheduler slot until the child's execve returns,
+//     and that execve waits for the guard's answer; a garbage collection
+//     starting meanwhile waits for the slot forever. The container
+//     runtime starts containers through /proc/self/exe, on the host.
 //
 // May import: the standard library and x/sys.
 // Must never be imported by: grid, resp, ledger, flist.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,35 @@ import (
 
 	"github.com/zosgrid/zos/internal/zostest"
 )
+
+// launcherEnv makes the test binary a launcher: it execve's its arguments
+// (argv[0] separate, so busybox picks its applet) in its own process.
+const launcherEnv = "GUARD_TEST_LAUNCH"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(launcherEnv) != "" && len(os.Args) > 2 {
+		err := syscall.Exec(os.Args[1], os.Args[2:], os.Environ())
+		os.Stderr.WriteString("launch " + os.Args[1] + ": " + err.Error() + "\n")
+		os.Exit(126)
+	}
+	os.Exit(m.Run())
+}
+
+// launch runs prog (argv[0] argv0) in a process of its own. The guard is in
+// this process, so a guarded program must never be started from it with
+// os/exec: Go starts children with vfork, whose parent thread keeps its P
+// until the child's execve returns, and that execve waits for this
+// process's answer. Should a garbage collection stop the world meanwhile,
+// it waits for that P forever and the guard never answers.
+func launch(prog, argv0 string, args ...string) *exec.Cmd {
+	self, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command(self, append([]string{prog, argv0}, args...)...)
+	cmd.Env = append(os.Environ(), launcherEnv+"=1")
+	return cmd
+}
 
 func TestGuardOnTmpfs(t *testing.T) {
 	zostest.RequiresRoot(t)
@@ -42,10 +72,10 @@ func TestGuardOnTmpfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if out, err := exec.Command(good, "ok").CombinedOutput(); err != nil || string(out) != "ok\n" {
+	if out, err := launch(good, "echo", "ok").CombinedOutput(); err != nil || string(out) != "ok\n" {
 		t.Errorf("allowed binary: %v %q", err, out)
 	}
-	if err := exec.Command(bad, "no").Run(); err == nil {
+	if err := launch(bad, "echo", "no").Run(); err == nil {
 		t.Error("a binary not in the allowed set ran")
 	}
 	if g.Denied() != 1 || g.Allowed() != 1 {
@@ -53,7 +83,7 @@ func TestGuardOnTmpfs(t *testing.T) {
 	}
 	// Rewriting the allowed file changes its content: denied from then on.
 	os.WriteFile(good, append(b, 'x'), 0o755)
-	if err := exec.Command(good, "x").Run(); err == nil {
+	if err := launch(good, "echo", "x").Run(); err == nil {
 		t.Error("modified binary ran")
 	}
 }
@@ -198,7 +228,7 @@ func TestGuardPendingAllowedSet(t *testing.T) {
 		}
 		defer g.Close()
 		ran := make(chan error, 1)
-		go func() { ran <- exec.Command(prog, "ok").Run() }()
+		go func() { ran <- launch(prog, "echo", "ok").Run() }()
 		select {
 		case err := <-ran:
 			t.Fatalf("the program ran before the allowed set was known: %v", err)
@@ -218,7 +248,7 @@ func TestGuardPendingAllowedSet(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer g.Close()
-		if err := exec.Command(prog, "no").Run(); err == nil {
+		if err := launch(prog, "echo", "no").Run(); err == nil {
 			t.Error("a program ran although the allowed set could not be computed")
 		}
 	})
@@ -272,9 +302,7 @@ func TestGuardLowerVerified(t *testing.T) {
 		return SHA256(r)
 	}
 	runs := func(p string) bool {
-		cmd := exec.Command(p)
-		cmd.Args[0] = "true" // busybox's applet
-		return cmd.Run() == nil
+		return launch(p, "true").Run() == nil
 	}
 
 	t.Run("shortcut", func(t *testing.T) {
