@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,8 @@ type Server struct {
 	commands []command
 	set, get *command
 
-	nconn atomic.Int32 // open client connections
+	nconn       atomic.Int32 // open client connections
+	maxBlocking atomic.Int32 // most connections served with blocking reads
 
 	stats struct {
 		clients, cmds, failed, unauthorized atomic.Uint64
@@ -112,6 +114,7 @@ func New(db *zdb.DB, cfg Config) (*Server, error) {
 		waiters:    map[*waiter]struct{}{},
 		mirrors:    map[*client]struct{}{},
 	}
+	s.maxBlocking.Store(int32(runtime.GOMAXPROCS(0)))
 	s.hooks = newHooks(cfg.Hook, s.instanceID, s.log)
 	s.commands = commandTable()
 	for i := range s.commands {
@@ -228,6 +231,7 @@ func (s *Server) Close() {
 		l.Close()
 	}
 	for c := range s.conns {
+		c.shutdown()
 		c.conn.Close()
 	}
 	s.mu.Unlock()
@@ -285,6 +289,7 @@ func (s *Server) serveClient(c *client) {
 			if !c.finishBatch() {
 				return
 			}
+			c.chooseReadMode()
 			args, err = c.r.ReadCommand()
 		}
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/resp"
@@ -512,6 +513,10 @@ func TestMirror(t *testing.T) {
 	if v, err := r.ReadValue(); err != nil || string(v.Str) != "Starting mirroring" {
 		t.Fatalf("mirror: %v %v", v, err)
 	}
+	// Written to by other clients with a deadline: never a blocking socket.
+	if socketBlocking(t, ts, conn) {
+		t.Error("the mirror's socket is in blocking mode")
+	}
 	expect(t, do(ts.client(t), "SET", "k", "v"), "k")
 	v, err := r.ReadValue()
 	if err != nil || len(v.Array) != 6 || v.Array[0].Kind != resp.KindInteger || string(v.Array[1].Str) != "default" ||
@@ -735,5 +740,88 @@ func TestMissingDataHook(t *testing.T) {
 	}
 	if last := hooks[len(hooks)-1].([]any); last[0] != "missing-data" || last[5] == int64(0) {
 		t.Fatalf("last hook run %v, want a failed missing-data", last)
+	}
+}
+
+// socketBlocking says whether the server's end of conn is in blocking mode.
+func socketBlocking(t *testing.T, ts *testServer, conn net.Conn) bool {
+	t.Helper()
+	ts.srv.mu.Lock()
+	defer ts.srv.mu.Unlock()
+	for c := range ts.srv.conns {
+		if c.conn.RemoteAddr().String() != conn.LocalAddr().String() {
+			continue
+		}
+		var flags int
+		var err error
+		if cerr := c.raw.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) }); cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return flags&unix.O_NONBLOCK == 0
+	}
+	t.Fatalf("no server connection for %s", conn.LocalAddr())
+	return false
+}
+
+func ping(t *testing.T, conn net.Conn, r *resp.Reader) {
+	t.Helper()
+	w := resp.NewWriter(conn)
+	w.Command([]byte("PING"))
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := r.ReadValue(); err != nil || string(v.Str) != "PONG" {
+		t.Fatalf("ping: %v %v", v, err)
+	}
+}
+
+// TestReadModeFollowsClientCount: a connection waits in a blocking read
+// while there are no more clients than maxBlocking, in the poller beyond
+// (checked before each wait), and Close still ends a blocked read.
+func TestReadModeFollowsClientCount(t *testing.T) {
+	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix}, Config{})
+	ts.srv.maxBlocking.Store(1)
+	waitMode := func(conn net.Conn, blocking bool) {
+		t.Helper()
+		zostest.WaitFor(t, 5*time.Second, func() error {
+			if socketBlocking(t, ts, conn) != blocking {
+				return fmt.Errorf("server socket of %s: blocking=%v, want %v", conn.LocalAddr(), !blocking, blocking)
+			}
+			return nil
+		})
+	}
+	a, ra := rawConn(t, ts.addr)
+	ping(t, a, ra)
+	waitMode(a, true)
+
+	b, rb := rawConn(t, ts.addr)
+	ping(t, b, rb)
+	waitMode(b, false)
+	ping(t, a, ra) // a's next wait sees two clients
+	waitMode(a, false)
+
+	b.Close()
+	zostest.WaitFor(t, 5*time.Second, func() error {
+		if n := ts.srv.nconn.Load(); n != 1 {
+			return fmt.Errorf("%d connections", n)
+		}
+		return nil
+	})
+	ping(t, a, ra)
+	waitMode(a, true)
+
+	// Closing the descriptor does not wake a read blocked in the kernel.
+	closed := make(chan struct{})
+	go func() { ts.srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return: a blocked read was not woken")
+	}
+	if _, err := ra.ReadValue(); err == nil {
+		t.Error("the connection is still open after Close")
 	}
 }

@@ -110,6 +110,8 @@ func cmdMirror(s *Server, c *client, args [][]byte) bool {
 	if !s.adminOK(c) {
 		return true
 	}
+	c.mirroring = true
+	c.setBlocking(false)
 	s.mirrorMu.Lock()
 	s.mirrors[c] = struct{}{}
 	s.nmirror.Add(1)
