@@ -85,7 +85,7 @@ type entry struct {
 // bound). Chunks already in it are kept, oldest-modified evicted first. The
 // bound is the directory's: every process using it counts its files in one
 // shared total (see usageFile) and evicts while that total is over.
-func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
+func NewCache(dir string, maxBytes int64, logger *slog.Logger) (_ *Cache, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -95,10 +95,15 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 	if err := checkCacheDir(dir); err != nil {
 		return nil, err
 	}
-	u, err := openUsage(dir, usageBatch(maxBytes))
+	u, alone, err := openUsage(dir, usageBatch(maxBytes))
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			u.close()
+		}
+	}()
 	c := &Cache{
 		dir: dir, max: maxBytes, log: logger.With("component", "flist-cache"),
 		lru: list.New(), entries: map[flist.ID]*list.Element{}, uid: os.Geteuid(), pid: os.Getpid(),
@@ -152,12 +157,24 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (*Cache, error) {
 		c.entries[f.e.id] = c.lru.PushBack(f.e)
 		size += f.e.size
 	}
-	if err := c.usage.set(size); err != nil {
+	// Alone, the scan is the truth; otherwise the other users' total is.
+	if alone {
+		err = c.usage.set(size)
+	} else {
+		size, err = c.usage.total()
+	}
+	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	c.evictLocked(size)
 	c.mu.Unlock()
+	if alone {
+		// Only now: a scan by the next opener must not race our evictions.
+		if err = c.usage.shareUse(); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

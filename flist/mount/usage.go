@@ -20,8 +20,9 @@ import (
 // own flist), so that the bound holds for the node, not for each process:
 // whoever puts a file in place adds its size, whoever removes one (the
 // unlink that succeeds) subtracts it, under an exclusive lock of the file.
-// Each Cache rewrites it from a scan when it opens, which heals the drift a
-// crash between a rename and its count can leave.
+// A Cache that opens the directory while no other has it open rewrites it
+// from its scan, which heals the drift a crash between a rename and its
+// count can leave (see usersFile).
 //
 // A process adds up small changes before it takes the lock (see
 // usageBatch): four system calls per block fetched were a tenth of a cold
@@ -38,8 +39,17 @@ func usageBatch(max int64) int64 {
 	return most
 }
 
+// usersFile is locked by every Cache open on the directory, through an open
+// file description of its own (OFD locks, so that two Caches of one process
+// exclude each other as two processes do): shared while it is in use, and
+// exclusive while a Cache that found no other user rewrites the total from
+// its scan. With another user a rescan would be wrong: its batched changes
+// are not in the total yet, and it adds files while the scan runs.
+const usersFile = ".users"
+
 type usage struct {
 	f     *os.File
+	users *os.File
 	batch int64
 
 	mu      sync.Mutex
@@ -47,12 +57,57 @@ type usage struct {
 	shared  int64 // the file's total when this process last locked it
 }
 
-func openUsage(dir string, batch int64) (*usage, error) {
+// openUsage opens the shared total and registers this user of the
+// directory. alone says that no other user has it open: the caller may
+// then rewrite the total (set), and calls shareUse when done.
+func openUsage(dir string, batch int64) (u *usage, alone bool, err error) {
+	users, err := os.OpenFile(filepath.Join(dir, usersFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("mount: cache users: %w", err)
+	}
+	switch err := ofdLock(users, unix.F_WRLCK, false); {
+	case err == nil:
+		alone = true
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES):
+		// In use: wait for an opener that is rewriting the total.
+		if err := ofdLock(users, unix.F_RDLCK, true); err != nil {
+			users.Close()
+			return nil, false, fmt.Errorf("mount: cache users: %w", err)
+		}
+	default:
+		users.Close()
+		return nil, false, fmt.Errorf("mount: cache users: %w", err)
+	}
 	f, err := os.OpenFile(filepath.Join(dir, usageFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("mount: cache usage: %w", err)
+		users.Close()
+		return nil, false, fmt.Errorf("mount: cache usage: %w", err)
 	}
-	return &usage{f: f, batch: batch}, nil
+	return &usage{f: f, users: users, batch: batch}, alone, nil
+}
+
+// shareUse turns the exclusive use openUsage gave an opener found alone
+// into a shared one (atomically: no other opener can take it meanwhile).
+func (u *usage) shareUse() error {
+	if err := ofdLock(u.users, unix.F_RDLCK, false); err != nil {
+		return fmt.Errorf("mount: cache users: %w", err)
+	}
+	return nil
+}
+
+// ofdLock locks the whole of f (an OFD lock, released when f is closed).
+func ofdLock(f *os.File, typ int16, wait bool) error {
+	cmd := unix.F_OFD_SETLK
+	if wait {
+		cmd = unix.F_OFD_SETLKW
+	}
+	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart}
+	for {
+		err := unix.FcntlFlock(f.Fd(), cmd, &lk)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 // add counts delta bytes and returns the directory's total as far as this
@@ -144,10 +199,14 @@ func (u *usage) update(fn func(int64) int64) (int64, error) {
 	return next, nil
 }
 
-// close counts the pending changes and closes the file.
+// close counts the pending changes and closes the files, which ends this
+// use of the directory.
 func (u *usage) close() error {
 	_, err := u.total()
 	if cerr := u.f.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := u.users.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -10,13 +10,16 @@ import (
 // speculative fetches check) includes what other processes counted since.
 func TestUsageEstimateSeesOtherProcesses(t *testing.T) {
 	dir := t.TempDir()
-	idle, err := openUsage(dir, 1<<20)
-	if err != nil {
+	idle, alone, err := openUsage(dir, 1<<20)
+	if err != nil || !alone {
+		t.Fatalf("first user: alone %v, %v", alone, err)
+	}
+	if err := idle.shareUse(); err != nil {
 		t.Fatal(err)
 	}
-	busy, err := openUsage(dir, 1)
-	if err != nil {
-		t.Fatal(err)
+	busy, alone, err := openUsage(dir, 1)
+	if err != nil || alone {
+		t.Fatalf("second user: alone %v, %v", alone, err)
 	}
 	if _, err := busy.add(5000); err != nil {
 		t.Fatal(err)
@@ -39,7 +42,7 @@ func TestUsageCutFileIsRewritten(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, usageFile), []byte{1, 2, 3}, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	u, err := openUsage(dir, 1)
+	u, _, err := openUsage(dir, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,6 +141,50 @@ func TestCacheUsageBatchedUntilClose(t *testing.T) {
 	}
 }
 
+// TestCacheOpenWhileInUseKeepsTheTotal: a cache opened while another
+// process uses the directory must not rewrite the total from its scan: the
+// scan sees the files the other process has not counted yet (its batch),
+// which its Close then adds a second time.
+func TestCacheOpenWhileInUseKeepsTheTotal(t *testing.T) {
+	const size = 64 << 10
+	bs, st := blocks(t, 3, size)
+	dir := t.TempDir()
+	a, err := mount.NewCache(dir, 1<<30, nil) // batch 4 MiB: nothing counted yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, blk := range bs {
+		f, err := a.Open(context.Background(), blk, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	b, err := mount.NewCache(dir, 1<<30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, real := b.Stats().Size, cacheBytes(t, dir); got != real {
+		t.Errorf("total %d, files hold %d", got, real)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Alone, an opener recounts from the files, healing drift.
+	os.WriteFile(filepath.Join(dir, ".usage"), []byte{1, 0, 0, 0, 0, 0, 0, 0}, 0o600)
+	c, err := mount.NewCache(dir, 1<<30, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, real := c.Stats().Size, cacheBytes(t, dir); got != real {
+		t.Errorf("after a rescan alone: total %d, files hold %d", got, real)
+	}
+}
+
 // TestCacheOpenKeepsOtherProcessesTempFiles: opening a cache removes what
 // an interrupted fetch left behind, but not a file another live process is
 // writing right now.
