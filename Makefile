@@ -20,10 +20,13 @@ deps:
 	@scripts/deps.sh
 
 # zos-ledger is the ledger's chain engine, which `zos ledger init|start|testnet`
-# runs from beside bin/zos (see cmd/zos-ledger for why it is apart).
+# runs from beside bin/zos; zos-init is the containers' supervisor, which the
+# container runtime mounts from beside bin/zos (see cmd/zos-ledger and
+# cmd/zos-init for why they are apart).
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/zos ./cmd/zos
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/zos-ledger ./cmd/zos-ledger
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/zos-init ./cmd/zos-init
 
 vet:
 	$(GO) vet ./...

@@ -43,6 +43,8 @@ var depRules = []depRule{
 	{pkgs: []string{"zos/ledger", "zos/ledger/query"}, deny: []string{"github.com/cometbft/..."}, why: "only ledger/chain may see cometbft"},
 	{pkgs: []string{"zos/cmd/zos"}, deny: []string{"zos/ledger/chain", "github.com/cometbft/..."},
 		why: "zos starts several times per container: CometBFT's package init (about 33 ms) stays in cmd/zos-ledger"},
+	{pkgs: []string{"zos/cmd/zos-init"}, deny: []string{"zos/...", "non-std"}, allow: []string{"zos/container/supervise", "zos/internal/...", "golang.org/x/...", "gopkg.in/yaml.v3"},
+		why: "every container start waits for the supervisor's start: it links the supervisor only (see cmd/zos-init)"},
 	{pkgs: []string{"zos/ledger"}, deny: []string{"net", "os/...", "time", "math/rand/...", "crypto/rand", "syscall"}, direct: true,
 		why: "the state machine must stay pure and deterministic"},
 }

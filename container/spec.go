@@ -11,7 +11,8 @@ import (
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
-// initPath is where the zos binary appears inside a container.
+// initPath is where the init binary (see initBinary) appears inside a
+// container.
 const initPath = "/.zos/zos"
 
 // idRange is the number of uids and gids mapped into a user namespace.
@@ -37,8 +38,9 @@ var (
 )
 
 // buildSpec turns a validated Config into an OCI runtime spec. rootfs is the
-// overlay mount point, self the host path of the zos binary.
-func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) {
+// overlay mount point, initBin the host path of the binary that runs as the
+// container's `zos init` (see initBinary).
+func buildSpec(c *Config, rootfs, initBin, corexToken string) (*specs.Spec, error) {
 	uid, gid, err := resolveUser(rootfs, c.User)
 	if err != nil {
 		return nil, err
@@ -110,7 +112,7 @@ func buildSpec(c *Config, rootfs, self, corexToken string) (*specs.Spec, error) 
 			},
 		},
 	}
-	s.Mounts = append(s.Mounts, specs.Mount{Destination: initPath, Type: "bind", Source: self,
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: initPath, Type: "bind", Source: initBin,
 		Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	if c.Hostname == "" {
 		s.Hostname = c.ID

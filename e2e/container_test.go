@@ -73,6 +73,25 @@ func TestContainerBadInput(t *testing.T) {
 	}
 }
 
+// TestContainerInitIsZosInit: make build puts zos-init beside zos, and the
+// runtime mounts it, not zos, as the containers' supervisor; it supervises
+// and execs like zos init.
+func TestContainerInitIsZosInit(t *testing.T) {
+	img := containerImage(t)
+	root := containerRoot(t)
+	st, err := os.Stat(filepath.Join(filepath.Dir(zosBin(t)), "zos-init"))
+	if err != nil {
+		t.Fatalf("make build left no zos-init beside zos: %v", err)
+	}
+	out := mustZos(t, "container", "--root", root, "run", "--rm", img, "--", "/bin/busybox", "wc", "-c", "/.zos/zos")
+	if f := strings.Fields(out); len(f) == 0 || f[0] != fmt.Sprint(st.Size()) {
+		t.Errorf("the container's init is %q bytes, zos-init %d", out, st.Size())
+	}
+	if out := mustZos(t, "container", "--root", root, "run", "--rm", "--no-init", img, "--", "/bin/busybox", "echo", "exec'd"); out != "exec'd\n" {
+		t.Errorf("--no-init output %q", out)
+	}
+}
+
 // containerImageMounts counts the shared image mounts under a state dir.
 func containerImageMounts(root string) int {
 	b, _ := os.ReadFile("/proc/thread-self/mountinfo")
