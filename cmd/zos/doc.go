@@ -1,7 +1,8 @@
 // Command zos is the binary of the project: a cobra root command with one
-// subcommand per service or tool. The one exception is the ledger's chain
-// engine, cmd/zos-ledger, which `zos ledger init|start|testnet` execute
-// (see there why it is apart).
+// subcommand per service or tool. The exceptions are the ledger's chain
+// engine, cmd/zos-ledger, which `zos ledger init|start|testnet` execute,
+// and cmd/zos-init, the supervisor containers start as PID 1 (`zos init`
+// is here too); see there why they are apart.
 //
 // Owns: flag parsing and the wiring of each service from its package. No
 // logic lives here: a command turns flags into a config, calls the package's

@@ -16,7 +16,8 @@ func newRootCmd() *cobra.Command {
 		Short: "Zero-OS node and grid services",
 		Long: `zos turns a Linux machine into a Zero-OS node of a peer-to-peer cloud, and runs
 the grid services around it. Every part is a subcommand of this binary (the
-ledger's chain engine runs from zos-ledger, installed beside it).
+ledger's chain engine runs from zos-ledger, and containers start their
+supervisor from zos-init when it is installed beside it).
 
 Services listen on loopback unless told otherwise and stop cleanly on SIGTERM.
 Run "zos COMMAND --help" for the flags of each command.`,
