@@ -1,10 +1,8 @@
 package zdb
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -176,43 +174,14 @@ func (v *fileView) checkEntry(e *entry) error {
 }
 
 func verifyDataFile(rep *Report, name string, id uint32, v *fileView) {
-	hdr, ok := v.read(0, dataHeaderSize)
-	if !ok {
-		rep.addf("%s: data file %d: %v", name, id, fmt.Errorf("%w: data file shorter than its header", errFormat))
-		return
-	}
-	if err := checkDataHeader(hdr, id); err != nil {
-		rep.addf("%s: data file %d: %v", name, id, err)
-		return
-	}
-	br := bufio.NewReaderSize(io.NewSectionReader(v.f, dataHeaderSize, v.size-dataHeaderSize), 1<<20)
-	off := int64(dataHeaderSize)
-	var h [dataRecordSize]byte
-	buf := make([]byte, 0, 64<<10)
-	for off < v.size {
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			rep.addf("%s: data file %d: torn record header at %d", name, id, off)
-			return
-		}
-		r, _ := decodeRecord(h[:])
-		end := off + dataRecordSize + int64(r.KeyLen) + int64(r.Length)
-		if r.Length > MaxValueSize || end > v.size {
-			rep.addf("%s: data file %d: record at %d runs past the end (torn tail)", name, id, off)
-			return
-		}
-		if n := int(r.KeyLen) + int(r.Length); n > cap(buf) {
-			buf = make([]byte, n)
-		} else {
-			buf = buf[:n]
-		}
-		if _, err := io.ReadFull(br, buf); err != nil {
-			rep.addf("%s: data file %d: record at %d cannot be read: %v", name, id, off, err)
-			return
-		}
-		if CRC(buf[r.KeyLen:]) != r.CRC {
+	err := walkRecords(v.f, id, v.size, true, func(off int64, r *record, rec []byte) error {
+		if CRC(rec[dataRecordSize+int(r.KeyLen):]) != r.CRC {
 			rep.addf("%s: data file %d: record at %d fails its CRC32C", name, id, off)
 		}
 		rep.Records++
-		off = end
+		return nil
+	})
+	if err != nil { // the walk stops at a damaged header or a torn tail
+		rep.addf("%s: %v", name, err)
 	}
 }
