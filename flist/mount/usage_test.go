@@ -40,6 +40,18 @@ func blocks(t *testing.T, n int, size int) ([]flist.Block, mapStore) {
 	return bs, st
 }
 
+// fetch puts every block of bs in cache c.
+func fetch(t *testing.T, c *mount.Cache, bs []flist.Block, st mapStore) {
+	t.Helper()
+	for _, blk := range bs {
+		f, err := c.Open(context.Background(), blk, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
 // cacheBytes is what the block files in dir really take.
 func cacheBytes(t *testing.T, dir string) int64 {
 	t.Helper()
@@ -122,13 +134,7 @@ func TestCacheUsageBatchedUntilClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, blk := range bs {
-		f, err := a.Open(context.Background(), blk, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	fetch(t, a, bs, st)
 	real := cacheBytes(t, dir)
 	if got := b.Stats().Size; got > real {
 		t.Fatalf("the other process sees %d bytes, more than the %d there are", got, real)
@@ -153,13 +159,7 @@ func TestCacheOpenWhileInUseKeepsTheTotal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, blk := range bs {
-		f, err := a.Open(context.Background(), blk, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	fetch(t, a, bs, st)
 	b, err := mount.NewCache(dir, 1<<30, nil)
 	if err != nil {
 		t.Fatal(err)
