@@ -128,8 +128,8 @@ type Options struct {
 	Log *slog.Logger
 	// Pending, if set, supplies Allowed and Libs (nil: Allowed) instead,
 	// computed while the container starts: Start returns at once and
-	// every decision waits until Pending returns. If it fails, every
-	// launch that needs a content check is refused.
+	// every decision that needs a content check waits until Pending
+	// returns (see sets). If it fails, every such launch is refused.
 	Pending func() (allowed, libs map[Hash]bool, err error)
 }
 
@@ -220,9 +220,6 @@ const metaSize = 24 // struct fanotify_event_metadata
 
 func (g *Guard) loop() {
 	defer close(g.done)
-	// Events wait in the kernel (their processes blocked) until the
-	// allowed set is known.
-	<-g.ready
 	buf := make([]byte, 4096)
 	for {
 		n, err := g.f.Read(buf)
@@ -279,7 +276,21 @@ func (g *Guard) decide(fd int, pid int32, ok bool, msg string) {
 }
 
 // check hashes the file behind fd (cached by inode identity and times).
-func (g *Guard) check(fd int) bool { return g.checkIn(fd, g.allowed, g.cache) }
+func (g *Guard) check(fd int) bool { return g.checkIn(fd, g.sets().allowed, g.cache) }
+
+// allowedSets are the sets decisions are checked against.
+type allowedSets struct{ allowed, libs map[Hash]bool }
+
+// sets waits until the allowed sets are known (see Options.Pending) and
+// returns them. Only the decisions that need them wait (and the events
+// behind them, which the loop answers in order): a launch from the
+// verified lower layer, or an open of anything but an ELF file of the
+// writable layer, is answered at once, so a large image's programs start
+// while its sets are still being built.
+func (g *Guard) sets() allowedSets {
+	<-g.ready
+	return allowedSets{g.allowed, g.libSet}
+}
 
 // checkIn hashes the file behind fd and looks it up in set, caching the
 // answer in cache (if not nil) by inode identity and times.
@@ -337,7 +348,7 @@ func (g *Guard) checkOpen(fd int) bool {
 		return err == nil // unreadable: refuse; short: not ELF
 	}
 	if magic == [4]byte{0x7f, 'E', 'L', 'F'} && g.inUpper(fd) {
-		ok = g.checkIn(fd, g.libSet, nil)
+		ok = g.checkIn(fd, g.sets().libs, nil)
 	}
 	g.mu.Lock()
 	if len(g.libs) > 65536 {

@@ -308,15 +308,31 @@ func TestGuardLowerVerified(t *testing.T) {
 	t.Run("shortcut", func(t *testing.T) {
 		root, upper := overlay(t, "")
 		hashed.Store(0)
-		// Nothing is allowed by content: only the shortcut lets a program run.
-		g, err := Start(root, Options{Upper: upper, LowerVerified: true, Digest: counting, Allowed: map[Hash]bool{}})
+		// Nothing is allowed by content: only the shortcut lets a program
+		// run. The sets are still being built while the lower layer's
+		// programs start: they do not wait for them.
+		release := make(chan struct{})
+		g, err := Start(root, Options{Upper: upper, LowerVerified: true, Digest: counting,
+			Pending: func() (map[Hash]bool, map[Hash]bool, error) {
+				<-release
+				return map[Hash]bool{}, nil, nil
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer g.Close()
-		if !runs(filepath.Join(root, "a")) || !runs(filepath.Join(root, "b")) {
-			t.Fatal("a program of the lower layer was refused")
+		ran := make(chan bool, 1)
+		go func() { ran <- runs(filepath.Join(root, "a")) && runs(filepath.Join(root, "b")) }()
+		select {
+		case ok := <-ran:
+			if !ok {
+				t.Fatal("a program of the lower layer was refused")
+			}
+		case <-time.After(10 * time.Second):
+			close(release)
+			t.Fatal("a program of the lower layer waited for the allowed sets")
 		}
+		close(release)
 		if n := hashed.Load(); n != 0 {
 			t.Errorf("lower programs were hashed %d times, want 0", n)
 		}
