@@ -121,7 +121,7 @@ applies).`,
 				if cacheDir != "" {
 					c.ImageArgs = append(c.ImageArgs, "--cache", cacheDir)
 				}
-				if img.Image, err = (flistImages{}).Image(ctx, abs, c.ImageArgs); err != nil {
+				if img.Image, err = (flistImages{root: r.Root()}).Image(ctx, abs, c.ImageArgs); err != nil {
 					return err
 				}
 			} else if img, err = (container.DirRootfs{}).Rootfs(ctx, args[0]); err != nil {
