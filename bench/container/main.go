@@ -69,6 +69,13 @@ func main() {
 	fl := filepath.Join(work, "image.fl")
 	blocks := filepath.Join(work, "blocks")
 	run(zos, "flist", "pack", rootfs, "-o", fl, "--store", "dir://"+blocks)
+	// Signed and trusted, as a node runs workloads (not --insecure).
+	keyFile := filepath.Join(work, "publisher.key")
+	run(zos, "key", "new", "-o", keyFile)
+	run(zos, "flist", "sign", fl, "--key", keyFile)
+	pub, err := exec.Command(zos, "key", "pub", keyFile).Output()
+	check(err)
+	trust := strings.TrimSpace(string(pub))
 	state := filepath.Join(work, "state")
 	cache := filepath.Join(work, "cache")
 	zosRun := func(image string, extra ...string) []string {
@@ -90,11 +97,11 @@ func main() {
 		{name: "zos, flist mounted, blocks cached", setup: func(int) {
 			// Another container of the image keeps it mounted, as on a node.
 			if !holding {
-				run(zos, "container", "--root", state, "run", "-d", "--name", "holder", "--insecure", "--cache", cache, fl, "--", "sleep", "3600")
+				run(zos, "container", "--root", state, "run", "-d", "--name", "holder", "--trust", trust, "--cache", cache, fl, "--", "sleep", "3600")
 				holding = true
 			}
 		}, cmd: func(int) []string {
-			return append([]string{zos}, zosRun(fl, "--insecure", "--cache", cache)...)
+			return append([]string{zos}, zosRun(fl, "--trust", trust, "--cache", cache)...)
 		}},
 		{name: "zos, flist cold (not mounted, empty cache)", setup: func(int) {
 			if holding {
@@ -103,20 +110,20 @@ func main() {
 			}
 			os.RemoveAll(cache)
 		}, cmd: func(int) []string {
-			return append([]string{zos}, zosRun(fl, "--insecure", "--cache", cache)...)
+			return append([]string{zos}, zosRun(fl, "--trust", trust, "--cache", cache)...)
 		}},
 		{name: "unpack + runc (Docker path)", setup: func(i int) {
 			os.RemoveAll(filepath.Join(work, "unpacked"))
 		}, pre: func(i int) {
 			u := filepath.Join(work, "unpacked")
-			run(zos, "flist", "unpack", fl, filepath.Join(u, "rootfs"), "--insecure")
+			run(zos, "flist", "unpack", fl, filepath.Join(u, "rootfs"), "--trust", trust)
 			writeRuncSpec(runc, u)
 		}, cmd: func(i int) []string {
 			return []string{runc, "run", "-b", filepath.Join(work, "unpacked"), fmt.Sprintf("benchu%d-%d", os.Getpid(), i)}
 		}},
 	}
 	// warm the flist cache once
-	run(zos, zosRun(fl, "--insecure", "--cache", cache)...)
+	run(zos, zosRun(fl, "--trust", trust, "--cache", cache)...)
 
 	if *trace {
 		traceStages(cases[1:4], zos)
