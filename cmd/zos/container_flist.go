@@ -361,7 +361,7 @@ func (p flistImages) loadRecord(ref string, args []string, sets bool) (*imageRec
 	if !ok {
 		return nil, false
 	}
-	b, err := os.ReadFile(p.dir(ref, args) + recordSuffix)
+	b, err := readRecordFile(p.dir(ref, args)+recordSuffix, sets)
 	if err != nil {
 		return nil, false
 	}
@@ -373,6 +373,30 @@ func (p flistImages) loadRecord(ref string, args []string, sets bool) (*imageRec
 		return nil, false
 	}
 	return rec, true
+}
+
+// recordHeadMax bounds what is read of a record for its config alone: the
+// sets of a large image are megabytes, and the config a few KiB (a larger
+// one does not fit, and is read from the flist instead).
+const recordHeadMax = 64 << 10
+
+// readRecordFile reads a record file, or without sets only its first
+// recordHeadMax bytes.
+func readRecordFile(path string, sets bool) ([]byte, error) {
+	if sets {
+		return os.ReadFile(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, recordHeadMax)
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b[:n], nil
 }
 
 // buildRecord reads the record from the flist, and keeps it if the file
