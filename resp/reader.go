@@ -28,6 +28,10 @@ var (
 	// answers them differently from other malformed input).
 	ErrNoArgs  = fmt.Errorf("%w: empty or null request array", ErrProtocol)
 	ErrNotBulk = fmt.Errorf("%w: bulk string expected", ErrProtocol)
+	// ErrWouldBlock is what a non-blocking source returns when it has no
+	// data yet. Unlike other read errors it does not stick: the Reader
+	// reads again on the next call.
+	ErrWouldBlock = errors.New("resp: no data available yet")
 )
 
 // Reader parses RESP2 from an io.Reader through its own buffer.
@@ -73,6 +77,12 @@ func (r *Reader) fill(need int) error {
 		n, err := r.rd.Read(r.buf[r.w:])
 		r.w += n
 		r.total += int64(n)
+		if err == ErrWouldBlock {
+			if n > 0 {
+				return nil
+			}
+			return err
+		}
 		if err != nil {
 			if err == io.EOF && r.w > 0 {
 				err = io.ErrUnexpectedEOF
@@ -93,10 +103,7 @@ func (r *Reader) fill(need int) error {
 // returned slices alias the Reader's buffer and are valid until the next
 // call. A clean EOF before any byte of a request returns io.EOF.
 func (r *Reader) ReadCommand() ([][]byte, error) {
-	if r.r == r.w && len(r.buf) > 1<<20 {
-		r.buf = make([]byte, minBuf) // give back the room a large value took
-		r.r, r.w = 0, 0
-	}
+	r.shrink()
 	for {
 		args, n, err := r.parseCommand(r.buf[r.r:r.w])
 		if err != nil {
@@ -117,6 +124,24 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// shrink gives back the room a large value took once it is parsed.
+func (r *Reader) shrink() {
+	if r.r == r.w && len(r.buf) > 1<<20 {
+		r.buf = make([]byte, minBuf)
+		r.r, r.w = 0, 0
+	}
+}
+
+// Fill reads from the stream once, into room for at least the rest of
+// the request being parsed. It is for servers that wait for readiness
+// themselves and read from a non-blocking source: with nothing to read it
+// returns ErrWouldBlock, and the Reader stays usable. Parse what arrived
+// with Next.
+func (r *Reader) Fill() error {
+	r.shrink()
+	return r.fill(r.need)
 }
 
 // Next returns the next request if one is complete in the buffer, without

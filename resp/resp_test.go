@@ -209,3 +209,123 @@ func writeValue(w *Writer, v Value) {
 		}
 	}
 }
+
+// chunkSource hands out its input in pieces of the given sizes, with
+// ErrWouldBlock between them, as a non-blocking socket does.
+type chunkSource struct {
+	in    []byte
+	sizes []byte
+	dry   bool // the next read finds nothing
+}
+
+func (s *chunkSource) Read(p []byte) (int, error) {
+	if s.dry {
+		s.dry = false
+		return 0, ErrWouldBlock
+	}
+	if len(s.in) == 0 {
+		return 0, io.EOF
+	}
+	n := len(s.in)
+	if len(s.sizes) > 0 {
+		n = min(n, int(s.sizes[0])+1)
+		s.sizes = s.sizes[1:]
+	}
+	n = copy(p, s.in[:n])
+	s.in = s.in[n:]
+	s.dry = true
+	return n, nil
+}
+
+// FuzzFillNext: a server loop reading a non-blocking source with Fill and
+// parsing with Next gets the same requests, in order, as ReadCommand on the
+// whole input, however the input is cut up; ErrWouldBlock never sticks.
+func FuzzFillNext(f *testing.F) {
+	f.Add([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$4\r\nPING\r\n"), []byte{0, 3, 7, 1})
+	f.Add([]byte("*2\r\n$3\r\nGET\r\n$20\r\n01234567890123456789\r\n"), []byte{2})
+	f.Fuzz(func(t *testing.T, in, sizes []byte) {
+		var want [][]byte
+		r := NewReader(bytes.NewReader(in))
+		var wantErr error
+		for {
+			args, err := r.ReadCommand()
+			if err != nil {
+				wantErr = err
+				break
+			}
+			w := NewWriter(io.Discard)
+			w.Command(args...)
+			want = append(want, bytes.Clone(w.Bytes()))
+		}
+
+		r = NewReader(&chunkSource{in: in, sizes: sizes})
+		var got [][]byte
+		var gotErr error
+		for gotErr == nil {
+			err := r.Fill()
+			if err == ErrWouldBlock {
+				continue
+			}
+			if err != nil {
+				gotErr = err
+				if r.Buffered() == 0 {
+					break
+				}
+			}
+			for {
+				args, ok, err := r.Next()
+				if err != nil {
+					gotErr = err
+					break
+				}
+				if !ok {
+					break
+				}
+				w := NewWriter(io.Discard)
+				w.Command(args...)
+				got = append(got, bytes.Clone(w.Bytes()))
+			}
+			if gotErr != nil {
+				break
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d requests through Fill and Next, %d through ReadCommand", len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("request %d: %q, want %q", i, got[i], want[i])
+			}
+		}
+		// A malformed input fails the same way; a clean or cut end is an
+		// end of stream either way.
+		if malformed(wantErr) != malformed(gotErr) {
+			t.Fatalf("error %v through Fill and Next, %v through ReadCommand", gotErr, wantErr)
+		}
+	})
+}
+
+func malformed(err error) bool {
+	return errors.Is(err, ErrProtocol) || errors.Is(err, ErrTooManyArgs) || errors.Is(err, ErrArgTooLarge)
+}
+
+func TestWriterSent(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	w.Simple("OK")
+	w.Int(42)
+	all := string(w.Bytes())
+	w.Sent(3)
+	if string(w.Bytes()) != all[3:] {
+		t.Fatalf("after Sent(3): %q, want %q", w.Bytes(), all[3:])
+	}
+	w.Sent(w.Len())
+	if w.Len() != 0 {
+		t.Fatalf("after sending all: %d bytes left", w.Len())
+	}
+	w.Simple("again")
+	w.Flush()
+	if out.String() != "+again\r\n" {
+		t.Fatalf("flushed %q", out.String())
+	}
+}

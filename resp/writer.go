@@ -29,11 +29,7 @@ func (w *Writer) Flush() error {
 		return nil
 	}
 	_, err := w.w.Write(w.buf)
-	if cap(w.buf) > 1<<20 {
-		w.buf = make([]byte, 0, 16<<10)
-	} else {
-		w.buf = w.buf[:0]
-	}
+	w.Reset()
 	return err
 }
 
@@ -96,6 +92,27 @@ func (w *Writer) Grow(n int) []byte {
 	l := len(w.buf)
 	w.buf = slices.Grow(w.buf, n)[:l+n]
 	return w.buf[l : l+n]
+}
+
+// Sent drops the first n buffered bytes, which the caller wrote itself
+// (a server writing to a non-blocking socket, where a write may take only
+// part of the replies).
+func (w *Writer) Sent(n int) {
+	if n >= len(w.buf) {
+		w.Reset()
+		return
+	}
+	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+}
+
+// Reset drops the buffered bytes, keeping the buffer for reuse unless a
+// large reply made it grow past 1 MiB.
+func (w *Writer) Reset() {
+	if cap(w.buf) > 1<<20 {
+		w.buf = make([]byte, 0, 16<<10)
+	} else {
+		w.buf = w.buf[:0]
+	}
 }
 
 // Truncate drops everything appended after the buffer held n bytes (see Len);
