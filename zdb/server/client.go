@@ -28,6 +28,9 @@ type client struct {
 	pending []pendingWrite
 
 	raw       syscall.RawConn // the socket, if its blocking mode can be set
+	fd        int32           // the socket's descriptor, when raw is set
+	inLoop    bool            // served by an event loop, not its goroutine
+	ending    bool            // to close once its replies are sent
 	blocking  bool            // reads block the thread (see chooseReadMode)
 	waits     uint32          // blocking waits, for the periodic yield
 	mirroring bool            // written to by other clients (MIRROR)
@@ -39,28 +42,35 @@ type pendingWrite struct {
 }
 
 func (s *Server) newClient(conn net.Conn) *client {
-	c := &client{s: s, conn: conn, r: resp.NewReader(conn), w: resp.NewWriter(conn),
-		admin: s.cfg.Admin == ""}
+	c := &client{s: s, conn: conn, w: resp.NewWriter(conn), admin: s.cfg.Admin == ""}
+	c.r = resp.NewReader(loopRead{c})
 	c.ns, _ = s.db.Namespace(zdb.DefaultNamespace)
 	c.writable = !(s.cfg.Protect && s.cfg.Admin != "")
 	if sc, ok := conn.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+		if raw, err := sc.SyscallConn(); err == nil {
+			if raw.Control(func(fd uintptr) { c.fd = int32(fd) }) == nil {
+				c.raw = raw
+			}
+		}
 	}
 	return c
 }
 
-// chooseReadMode picks how the next read waits for a request. The fewest
-// system calls per request is a blocking read and a write. A socket left
-// to the network poller costs, per request, a read that finds nothing, an
-// epoll_wait and a wake-up of another thread on top: measured at -c 1, 5.8
-// system calls and 1.8 context switches per GET, against redis-server's 3
-// and 1, which made a lone client 25-35% slower than on redis. A blocked
-// read holds an OS thread, so it is used only while there are no more
-// clients than Ps; past that the poller multiplexes them (the mode is
-// checked again before each wait). A mirror stays with the poller: other
-// clients write to it with a deadline, which needs a non-blocking socket.
-func (c *client) chooseReadMode() {
-	want := c.raw != nil && !c.mirroring && c.s.nconn.Load() <= c.s.maxBlocking.Load()
+// chooseReadMode picks how the next read waits for a request, and reports
+// whether an event loop should wait for it instead (the socket is then
+// non-blocking). The fewest system calls per request is a blocking read
+// and a write. A socket left to the network poller costs, per request, a
+// read that finds nothing, an epoll_wait and a wake-up of another thread
+// on top: measured at -c 1, 5.8 system calls and 1.8 context switches per
+// GET, against redis-server's 3 and 1, which made a lone client 25-35%
+// slower than on redis. A blocked read holds an OS thread, so it is used
+// only while there are no more clients than Ps; past that an event loop
+// waits for them (the mode is checked again before each wait). A mirror
+// stays with the poller: other clients write to it with a deadline, which
+// needs a non-blocking socket.
+func (c *client) chooseReadMode() (loop bool) {
+	few := c.s.nconn.Load() <= c.s.maxBlocking.Load()
+	want := c.raw != nil && !c.mirroring && few
 	if want != c.blocking {
 		c.setBlocking(want)
 	}
@@ -75,6 +85,7 @@ func (c *client) chooseReadMode() {
 			runtime.Gosched()
 		}
 	}
+	return c.raw != nil && !c.mirroring && !few && !c.blocking
 }
 
 func (c *client) setBlocking(on bool) {
@@ -122,6 +133,21 @@ func (c *client) finishBatch() bool {
 		// per turn. Nothing is acknowledged before its commit either way.
 		runtime.Gosched()
 	}
+	if !c.commit() {
+		return false
+	}
+	n := c.w.Len()
+	if err := c.w.Flush(); err != nil {
+		return false
+	}
+	c.s.stats.tx.Add(uint64(n))
+	c.countRead()
+	return true
+}
+
+// commit commits the writes queued by this batch and counts its commands.
+// False: a commit failed, and the batch's replies must not be sent.
+func (c *client) commit() bool {
 	if c.cmds > 0 {
 		c.s.stats.cmds.Add(c.cmds)
 		c.cmds = 0
@@ -134,14 +160,13 @@ func (c *client) finishBatch() bool {
 		}
 	}
 	c.pending = c.pending[:0]
-	n := c.w.Len()
-	if err := c.w.Flush(); err != nil {
-		return false
-	}
-	c.s.stats.tx.Add(uint64(n))
+	return true
+}
+
+// countRead adds the bytes read since the last count to the statistics.
+func (c *client) countRead() {
 	if rx := c.r.BytesRead(); rx > c.rx {
 		c.s.stats.rx.Add(uint64(rx - c.rx))
 		c.rx = rx
 	}
-	return true
 }

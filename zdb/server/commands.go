@@ -18,6 +18,10 @@ type command struct {
 	name  string
 	fn    func(s *Server, c *client, args [][]byte) bool
 	write bool // mirrored to MIRROR clients
+	// blocks: the command may wait (for other clients, for a long job)
+	// or changes how its connection is served, so it runs on the client's
+	// own goroutine, never in the event loop.
+	blocks bool
 }
 
 // commands is 0-db's dispatch table, in its order: a request's name matches
@@ -25,8 +29,8 @@ type command struct {
 func commandTable() []command {
 	return []command{
 		{name: "*", fn: cmdAsterisk},
-		{name: "WAIT", fn: cmdWait},
-		{name: "MIRROR", fn: cmdMirror},
+		{name: "WAIT", fn: cmdWait, blocks: true},
+		{name: "MIRROR", fn: cmdMirror, blocks: true},
 		{name: "MASTER", fn: cmdMaster},
 		{name: "PING", fn: cmdPing},
 		{name: "TIME", fn: cmdTime},
@@ -61,7 +65,7 @@ func commandTable() []command {
 		{name: "SELECT", fn: cmdSelect},
 		{name: "RELOAD", fn: cmdReload},
 		{name: "FLUSH", fn: cmdFlush, write: true},
-		{name: "COMPACT", fn: cmdCompact},
+		{name: "COMPACT", fn: cmdCompact, blocks: true},
 		{name: "REPLICATE", fn: cmdReplicate},
 		{name: "NSACCESS", fn: cmdNsAccess},
 	}

@@ -10,6 +10,11 @@
 // connections) and only then sends all replies with one write: a reply never
 // acknowledges a write that is not in the files.
 //
-// May import: zdb, resp, the standard library.
+// While there are no more clients than Ps, each waits for its next request
+// in a blocking read on a goroutine of its own; past that, an event loop per
+// P serves the waiting clients as redis-server does (loop.go), and gives a
+// client back to a goroutine for whatever may block.
+//
+// May import: zdb, resp, the standard library and golang.org/x/sys.
 // Must never be imported by: zdb, resp.
 package server

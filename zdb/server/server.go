@@ -80,6 +80,7 @@ type Server struct {
 
 	nconn       atomic.Int32 // open client connections
 	maxBlocking atomic.Int32 // most connections served with blocking reads
+	loops       []*eventLoop // started with the first client past maxBlocking
 
 	stats struct {
 		clients, cmds, failed, unauthorized atomic.Uint64
@@ -234,7 +235,11 @@ func (s *Server) Close() {
 		c.shutdown()
 		c.conn.Close()
 	}
+	loops := s.loops
 	s.mu.Unlock()
+	for _, l := range loops {
+		l.close()
+	}
 	s.wakeWaiters()
 	s.wg.Wait()
 }
@@ -267,48 +272,80 @@ func (s *Server) accept(l net.Listener) error {
 		s.mu.Unlock()
 		s.stats.clients.Add(1)
 		s.nconn.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.nconn.Add(-1)
-			s.serveClient(c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			s.removeMirror(c)
-			conn.Close()
-		}()
+		go s.serveClient(c, nil)
 	}
+}
+
+// endClient closes c and forgets it; whoever serves c (its goroutine or an
+// event loop) calls it once, when c ends.
+func (s *Server) endClient(c *client) {
+	s.nconn.Add(-1)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.removeMirror(c)
+	c.conn.Close()
+	s.wg.Done()
 }
 
 // serveClient runs one connection: it executes every request already
 // buffered, commits their writes once, then sends all replies in one write.
-func (s *Server) serveClient(c *client) {
+// With more clients than Ps it hands the connection to an event loop while
+// it waits for the next request, and ends; the loop gives it back, with
+// replies left to send and a request that may block (first), to a new
+// serveClient.
+func (s *Server) serveClient(c *client, first [][]byte) {
+	if c.ending {
+		c.finishBatch()
+		s.endClient(c)
+		return
+	}
+	if c.w.Len() > 0 && !c.finishBatch() {
+		s.endClient(c)
+		return
+	}
+	if first != nil && !s.exec(c, first) {
+		c.finishBatch()
+		s.endClient(c)
+		return
+	}
 	for {
 		args, ok, err := c.r.Next()
 		if !ok && err == nil {
 			if !c.finishBatch() {
-				return
+				break
 			}
-			c.chooseReadMode()
+			if c.chooseReadMode() {
+				if l, lerr := s.loopFor(c); lerr == nil && l.adopt(c) {
+					return // the loop serves c now
+				}
+			}
 			args, err = c.r.ReadCommand()
 		}
 		if err != nil {
-			if errors.Is(err, resp.ErrProtocol) || errors.Is(err, resp.ErrTooManyArgs) || errors.Is(err, resp.ErrArgTooLarge) {
+			if isProtocolError(err) {
 				c.w.Error(protocolError(err))
 				c.finishBatch()
 			}
-			return
+			break
 		}
 		if !s.exec(c, args) {
 			c.finishBatch()
-			return
+			break
 		}
 		if c.w.Len() > 1<<20 {
 			if !c.finishBatch() {
-				return
+				break
 			}
 		}
 	}
+	s.endClient(c)
+}
+
+// isProtocolError tells a malformed request, which gets an error reply
+// before the connection closes, from a failed read.
+func isProtocolError(err error) bool {
+	return errors.Is(err, resp.ErrProtocol) || errors.Is(err, resp.ErrTooManyArgs) || errors.Is(err, resp.ErrArgTooLarge)
 }
 
 // protocolError is 0-db's reply to a request it cannot parse (zdbd/redis.c).

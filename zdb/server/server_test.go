@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,9 @@ func startServer(t *testing.T, o zdb.Options, cfg Config) *testServer {
 	srv, err := New(db, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv(eventLoopEnv) != "" {
+		srv.maxBlocking.Store(0) // every waiting client goes to the loop
 	}
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
@@ -660,9 +664,10 @@ func TestJumpHooks(t *testing.T) {
 	logf := filepath.Join(dir, "hook.log")
 	hook := filepath.Join(dir, "hook.sh")
 	os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\n"), 0o755)
-	var ts *testServer
-	ts = startServer(t, zdb.Options{Mode: zdb.ModeMix, OnJump: func(j zdb.Jump) { ts.srv.JumpHook(j) }},
+	var srv atomic.Pointer[Server] // the engine calls back from the server's goroutines
+	ts := startServer(t, zdb.Options{Mode: zdb.ModeMix, OnJump: func(j zdb.Jump) { srv.Load().JumpHook(j) }},
 		Config{Hook: hook})
+	srv.Store(ts.srv)
 	c := ts.conn(t)
 	// An overwrite flags the old entry in i0: i0 is dirty.
 	expect(t, do(c, "SET", "k", "1"), "k")
@@ -721,9 +726,10 @@ func TestMissingDataHook(t *testing.T) {
 	hook := filepath.Join(dir, "hook.sh")
 	os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" >> "+logf+"\n"+
 		"[ \"$1\" = missing-data ] || exit 0\nexec cp "+backup+"/$(basename \"$3\") \"$3\"\n"), 0o755)
-	var ts *testServer
-	o.MissingData = func(ns, path string) error { return ts.srv.MissingDataHook(ns, path) }
-	ts = startServer(t, o, Config{Hook: hook})
+	var srv atomic.Pointer[Server] // the engine calls back from the server's goroutines
+	o.MissingData = func(ns, path string) error { return srv.Load().MissingDataHook(ns, path) }
+	ts := startServer(t, o, Config{Hook: hook})
+	srv.Store(ts.srv)
 	c := ts.conn(t)
 	expect(t, do(c, "GET", "a"), val+"a")
 	expect(t, do(c, "GET", "b"), "ERR Internal Error")
