@@ -9,7 +9,9 @@
 // -c 50 -P 16; median of several passes, a fresh server each pass), and a
 // memory/start-up comparison with 1 M keys (VmRSS after loading, time from
 // restart to the first PONG). It prints markdown tables with the ratios
-// zos/redis and zos/0-db. It is a tool, not a test: nothing here passes or
+// zos/redis and zos/0-db: requests/s, and the server's CPU time per request
+// (all its threads, from /proc/PID/task/*/schedstat), which on this shared,
+// noisy machine moves far less between passes than requests/s does. It is a tool, not a test: nothing here passes or
 // fails on timings.
 //
 // May import: the standard library, github.com/redis/go-redis/v9 (the

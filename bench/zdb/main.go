@@ -136,18 +136,19 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	res := results{}
+	res, cpu := results{}, results{}
 	for pass := 1; pass <= cfg.runs; pass++ {
 		for _, k := range kinds {
 			for _, size := range cfg.sizes {
 				progress("pass %d/%d: %s, %d B values", pass, cfg.runs, k.name, size)
-				if err := benchServer(ctx, cfg, benchBin, k, size, res); err != nil {
+				if err := benchServer(ctx, cfg, benchBin, k, size, res, cpu); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	printThroughput(os.Stdout, cfg, kinds, res)
+	printCPU(os.Stdout, cfg, kinds, cpu)
 
 	if cfg.memory {
 		var mem []memResult
@@ -223,8 +224,9 @@ func (r results) median(server string, rw row) (float64, bool) {
 }
 
 // benchServer runs the six rows of one value size against a fresh server:
-// preload n keys (for GET), then SET and GET with each (c, P).
-func benchServer(ctx context.Context, cfg config, benchBin string, k kind, size int, res results) error {
+// preload n keys (for GET), then SET and GET with each (c, P). Besides
+// requests/s it records the server's CPU time per request (cpu, in µs).
+func benchServer(ctx context.Context, cfg config, benchBin string, k kind, size int, res, cpu results) error {
 	s, err := startFresh(ctx, cfg.tmp, k)
 	if err != nil {
 		return err
@@ -248,12 +250,20 @@ func benchServer(ctx context.Context, cfg config, benchBin string, k kind, size 
 		if rw.op == "GET" {
 			keyspace = cfg.n
 		}
+		before, cerr := processCPU(s.cmd.Process.Pid)
 		rps, err := redisBenchmark(ctx, cfg, benchBin, s, rw, keyspace)
 		if err != nil {
 			return fmt.Errorf("%s: %s -d %d -c %d -P %d: %w", k.name, rw.op, size, rw.clients, rw.pipe, err)
 		}
-		progress("  %s -d %d -c %d -P %d: %.0f req/s", rw.op, size, rw.clients, rw.pipe, rps)
+		after, cerr2 := processCPU(s.cmd.Process.Pid)
 		res.add(k.name, rw, rps)
+		if cerr == nil && cerr2 == nil {
+			us := float64(after-before) / float64(time.Microsecond) / float64(cfg.n)
+			cpu.add(k.name, rw, us)
+			progress("  %s -d %d -c %d -P %d: %.0f req/s, server CPU %.2f µs/request", rw.op, size, rw.clients, rw.pipe, rps, us)
+		} else {
+			progress("  %s -d %d -c %d -P %d: %.0f req/s (server CPU not measured: %v)", rw.op, size, rw.clients, rw.pipe, rps, errors.Join(cerr, cerr2))
+		}
 	}
 	return nil
 }
@@ -399,6 +409,18 @@ func memoryRun(ctx context.Context, cfg config, k kind) (memResult, error) {
 
 func printThroughput(w io.Writer, cfg config, kinds []kind, res results) {
 	fmt.Fprintf(w, "\n### zdb throughput (requests/s, median of %d, -n %d)\n\n", cfg.runs, cfg.n)
+	printTable(w, cfg, kinds, res, kilo)
+}
+
+// printCPU prints the servers' CPU time per request: on a shared, noisy
+// machine it moves far less from pass to pass than requests/s, and at
+// -P 16 the server, not redis-benchmark, is the bottleneck.
+func printCPU(w io.Writer, cfg config, kinds []kind, cpu results) {
+	fmt.Fprintf(w, "\n### server CPU time per request (µs, user+system, all threads; median of %d; lower is better)\n\n", cfg.runs)
+	printTable(w, cfg, kinds, cpu, func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) })
+}
+
+func printTable(w io.Writer, cfg config, kinds []kind, res results, format func(float64) string) {
 	if len(cfg.zosArgs) > 0 {
 		fmt.Fprintf(w, "zos zdb ran with %s.\n\n", strings.Join(cfg.zosArgs, " "))
 	}
@@ -422,7 +444,7 @@ func printThroughput(w io.Writer, cfg config, kinds []kind, res results) {
 					fmt.Fprint(w, " - |")
 					continue
 				}
-				fmt.Fprintf(w, " %s |", kilo(v))
+				fmt.Fprintf(w, " %s |", format(v))
 			}
 			for _, r := range ratios {
 				a, okA := res.median(r[0], rw)
@@ -516,4 +538,33 @@ func absPath(p string) string {
 
 func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+// processCPU is the CPU time pid's threads have used (user and system),
+// from each thread's schedstat, in nanoseconds: finer than the 10 ms ticks
+// of /proc/PID/stat. The servers measured keep their threads for their
+// whole life, so no thread's time is lost by its exit.
+func processCPU(pid int) (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return 0, fmt.Errorf("%s/%s/schedstat: %q", dir, t.Name(), b)
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s/%s/schedstat: %w", dir, t.Name(), err)
+		}
+		total += time.Duration(ns)
+	}
+	return total, nil
 }

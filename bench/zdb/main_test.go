@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseCSV(t *testing.T) {
@@ -58,5 +60,38 @@ func TestMedianAndTable(t *testing.T) {
 	}
 	if !strings.Contains(out, "| 64 B | GET | 1 | 1 | - | - | - |") {
 		t.Errorf("unmeasured row not shown as '-':\n%s", out)
+	}
+}
+
+func TestProcessCPUGrows(t *testing.T) {
+	before, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x // burn CPU
+	}
+	after, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after - before; d < 20*time.Millisecond {
+		t.Errorf("50 ms of spinning counted as %v of CPU", d)
+	}
+	if _, err := processCPU(1 << 30); err == nil {
+		t.Error("a process that does not exist gave no error")
+	}
+}
+
+func TestCPUTable(t *testing.T) {
+	cpu := results{}
+	rw := row{op: "GET", size: 64, clients: 50, pipe: 16}
+	cpu.add("zos zdb", rw, 1.2)
+	cpu.add("redis AOF", rw, 1.5)
+	var buf bytes.Buffer
+	printCPU(&buf, config{runs: 1, n: 10, sizes: []int{64}}, []kind{{name: "zos zdb"}, {name: "redis AOF"}}, cpu)
+	if !strings.Contains(buf.String(), "| 64 B | GET | 50 | 16 | 1.20 | 1.50 | 0.80 |") {
+		t.Errorf("CPU table row missing or wrong:\n%s", buf.String())
 	}
 }
