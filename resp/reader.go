@@ -36,13 +36,15 @@ var (
 
 // Reader parses RESP2 from an io.Reader through its own buffer.
 type Reader struct {
-	rd    io.Reader
-	buf   []byte
-	r, w  int // unread data is buf[r:w]
-	args  [][]byte
-	need  int   // bytes the pending parse needs at least
-	total int64 // bytes read from the stream
-	err   error // sticky read error
+	rd   io.Reader
+	buf  []byte
+	r, w int // unread data is buf[r:w]
+	args [][]byte
+	// peekArgs is Peek's own scratch, so that a Peek leaves args alone
+	peekArgs [][]byte
+	need     int   // bytes the pending parse needs at least
+	total    int64 // bytes read from the stream
+	err      error // sticky read error
 }
 
 // NewReader returns a Reader reading from rd.
@@ -142,6 +144,23 @@ func (r *Reader) shrink() {
 func (r *Reader) Fill() error {
 	r.shrink()
 	return r.fill(r.need)
+}
+
+// Peek calls fn with each complete request already buffered, in order,
+// without consuming any, until fn returns false. The args are valid only
+// during the call. A server uses it to look ahead at a pipelined batch
+// (to prefetch what it will read) before running it with Next.
+func (r *Reader) Peek(fn func(args [][]byte) bool) {
+	saved, need := r.args, r.need
+	defer func() { r.peekArgs, r.args, r.need = r.args, saved, need }()
+	r.args = r.peekArgs
+	for pos := r.r; pos < r.w; {
+		args, n, err := r.parseCommand(r.buf[pos:r.w])
+		if err != nil || n == 0 || !fn(args) {
+			return
+		}
+		pos += n
+	}
 }
 
 // Next returns the next request if one is complete in the buffer, without

@@ -329,3 +329,46 @@ func TestWriterSent(t *testing.T) {
 		t.Fatalf("flushed %q", out.String())
 	}
 }
+
+// TestPeek: Peek shows the buffered complete requests in order without
+// consuming them, stops when asked, and leaves the args of the last Next
+// intact.
+func TestPeek(t *testing.T) {
+	in := "*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n*2\r\n$3\r\nGET\r\n$1\r\nc\r\n*2\r\n$3\r\nGET\r\n$1"
+	r := NewReader(strings.NewReader(in))
+	if err := r.Fill(); err != nil {
+		t.Fatal(err)
+	}
+	first, ok, err := r.Next()
+	if !ok || err != nil || string(first[1]) != "a" {
+		t.Fatalf("Next = %q %v %v", first, ok, err)
+	}
+	var seen []string
+	r.Peek(func(args [][]byte) bool {
+		seen = append(seen, string(args[1]))
+		return true
+	})
+	if strings.Join(seen, ",") != "b,c" {
+		t.Fatalf("Peek saw %v, want b,c (the incomplete last request is not shown)", seen)
+	}
+	seen = nil
+	r.Peek(func(args [][]byte) bool {
+		seen = append(seen, string(args[1]))
+		return false
+	})
+	if strings.Join(seen, ",") != "b" {
+		t.Fatalf("Peek after false saw %v, want b", seen)
+	}
+	if string(first[0]) != "GET" || string(first[1]) != "a" {
+		t.Fatalf("args of the last Next changed by Peek: %q", first)
+	}
+	for _, want := range []string{"b", "c"} {
+		args, ok, err := r.Next()
+		if !ok || err != nil || string(args[1]) != want {
+			t.Fatalf("Next after Peek = %q %v %v, want %s", args, ok, err, want)
+		}
+	}
+	if _, ok, _ := r.Next(); ok {
+		t.Fatal("the incomplete request parsed")
+	}
+}

@@ -225,3 +225,42 @@ func (ki *keyIndex) memory() int64 {
 	}
 	return n
 }
+
+// prefetchMax is the most keys prefetch takes at once.
+const prefetchMax = 32
+
+// prefetch looks up keys (at most prefetchMax) together: locs[i] is where
+// keys[i] is, ok[i] false if it is absent. One get pays two dependent cache
+// misses, the slot and then the record; here the slots of all keys are
+// loaded first, then the records the slots point to, so that the misses of
+// all keys overlap instead of following each other.
+func (ki *keyIndex) prefetch(keys [][]byte, locs []loc, ok []bool) {
+	mask := uint64(len(ki.slots) - 1)
+	var hs, slot [prefetchMax]uint64
+	for i, k := range keys {
+		hs[i], _ = ki.hash(k)
+		slot[i] = ki.slots[hs[i]&mask]
+	}
+	var flags [prefetchMax]byte
+	var loaded [prefetchMax]bool
+	for i := range keys {
+		s := slot[i]
+		if s > kiTombstone && uint32(s>>32) == uint32(hs[i]>>32)|0x80000000 {
+			flags[i], loaded[i] = ki.rec(int(uint32(s)) - 1)[0], true
+		}
+	}
+	for i, k := range keys {
+		if loaded[i] && flags[i]&kiDeleted == 0 {
+			r := ki.rec(int(uint32(slot[i])) - 1)
+			if kl := int(r[1]); kl == len(k) && bytes.Equal(r[kiHeader:kiHeader+kl], k) {
+				locs[i], ok[i] = getLoc(r[2:]), true
+				continue
+			}
+		}
+		h := hs[i]
+		_, o, found := ki.find(k, h, uint32(h>>32)|0x80000000)
+		if ok[i] = found; found {
+			locs[i] = getLoc(ki.rec(o)[2:])
+		}
+	}
+}

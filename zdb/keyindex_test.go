@@ -91,3 +91,30 @@ func TestKeyIndexChunks(t *testing.T) {
 		t.Fatalf("each saw %d, len %d, want %d", seen, ki.len(), n/2)
 	}
 }
+
+// TestKeyIndexPrefetchAgreesWithGet: prefetch finds exactly what get finds,
+// for present, deleted and absent keys, with a table crowded enough that
+// many keys are not in their first slot.
+func TestKeyIndexPrefetchAgreesWithGet(t *testing.T) {
+	ki := newKeyIndex()
+	for i := range 20000 {
+		ki.put(fmt.Appendf(nil, "pf-%d", i), loc{file: uint32(i), dataOff: uint32(3 * i), length: uint32(i % 97)})
+	}
+	for i := 0; i < 20000; i += 3 {
+		ki.del(fmt.Appendf(nil, "pf-%d", i))
+	}
+	for start := 0; start < 25000; start += prefetchMax {
+		var keys [][]byte
+		for i := start; i < start+prefetchMax; i++ {
+			keys = append(keys, fmt.Appendf(nil, "pf-%d", i)) // past 20000: absent
+		}
+		locs, ok := make([]loc, len(keys)), make([]bool, len(keys))
+		ki.prefetch(keys, locs, ok)
+		for i, k := range keys {
+			want, wantOK := ki.get(k)
+			if ok[i] != wantOK || (ok[i] && locs[i] != want) {
+				t.Fatalf("prefetch %s = %+v %v, get = %+v %v", k, locs[i], ok[i], want, wantOK)
+			}
+		}
+	}
+}

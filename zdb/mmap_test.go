@@ -126,3 +126,30 @@ func TestMappedReadsCheckCRC(t *testing.T) {
 		t.Fatalf("get of a changed value: %v, want ErrCorrupt", err)
 	}
 }
+
+// TestPrefetchReadsNothingWrong: Prefetch of present, absent and
+// over-long keys, in user and seq namespaces, changes no value and no
+// reply; on a closed namespace it does nothing.
+func TestPrefetchReadsNothingWrong(t *testing.T) {
+	o := testOpts(t)
+	o.CacheSize = -1
+	db := mustOpen(t, o)
+	ns, _ := db.Namespace(DefaultNamespace)
+	for i := range 100 {
+		set(t, ns, fmt.Sprint("p", i), strings.Repeat("v", i))
+	}
+	keys := [][]byte{[]byte("p1"), []byte("absent"), []byte(strings.Repeat("x", MaxKeySize+10)), []byte("p99"), []byte("p0")}
+	ns.Prefetch(keys)
+	for i := range 100 {
+		if got, err := get(t, ns, fmt.Sprint("p", i)); err != nil || got != strings.Repeat("v", i) {
+			t.Fatalf("p%d after Prefetch = %q %v", i, got, err)
+		}
+	}
+	if _, err := get(t, ns, "absent"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("absent key after Prefetch: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ns.Prefetch(keys) // closed: must not touch unmapped files
+}

@@ -223,6 +223,7 @@ func (l *eventLoop) serveReady(c *client) bool {
 		l.s.endClient(c)
 		return false
 	}
+	c.prefetch()
 	for {
 		args, ok, err := c.r.Next()
 		if err != nil {

@@ -82,6 +82,29 @@ func TestEventLoopServesManyPipelinedClients(t *testing.T) {
 					}
 				}
 			}
+			// Batches of GETs alone (the loop prefetches them), with
+			// absent keys among them.
+			for r := range rounds {
+				for d := range depth {
+					w.Command([]byte("GET"), fmt.Appendf(nil, "c%d:%d:%d", i, r, d))
+					w.Command([]byte("GET"), fmt.Appendf(nil, "absent:%d:%d", r, d))
+				}
+				if err := w.Flush(); err != nil {
+					errs <- err
+					return
+				}
+				for d := range depth {
+					key := fmt.Sprintf("c%d:%d:%d", i, r, d)
+					if v, err := readers[i].ReadValue(); err != nil || string(v.Str) != key+key+key {
+						errs <- fmt.Errorf("client %d GET %s in a GET batch: %v %v", i, key, v, err)
+						return
+					}
+					if v, err := readers[i].ReadValue(); err != nil || !v.Null {
+						errs <- fmt.Errorf("client %d GET of an absent key in a GET batch: %v %v", i, v, err)
+						return
+					}
+				}
+			}
 		}()
 	}
 	wg.Wait()
