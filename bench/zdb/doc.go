@@ -3,16 +3,17 @@
 // 0-db binary, the C 0-db it replaces.
 //
 // Owns: starting each server in a fresh temporary directory on a free
-// loopback port (one server at a time), driving redis-benchmark with the
-// method of the storage anchors (SET on a random keyspace of 2e9 keys, GET on
-// preloaded keys; values of 64 B and 4 KiB; -c 1 -P 1, -c 50 -P 1,
-// -c 50 -P 16; median of several passes, a fresh server each pass), and a
-// memory/start-up comparison with 1 M keys (VmRSS after loading, time from
-// restart to the first PONG). It prints markdown tables with the ratios
-// zos/redis and zos/0-db: requests/s, and the server's CPU time per request
-// (all its threads, from /proc/PID/task/*/schedstat), which on this shared,
-// noisy machine moves far less between passes than requests/s does. It is a tool, not a test: nothing here passes or
-// fails on timings.
+// loopback port, driving redis-benchmark with the method of the storage
+// anchors (SET on a random keyspace of 2e9 keys, GET on preloaded keys;
+// values of 64 B and 4 KiB; -c 1 -P 1, -c 50 -P 1, -c 50 -P 16; median of
+// several passes, fresh servers each pass, the servers taking turns row by
+// row in a rotating order, so that the drift of this shared machine's speed
+// over tens of seconds favours none of them), and a memory/start-up
+// comparison with 1 M keys (VmRSS after loading, time from restart to the
+// first PONG). It prints markdown tables with the ratios zos/redis and
+// zos/0-db: requests/s, and the server's CPU time per request (all its
+// threads, from /proc/PID/task/*/schedstat). It is a tool, not a test:
+// nothing here passes or fails on timings.
 //
 // May import: the standard library, github.com/redis/go-redis/v9 (the
 // pipelined loader) and internal/freeport (ports held for the servers). It

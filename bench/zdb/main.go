@@ -25,14 +25,19 @@ const usage = `Usage: go run ./bench/zdb [flags]
 
 Benchmarks zos zdb against redis-server (appendonly yes, appendfsync everysec,
 no RDB snapshots) and, when ZDB_REFERENCE=/path/to/zdb is set, the C 0-db.
-One server runs at a time, each in a fresh temporary directory on a free
-loopback port, driven by redis-benchmark (Debian redis-tools):
+Each pass starts every server fresh, in its own temporary directory on a free
+loopback port, and drives them with redis-benchmark (Debian redis-tools) one
+at a time, row by row, in an order that rotates from row to row and pass to
+pass:
 
   SET -d {64,4096} -c C -P P -r 2000000000   (random keyspace: every SET is a new key)
   GET -d {64,4096} -c C -P P -r N            (the N keys key:000000000000.. preloaded)
   for (C,P) in (1,1) (50,1) (50,16)
 
-Each cell is the median of -runs passes, a fresh server per pass. Then, for
+Each cell is the median of -runs passes. Servers take turns within each row,
+not whole passes, because this machine's speed drifts over tens of seconds:
+whole passes one server after the other gave one of them the fast minutes.
+Then, for
 zos zdb and 0-db, -keys keys of 64 B are loaded with a pipelined client, VmRSS
 is read from /proc, the server is restarted and the time until it answers
 PING is measured. Results are markdown tables on stdout; progress on stderr.
@@ -138,12 +143,10 @@ func run() error {
 
 	res, cpu := results{}, results{}
 	for pass := 1; pass <= cfg.runs; pass++ {
-		for _, k := range kinds {
-			for _, size := range cfg.sizes {
-				progress("pass %d/%d: %s, %d B values", pass, cfg.runs, k.name, size)
-				if err := benchServer(ctx, cfg, benchBin, k, size, res, cpu); err != nil {
-					return err
-				}
+		for _, size := range cfg.sizes {
+			progress("pass %d/%d: %d B values", pass, cfg.runs, size)
+			if err := benchPass(ctx, cfg, benchBin, kinds, pass, size, res, cpu); err != nil {
+				return err
 			}
 		}
 	}
@@ -223,46 +226,62 @@ func (r results) median(server string, rw row) (float64, bool) {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2, true
 }
 
-// benchServer runs the six rows of one value size against a fresh server:
-// preload n keys (for GET), then SET and GET with each (c, P). Besides
-// requests/s it records the server's CPU time per request (cpu, in µs).
-func benchServer(ctx context.Context, cfg config, benchBin string, k kind, size int, res, cpu results) error {
-	s, err := startFresh(ctx, cfg.tmp, k)
-	if err != nil {
-		return err
+// benchPass runs the six rows of one value size against a fresh instance
+// of every server: each is started and preloaded with n keys (for GET),
+// then each row runs on every server in turn, the order rotating with the
+// row and the pass so that no server always goes first. Besides requests/s
+// it records each server's CPU time per request (cpu, in µs).
+func benchPass(ctx context.Context, cfg config, benchBin string, kinds []kind, pass, size int, res, cpu results) error {
+	servers := make([]*server, len(kinds))
+	defer func() {
+		for _, s := range servers {
+			if s != nil {
+				s.close()
+			}
+		}
+	}()
+	for i, k := range kinds {
+		s, err := startFresh(ctx, cfg.tmp, k)
+		if err != nil {
+			return err
+		}
+		servers[i] = s
+		began := time.Now()
+		if err := load(ctx, s, cfg.n, size, 4); err != nil {
+			return fmt.Errorf("%s: preload: %w", k.name, err)
+		}
+		progress("  %s: preloaded %d keys in %v", k.name, cfg.n, time.Since(began).Round(time.Millisecond))
+		// Every GET below must be a hit: make sure the keys are all there.
+		c := s.client()
+		have, err := c.Do(ctx, "DBSIZE").Int64()
+		c.Close()
+		if err != nil || have < int64(cfg.n) {
+			return fmt.Errorf("%s: after preloading %d keys DBSIZE = %d, %v", k.name, cfg.n, have, err)
+		}
 	}
-	defer s.close()
-	began := time.Now()
-	if err := load(ctx, s, cfg.n, size, 4); err != nil {
-		return fmt.Errorf("%s: preload: %w", k.name, err)
-	}
-	progress("  preloaded %d keys in %v", cfg.n, time.Since(began).Round(time.Millisecond))
-	// Every GET below must be a hit: make sure the keys are all there.
-	c := s.client()
-	have, err := c.Do(ctx, "DBSIZE").Int64()
-	c.Close()
-	if err != nil || have < int64(cfg.n) {
-		return fmt.Errorf("%s: after preloading %d keys DBSIZE = %d, %v", k.name, cfg.n, have, err)
-	}
-	for _, rw := range rows {
+	for ri, rw := range rows {
 		rw.size = size
 		keyspace := 2000000000
 		if rw.op == "GET" {
 			keyspace = cfg.n
 		}
-		before, cerr := processCPU(s.cmd.Process.Pid)
-		rps, err := redisBenchmark(ctx, cfg, benchBin, s, rw, keyspace)
-		if err != nil {
-			return fmt.Errorf("%s: %s -d %d -c %d -P %d: %w", k.name, rw.op, size, rw.clients, rw.pipe, err)
-		}
-		after, cerr2 := processCPU(s.cmd.Process.Pid)
-		res.add(k.name, rw, rps)
-		if cerr == nil && cerr2 == nil {
-			us := float64(after-before) / float64(time.Microsecond) / float64(cfg.n)
-			cpu.add(k.name, rw, us)
-			progress("  %s -d %d -c %d -P %d: %.0f req/s, server CPU %.2f µs/request", rw.op, size, rw.clients, rw.pipe, rps, us)
-		} else {
-			progress("  %s -d %d -c %d -P %d: %.0f req/s (server CPU not measured: %v)", rw.op, size, rw.clients, rw.pipe, rps, errors.Join(cerr, cerr2))
+		for j := range servers {
+			i := (j + ri + pass) % len(servers)
+			s, name := servers[i], kinds[i].name
+			before, cerr := processCPU(s.cmd.Process.Pid)
+			rps, err := redisBenchmark(ctx, cfg, benchBin, s, rw, keyspace)
+			if err != nil {
+				return fmt.Errorf("%s: %s -d %d -c %d -P %d: %w", name, rw.op, size, rw.clients, rw.pipe, err)
+			}
+			after, cerr2 := processCPU(s.cmd.Process.Pid)
+			res.add(name, rw, rps)
+			if cerr == nil && cerr2 == nil {
+				us := float64(after-before) / float64(time.Microsecond) / float64(cfg.n)
+				cpu.add(name, rw, us)
+				progress("  %s -d %d -c %d -P %d, %s: %.0f req/s, server CPU %.2f µs/request", rw.op, size, rw.clients, rw.pipe, name, rps, us)
+			} else {
+				progress("  %s -d %d -c %d -P %d, %s: %.0f req/s (server CPU not measured: %v)", rw.op, size, rw.clients, rw.pipe, name, rps, errors.Join(cerr, cerr2))
+			}
 		}
 	}
 	return nil
