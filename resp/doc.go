@@ -9,6 +9,11 @@
 // input gives ErrTooManyArgs or ErrArgTooLarge. After any of those the stream
 // is out of sync and the connection should be closed.
 //
+// A server may also drive the Reader itself from a non-blocking socket: Fill
+// reads once (ErrWouldBlock when there is nothing yet, which does not
+// stick), Peek looks at the buffered requests without consuming them, Next
+// takes them; Writer.Sent drops the part of the replies a short write sent.
+//
 // May import: the standard library only.
 // Must never be imported by: nothing below it; resp imports no engine.
 package resp
