@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"sync"
 
@@ -119,7 +120,9 @@ func (l *eventLoop) adopt(c *client) bool {
 		err = cerr
 	}
 	if err != nil {
-		l.s.log.Warn("zdb event loop: cannot watch a client, it keeps its goroutine", "err", err)
+		if !errors.Is(err, net.ErrClosed) { // closed by Server.Close: nothing to say
+			l.s.log.Warn("zdb event loop: cannot watch a client, it keeps its goroutine", "err", err)
+		}
 		return false
 	}
 	c.inLoop = true
