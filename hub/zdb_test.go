@@ -19,6 +19,9 @@ import (
 // block namespace password-protected) and packs, uploads and reads back.
 func TestHubOnZdb(t *testing.T) {
 	ctx := context.Background()
+	// First, so that the check runs after the zdb server stopped: its
+	// event loops start with the clients and end with it.
+	zostest.CheckLeaks(t)
 	addr := zdbtest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
 	for _, args := range [][]any{{"NSNEW", "hub-blocks"}, {"NSSET", "hub-blocks", "password", "s3cret"}, {"NSNEW", "hub-meta"}} {
@@ -35,7 +38,6 @@ func TestHubOnZdb(t *testing.T) {
 		t.Fatal("hub started on a missing namespace")
 	}
 
-	zostest.CheckLeaks(t)
 	s, err := New(ctx, Config{Blocks: "zdb://:s3cret@" + addr + "/hub-blocks", Meta: "zdb://" + addr + "/hub-meta", TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
