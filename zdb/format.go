@@ -296,3 +296,9 @@ func decodeDescriptor(b []byte) (descriptor, error) {
 		Worm:     b[14]&descWorm != 0,
 	}, nil
 }
+
+// valueOffset is where the value of the data record at off, whose key is
+// keyLen bytes, starts in its data file: after the record header and key.
+func valueOffset(off uint32, keyLen int) int64 {
+	return int64(off) + dataRecordSize + int64(keyLen)
+}

@@ -163,7 +163,7 @@ func (ns *Namespace) Prefetch(keys [][]byte) {
 		if !found[i] || m == nil || m.b == nil {
 			continue
 		}
-		off := int64(locs[i].dataOff) + dataRecordSize + int64(len(k))
+		off := valueOffset(locs[i].dataOff, len(k))
 		end := off + int64(locs[i].length)
 		if locs[i].length == 0 || end > m.size || end > int64(len(m.b)) {
 			continue

@@ -723,7 +723,7 @@ func (ns *Namespace) getInto(key []byte, useCache bool, grow func(n int) []byte)
 	if useCache && ns.db.cache.read(buf, ns.cacheGen, l.dataID, l.dataOff) {
 		return meta, nil
 	}
-	mapped, err := ns.readAtFrom(false, l.dataID, int64(l.dataOff)+dataRecordSize+int64(len(key)), buf)
+	mapped, err := ns.readAtFrom(false, l.dataID, valueOffset(l.dataOff, len(key)), buf)
 	if err != nil {
 		return Meta{}, err
 	}

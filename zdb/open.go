@@ -397,7 +397,7 @@ func (ns *Namespace) repairDataTail(p *parsedIndex) error {
 		e, _, _ := decodeEntry(p.buf[p.offs[i]:])
 		e.fixDataID(p.mode, p.id)
 		if e.DataID == p.id && int64(e.Offset) >= end {
-			end = int64(e.Offset) + dataRecordSize + int64(len(e.Key)) + int64(e.Length)
+			end = valueOffset(e.Offset, len(e.Key)) + int64(e.Length)
 			prev = e.Offset
 		}
 	}

@@ -221,7 +221,7 @@ func (ns *Namespace) History(key []byte, at *Cursor) (Version, error) {
 		return Version{}, fmt.Errorf("%w: entry claims a %d-byte value", ErrCorrupt, e.Length)
 	}
 	v := Version{Timestamp: e.Timestamp, Value: make([]byte, e.Length)}
-	if err := ns.readAt(false, e.DataID, int64(e.Offset)+dataRecordSize+int64(len(e.Key)), v.Value); err != nil {
+	if err := ns.readAt(false, e.DataID, valueOffset(e.Offset, len(e.Key)), v.Value); err != nil {
 		return Version{}, err
 	}
 	if CRC(v.Value) != e.CRC {
