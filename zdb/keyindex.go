@@ -88,14 +88,18 @@ func (ki *keyIndex) find(key []byte, h uint64, tag uint32) (slot int, off int, o
 				firstTomb = int(i)
 			}
 		case uint32(s>>32) == tag:
-			o := int(uint32(s)) - 1
-			r := ki.rec(o)
-			kl := int(r[1])
-			if kl == len(key) && bytes.Equal(r[kiHeader:kiHeader+kl], key) {
+			if o := int(uint32(s)) - 1; ki.holds(o, key) {
 				return int(i), o, true
 			}
 		}
 	}
+}
+
+// holds says whether the record at offset o is key's.
+func (ki *keyIndex) holds(o int, key []byte) bool {
+	r := ki.rec(o)
+	kl := int(r[1])
+	return kl == len(key) && bytes.Equal(r[kiHeader:kiHeader+kl], key)
 }
 
 func putLoc(b []byte, l loc) {
@@ -237,28 +241,24 @@ const prefetchMax = 32
 func (ki *keyIndex) prefetch(keys [][]byte, locs []loc, ok []bool) {
 	mask := uint64(len(ki.slots) - 1)
 	var hs, slot [prefetchMax]uint64
+	var tags [prefetchMax]uint32
 	for i, k := range keys {
-		hs[i], _ = ki.hash(k)
+		hs[i], tags[i] = ki.hash(k)
 		slot[i] = ki.slots[hs[i]&mask]
 	}
 	var flags [prefetchMax]byte
 	var loaded [prefetchMax]bool
 	for i := range keys {
-		s := slot[i]
-		if s > kiTombstone && uint32(s>>32) == uint32(hs[i]>>32)|0x80000000 {
+		if s := slot[i]; s > kiTombstone && uint32(s>>32) == tags[i] {
 			flags[i], loaded[i] = ki.rec(int(uint32(s)) - 1)[0], true
 		}
 	}
 	for i, k := range keys {
-		if loaded[i] && flags[i]&kiDeleted == 0 {
-			r := ki.rec(int(uint32(slot[i])) - 1)
-			if kl := int(r[1]); kl == len(k) && bytes.Equal(r[kiHeader:kiHeader+kl], k) {
-				locs[i], ok[i] = getLoc(r[2:]), true
-				continue
-			}
+		o := int(uint32(slot[i])) - 1
+		found := loaded[i] && flags[i]&kiDeleted == 0 && ki.holds(o, k)
+		if !found {
+			_, o, found = ki.find(k, hs[i], tags[i])
 		}
-		h := hs[i]
-		_, o, found := ki.find(k, h, uint32(h>>32)|0x80000000)
 		if ok[i] = found; found {
 			locs[i] = getLoc(ki.rec(o)[2:])
 		}
