@@ -71,7 +71,8 @@ func (s *Server) newClient(conn net.Conn) *client {
 // needs a non-blocking socket.
 func (c *client) chooseReadMode() (loop bool) {
 	few := c.s.nconn.Load() <= c.s.maxBlocking.Load()
-	want := c.raw != nil && !c.mirroring && few
+	settable := c.raw != nil && !c.mirroring
+	want := settable && few
 	if want != c.blocking {
 		c.setBlocking(want)
 	}
@@ -86,7 +87,7 @@ func (c *client) chooseReadMode() (loop bool) {
 			runtime.Gosched()
 		}
 	}
-	return c.raw != nil && !c.mirroring && !few && !c.blocking
+	return settable && !few && !c.blocking
 }
 
 func (c *client) setBlocking(on bool) {
@@ -141,8 +142,7 @@ func (c *client) finishBatch() bool {
 	if err := c.w.Flush(); err != nil {
 		return false
 	}
-	c.s.stats.tx.Add(uint64(n))
-	c.countRead()
+	c.countTraffic(n)
 	return true
 }
 
@@ -164,8 +164,12 @@ func (c *client) commit() bool {
 	return true
 }
 
-// countRead adds the bytes read since the last count to the statistics.
-func (c *client) countRead() {
+// countTraffic adds sent bytes, and the bytes read since the last count,
+// to the statistics.
+func (c *client) countTraffic(sent int) {
+	if sent > 0 {
+		c.s.stats.tx.Add(uint64(sent))
+	}
 	if rx := c.r.BytesRead(); rx > c.rx {
 		c.s.stats.rx.Add(uint64(rx - c.rx))
 		c.rx = rx

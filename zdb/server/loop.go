@@ -239,11 +239,12 @@ func (l *eventLoop) serveReady(c *client) bool {
 		if !ok {
 			return true
 		}
-		if cmd := l.s.lookupCommand(args[0]); cmd != nil && cmd.blocks {
+		cmd := l.s.lookupCommand(args[0])
+		if cmd != nil && cmd.blocks {
 			l.handOff(c, args)
 			return false
 		}
-		if !l.s.exec(c, args) {
+		if !l.s.run(c, cmd, args) {
 			l.handOffToEnd(c)
 			return false
 		}
@@ -281,9 +282,8 @@ func (l *eventLoop) finishTurn(turn []*client) {
 		}
 		if n > 0 {
 			c.w.Sent(n)
-			c.s.stats.tx.Add(uint64(n))
 		}
-		c.countRead()
+		c.countTraffic(n)
 		switch {
 		case werr == nil || werr == unix.EAGAIN:
 			if c.w.Len() > 0 {

@@ -365,6 +365,11 @@ func protocolError(err error) string {
 
 // exec runs one request; false closes the connection.
 func (s *Server) exec(c *client, args [][]byte) (keep bool) {
+	return s.run(c, s.lookupCommand(args[0]), args)
+}
+
+// run runs one request whose command the caller looked up (nil: unknown).
+func (s *Server) run(c *client, cmd *command, args [][]byte) (keep bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("zdb command panicked", "panic", r)
@@ -383,7 +388,6 @@ func (s *Server) exec(c *client, args [][]byte) (keep bool) {
 		}
 		c.ns = next // reloaded: follow it
 	}
-	cmd := s.lookupCommand(args[0])
 	if cmd == nil {
 		s.stats.failed.Add(1)
 		c.w.Error("Command not supported")
