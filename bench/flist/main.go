@@ -271,15 +271,15 @@ func run() error {
 		fmt.Printf("| %s | %s | %s | %s |\n", r.what, r.zos, r.base, r.ratio)
 	}
 	fmt.Printf("\nFUSE requests served by the daemon per read of the whole tree (%d files, %.1f MiB):\n\n", srcFiles, mb(n))
-	fmt.Println("| read | lookup (incl. READDIRPLUS entries) | getattr | open | of which passthrough | read | read MiB | release | block fetches | cache hits | cache files re-hashed / trusted on record |")
-	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Println("| read | lookup (incl. READDIRPLUS entries) | getattr | open | of which passthrough | read | read MiB | release | files stored ahead in the page cache (MiB) | block fetches | cache hits | cache files re-hashed / trusted on record |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, p := range phases {
 		if p.s == nil {
 			fmt.Printf("| %s | n/a (mount process prints no stats) |\n", p.name)
 			continue
 		}
 		o, c := p.s.Ops, p.s.Cache
-		fmt.Printf("| %s | %d | %d | %d | %d | %d | %.1f | %d | %d | %d | %d / %d |\n", p.name, o.Lookup, o.Getattr, o.Open, o.OpenPassthrough, o.Read, mb(o.ReadBytes), o.Release, c.Misses, c.Hits, c.Rehashed, c.Trusted)
+		fmt.Printf("| %s | %d | %d | %d | %d | %d | %.1f | %d | %d (%.1f) | %d | %d | %d / %d |\n", p.name, o.Lookup, o.Getattr, o.Open, o.OpenPassthrough, o.Read, mb(o.ReadBytes), o.Release, o.Stored, mb(o.StoredBytes), c.Misses, c.Hits, c.Rehashed, c.Trusted)
 	}
 	return nil
 }
@@ -298,6 +298,8 @@ type mountStats struct {
 		Lookup, Getattr, Open, Read, Release int64
 		OpenPassthrough                      int64 `json:"open_passthrough"`
 		ReadBytes                            int64 `json:"read_bytes"`
+		Stored                               int64
+		StoredBytes                          int64 `json:"stored_bytes"`
 	}
 	Cache struct{ Hits, Misses, Rehashed, Trusted int64 }
 }
@@ -314,6 +316,8 @@ func (s *mountStats) minus(b *mountStats) *mountStats {
 	d.Ops.Read -= b.Ops.Read
 	d.Ops.ReadBytes -= b.Ops.ReadBytes
 	d.Ops.Release -= b.Ops.Release
+	d.Ops.Stored -= b.Ops.Stored
+	d.Ops.StoredBytes -= b.Ops.StoredBytes
 	d.Cache.Hits -= b.Cache.Hits
 	d.Cache.Misses -= b.Cache.Misses
 	d.Cache.Rehashed -= b.Cache.Rehashed

@@ -348,6 +348,17 @@ func (c *Cache) openVerifiedFD(b flist.Block) (int, bool) {
 	return fd, true
 }
 
+// willNeed starts reading id's cache file into the page cache, for a read
+// soon (which still checks it as usual).
+func (c *Cache) willNeed(id flist.ID) {
+	fd, err := regfile.OpenFD(c.path(id))
+	if err != nil {
+		return
+	}
+	unix.Fadvise(fd, 0, 0, unix.FADV_WILLNEED)
+	unix.Close(fd)
+}
+
 // touch moves id's entry, if this process knows it, to the front of the
 // LRU, and reports whether this process verified its file.
 func (c *Cache) touch(id flist.ID) (e *entry, verified bool) {

@@ -18,6 +18,15 @@
 // size-bounded, LRU eviction, one fetch per block however many readers wait
 // for it, retries with backoff when the store fails) and files read
 // sequentially get the next blocks fetched in the background (read-ahead).
+// Trees are read in walk order (depth first, names sorted: tar, cp -r, a
+// container starting), so a page cache miss of a file's start also brings
+// the files that follow it in that order ahead of the reader, by a few
+// workers, in a window that grows while misses show a walk: a small file
+// not cached yet that the kernel knows (its directory listed) is fetched
+// and its verified content stored whole in the kernel's page cache of its
+// inode (FUSE_NOTIFY_STORE), so its read needs no request; a cached file's
+// cache file is read into the page cache (posix_fadvise) for its read to
+// find it there; of other files the first block is fetched.
 // Every fetched block is checked (id, then key after decryption) and a
 // cached chunk is re-checked against its key on first use after the cache
 // is opened; a mismatch gives EIO and a log line naming the file and block,

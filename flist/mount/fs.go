@@ -26,7 +26,8 @@ type Options struct {
 	Cache *Cache      // node-wide cache, shared by every mount (required)
 	Store BlockGetter // where blocks come from (required)
 	// ReadAhead is how many following blocks to fetch in the background when
-	// a file is read sequentially; 0 means 4, negative disables it.
+	// a file is read sequentially; 0 means 4, negative disables it, and
+	// bringing files ahead of a walk (readFollowingAhead) with it.
 	ReadAhead int
 	// ExecVerify refuses execve of any file that is not an executable
 	// regular file of the signed metadata, and fetches and verifies a
@@ -85,6 +86,12 @@ type Mount struct {
 
 	ops opCounters
 
+	// Reading ahead of page cache misses (readFollowingAhead).
+	root     *node
+	walkOnce sync.Once
+	walk     *walkOrder
+	ahead    aheadWindow
+
 	// ioModes is how the open handles of multi-block files are served, by
 	// inode: whether such a file is passed through depends on the cache
 	// (the whole file must be there), and the kernel refuses (EIO) to
@@ -107,6 +114,7 @@ type ioMode struct {
 type opCounters struct {
 	lookup, getattr, readdir, readlink, xattr, statfs, flush atomic.Int64
 	open, openPassthrough, release, read, readBytes          atomic.Int64
+	stored, storedBytes                                      atomic.Int64
 }
 
 // OpStats counts the FUSE requests a mount has served, by operation.
@@ -125,6 +133,11 @@ type OpStats struct {
 	Release         int64 `json:"release"`
 	Read            int64 `json:"read"`
 	ReadBytes       int64 `json:"read_bytes"`
+	// Stored counts the files brought ahead of their reader into the
+	// kernel's page cache (FUSE_NOTIFY_STORE): their reads never reach
+	// the daemon.
+	Stored      int64 `json:"stored"`
+	StoredBytes int64 `json:"stored_bytes"`
 }
 
 // OpStats returns the request counters of the mount.
@@ -135,6 +148,7 @@ func (m *Mount) OpStats() OpStats {
 		Readlink: o.readlink.Load(), Xattr: o.xattr.Load(), Statfs: o.statfs.Load(),
 		Flush: o.flush.Load(), Open: o.open.Load(), OpenPassthrough: o.openPassthrough.Load(),
 		Release: o.release.Load(), Read: o.read.Load(), ReadBytes: o.readBytes.Load(),
+		Stored: o.stored.Load(), StoredBytes: o.storedBytes.Load(),
 	}
 }
 
@@ -186,6 +200,7 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 	}
 	year := 365 * 24 * time.Hour
 	root := &node{m: m, ino: flist.RootIno}
+	m.root = root
 	fopts := &fs.Options{
 		EntryTimeout: &year, AttrTimeout: &year, NegativeTimeout: &year,
 		NullPermissions: true,
@@ -219,8 +234,12 @@ func New(ctx context.Context, f *flist.FList, mountpoint string, opts Options) (
 		return nil, fmt.Errorf("mount: %s: %w", mountpoint, err)
 	}
 	m.server = srv
-	m.bg.Add(1)
+	m.bg.Add(2)
 	go m.assembler()
+	go func() {
+		defer m.bg.Done()
+		m.walkOrder() // off the first miss's path
+	}()
 	m.log.Info("mounted", "entries", len(tree.Inodes), "no_open", opts.NoOpen)
 	return m, nil
 }
@@ -329,13 +348,10 @@ func (n *node) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64
 		if !in.IsRegular() {
 			return nil, syscall.EINVAL
 		}
-		h = &handle{m: n.m, ino: n.ino, blocks: n.m.tree.Blocks[n.ino], size: in.Size, last: -1, ra: -1}
+		h = &handle{m: n.m, node: n, ino: n.ino, blocks: n.m.tree.Blocks[n.ino], size: in.Size, last: -1, ra: -1}
 		h.verifyFirst = n.m.opts.ExecVerify && in.Mode&0o111 != 0
 		if !n.shared.CompareAndSwap(nil, h) {
 			h = n.shared.Load()
-		} else if len(h.blocks) > 0 && n.m.opts.ReadAhead > 0 && !n.m.opts.Cache.cached(h.blocks[0].ID) {
-			// First read of the file, cold: what Open does otherwise.
-			n.m.prefetchSiblings(n.ino)
 		}
 	}
 	if errno := h.verifiedAll(ctx); errno != 0 {
@@ -529,10 +545,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			return nil, 0, errno
 		}
 	}
-	if len(blocks) > 0 && m.opts.ReadAhead > 0 && !m.opts.Cache.cached(blocks[0].ID) {
-		m.prefetchSiblings(n.ino)
+	if len(blocks) > 0 && !m.opts.Cache.cached(blocks[0].ID) {
+		// Passed-through files are never READ: their misses show here.
+		m.readFollowingAhead(n)
 	}
-	h := &handle{m: m, ino: n.ino, blocks: blocks, size: in.Size, last: -1, ra: -1}
+	h := &handle{m: m, node: n, ino: n.ino, blocks: blocks, size: in.Size, last: -1, ra: -1}
 	h.passthrough = !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
 	// Executables are always passed through: they are mapped rather than
 	// read, and an execve served by the daemon from the daemon's own
@@ -611,47 +628,219 @@ func (m *Mount) assembler() {
 	}
 }
 
-// siblingPrefetch is how many following files of a directory get their
-// first block fetched when a file in it is opened cold.
-const siblingPrefetch = 8
+// The window of files brought ahead of a reader starts at minAhead files
+// after a miss and doubles, up to maxAhead, with each miss that shows the
+// reader is walking the tree (a miss inside or at the end of the window);
+// aheadWorkers bring files in parallel, so that their disk reads or
+// fetches overlap.
+const (
+	minAhead      = 16
+	maxAhead      = 1024
+	maxAheadBytes = 64 << 20
+	aheadWorkers  = 8
+)
 
-// prefetchSiblings fetches, in the background, the first block of the
-// files that follow ino in its directory: trees are read in name order
-// (tar, cp -r, a program scanning a directory, a container starting), so
-// the next opens find their block cached, and store latency overlaps with
-// the reader's work instead of adding up file by file.
-func (m *Mount) prefetchSiblings(ino uint64) {
-	in := m.tree.Inodes[ino]
-	kids := m.tree.Children[in.Parent]
-	i := sort.Search(len(kids), func(i int) bool { return m.tree.Inodes[kids[i]].Name >= in.Name })
-	if !m.opts.Cache.roomFor(siblingPrefetch * flist.BlockSize) {
+// walkOrder is the order in which programs walk a tree: depth first,
+// each directory's entries in name order (tar, cp -r, find, a container
+// starting, filepath.WalkDir).
+type walkOrder struct {
+	files []uint64       // inodes (as in Children) of files with content
+	pos   map[uint64]int // index in files, by inode
+}
+
+// walkOrder returns the tree's walk order, built once.
+func (m *Mount) walkOrder() *walkOrder {
+	m.walkOnce.Do(func() { m.walk = newWalkOrder(m.tree) })
+	return m.walk
+}
+
+func newWalkOrder(t *flist.Tree) *walkOrder {
+	w := &walkOrder{pos: map[uint64]int{}}
+	var visit func(dir uint64)
+	visit = func(dir uint64) {
+		for _, c := range t.Children[dir] {
+			if t.Inodes[c].IsDir() {
+				visit(c)
+				continue
+			}
+			if len(t.Blocks[c]) > 0 || len(t.Blocks[t.HardLinks[c]]) > 0 {
+				w.pos[c] = len(w.files)
+				w.files = append(w.files, c)
+			}
+		}
+	}
+	visit(flist.RootIno)
+	return w
+}
+
+// aheadWindow is the part of the walk order being brought ahead.
+type aheadWindow struct {
+	mu      sync.Mutex
+	start   int // index in walkOrder.files where the window starts
+	next    int // index of the next file to bring
+	end     int // bring the files before this index
+	size    int // current window size
+	workers int // running bringAhead workers
+}
+
+// readFollowingAhead is called when the kernel misses file n: on a READ at
+// offset 0 (its page cache does not hold the start of the file) and on the
+// cold OPEN of a file. It brings the files that follow n in walk order
+// ahead of the reader, in the background, so that their fetches or disk
+// reads overlap instead of adding up file by file:
+//   - a small file (one block, read through the page cache) that is not
+//     cached yet and that the kernel knows (its directory was listed) is
+//     fetched, verified, and stored whole in the kernel's page cache of its
+//     inode (FUSE_NOTIFY_STORE): its read then needs no request at all.
+//     Only verified bytes are stored, and only whole files, so that an
+//     executable the kernel could start from the page cache is wholly
+//     verified (what verifiedAll does for a READ);
+//   - a file whose first block is cached has that cache file read into the
+//     page cache (posix_fadvise), where its READ (or the kernel, through
+//     passthrough) finds it. Storing it instead was measured no faster:
+//     reading the cache file and storing its pages cost the daemon about
+//     what serving the READ does, and a tree walk is CPU-bound then;
+//   - of any other file, the first block is fetched.
+func (m *Mount) readFollowingAhead(n *node) {
+	if m.opts.ReadAhead <= 0 {
 		return
 	}
-	queued := 0
-	for j := i + 1; j < len(kids) && queued < siblingPrefetch; j++ {
-		bl := m.tree.Blocks[m.stable(kids[j])]
-		if len(bl) == 0 {
-			continue // directories, symlinks, empty files
-		}
-		queued++
-		b := bl[0]
-		if m.opts.Cache.cached(b.ID) {
-			continue
-		}
-		select {
-		case m.raSem <- struct{}{}:
-		default:
-			return // enough fetched ahead already
-		}
+	w := m.walkOrder()
+	i, ok := w.pos[n.ino]
+	if !ok {
+		return
+	}
+	a := &m.ahead
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.size > 0 && i+1 < a.start && i+1 >= a.start-maxAhead:
+		// A reader behind others: the files after it are being read or
+		// were brought already.
+		return
+	case a.size > 0 && i+1 >= a.start && i+1 <= a.end+minAhead:
+		// The reader walks the tree and caught up with the files being
+		// brought: bring more, further ahead.
+		a.size = min(2*a.size, maxAhead)
+		a.next = max(a.next, i+1)
+	default:
+		a.size = minAhead
+		a.next = i + 1
+		a.end = i + 1
+	}
+	a.start = i + 1
+	var bytes uint64
+	for j := a.next; j < a.end; j++ {
+		bytes += m.tree.Inodes[m.stable(w.files[j])].Size
+	}
+	for a.end = max(a.end, a.next); a.end < len(w.files) && a.end-a.start < a.size && bytes < maxAheadBytes; a.end++ {
+		bytes += m.tree.Inodes[m.stable(w.files[a.end])].Size
+	}
+	for a.workers < aheadWorkers && a.workers < a.end-a.next {
+		a.workers++
 		m.bg.Add(1)
-		go func() {
-			defer m.bg.Done()
-			defer func() { <-m.raSem }()
-			if err := m.opts.Cache.Prefetch(m.ctx, b, m.opts.Store); err != nil && m.ctx.Err() == nil {
-				// The read of that file reports it, with its name.
-				m.log.Debug("prefetch of a following file failed", "id", b.ID.String(), "err", err)
+		go m.aheadWorker(w)
+	}
+}
+
+// aheadWorker brings the files of the window ahead, one after the other,
+// until the window is done.
+func (m *Mount) aheadWorker(w *walkOrder) {
+	defer m.bg.Done()
+	a := &m.ahead
+	dirs := map[uint64]*fs.Inode{}
+	for m.ctx.Err() == nil {
+		a.mu.Lock()
+		if a.next >= a.end {
+			a.workers--
+			a.mu.Unlock()
+			return
+		}
+		j := a.next
+		a.next++
+		a.mu.Unlock()
+		m.bringAhead(w.files[j], dirs)
+	}
+	a.mu.Lock()
+	a.workers--
+	a.mu.Unlock()
+}
+
+// kernelDir returns the go-fuse inode of directory dir if the kernel knows
+// it (nil if not), through dirs, a cache of earlier answers.
+func (m *Mount) kernelDir(dir uint64, dirs map[uint64]*fs.Inode) *fs.Inode {
+	if dir == flist.RootIno {
+		return m.root.EmbeddedInode()
+	}
+	if d, ok := dirs[dir]; ok && d != nil {
+		return d
+	}
+	var d *fs.Inode
+	in := m.tree.Inodes[dir]
+	if p := m.kernelDir(in.Parent, dirs); p != nil {
+		d = p.GetChild(in.Name)
+	}
+	dirs[dir] = d
+	return d
+}
+
+// bringAhead brings file ino ahead of its reader, as readFollowingAhead
+// says.
+func (m *Mount) bringAhead(ino uint64, dirs map[uint64]*fs.Inode) {
+	st := m.stable(ino)
+	blocks := m.tree.Blocks[st]
+	in := m.tree.Inodes[st]
+	if m.opts.Cache.cached(blocks[0].ID) {
+		m.opts.Cache.willNeed(blocks[0].ID)
+		return
+	}
+	if len(blocks) == 1 && m.pageCached(in) {
+		if dir := m.kernelDir(m.tree.Inodes[ino].Parent, dirs); dir != nil {
+			if child := dir.GetChild(m.tree.Inodes[ino].Name); child != nil {
+				m.storePages(child, st, blocks[0], in.Size)
+				return
 			}
-		}()
+		}
+	}
+	if !m.opts.Cache.roomFor(flist.BlockSize) {
+		return
+	}
+	if err := m.opts.Cache.Prefetch(m.ctx, blocks[0], m.opts.Store); err != nil && m.ctx.Err() == nil {
+		// The read of that file reports it, with its name.
+		m.log.Debug("prefetch of a following file failed", "id", blocks[0].ID.String(), "err", err)
+	}
+}
+
+// pageCached reports whether the kernel serves file in from its page cache
+// (READs the daemon answers), rather than by passthrough to a cache file.
+func (m *Mount) pageCached(in *flist.Inode) bool {
+	if m.opts.NoOpen || m.opts.NoPassthrough {
+		return true
+	}
+	// The rule of Open.
+	return int64(in.Size) < m.opts.PassthroughMin && in.Mode&0o111 == 0
+}
+
+// storePages reads the verified content of a one-block file and stores it
+// in the kernel's page cache of child.
+func (m *Mount) storePages(child *fs.Inode, ino uint64, b flist.Block, size uint64) {
+	c, err := m.opts.Cache.openChunk(m.ctx, b, m.opts.Store)
+	if err != nil {
+		if m.ctx.Err() == nil {
+			m.log.Debug("read ahead of a following file failed", "file", m.pathOf(ino), "err", err)
+		}
+		return
+	}
+	buf := make([]byte, size)
+	n, err := c.ReadAt(buf, 0)
+	c.Close()
+	if n != len(buf) || (err != nil && !errors.Is(err, io.EOF)) {
+		// Its READ reports it, if it is read.
+		return
+	}
+	if errno := child.WriteCache(0, buf); errno == 0 {
+		m.ops.stored.Add(1)
+		m.ops.storedBytes.Add(int64(n))
 	}
 }
 
@@ -681,6 +870,7 @@ func (m *Mount) logBlockErr(path string, idx int, b flist.Block, err error) {
 // outside the lock.
 type handle struct {
 	m      *Mount
+	node   *node
 	ino    uint64 // the file's path is computed for log lines only
 	blocks []flist.Block
 	size   uint64
@@ -720,6 +910,10 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	}
 	if uint64(off) >= h.size {
 		return fuse.ReadResultData(nil), 0
+	}
+	if off == 0 {
+		// The kernel missed the file's start in its page cache.
+		h.m.readFollowingAhead(h.node)
 	}
 	end := min(uint64(off)+uint64(len(dest)), h.size)
 	n := 0

@@ -635,6 +635,94 @@ func TestMountPrefetchFollowingFiles(t *testing.T) {
 	}
 }
 
+// A miss brings the following files of a listed directory into the
+// kernel's page cache, verified: they are then read without a request.
+func TestMountStoresFollowingFiles(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	zostest.CheckLeaks(t)
+	files := map[string][]byte{}
+	fx := newFixture(t, func(d string) {
+		for i := range 4 {
+			name := fmt.Sprintf("f%d", i)
+			files[name] = flisttest.Random(uint64(60+i), 5000+i)
+			os.WriteFile(filepath.Join(d, name), files[name], 0o644)
+		}
+	}, 0)
+	for _, noOpen := range []bool{false, true} {
+		t.Run(fmt.Sprint("noOpen=", noOpen), func(t *testing.T) {
+			c, err := mount.NewCache(t.TempDir(), 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx.cache = c
+			m, mp := fx.mount(t, mount.Options{NoOpen: noOpen})
+			if _, err := os.ReadDir(mp); err != nil { // the kernel learns the files
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
+				t.Fatalf("f0: %v", err)
+			}
+			zostest.WaitFor(t, 10*time.Second, func() error {
+				if s := m.OpStats(); s.Stored != 3 || s.StoredBytes != 5001+5002+5003 {
+					return fmt.Errorf("%d files (%d bytes) stored ahead, want 3", s.Stored, s.StoredBytes)
+				}
+				return nil
+			})
+			before := settledStats(m)
+			for _, name := range []string{"f1", "f2", "f3"} {
+				if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+			if after := m.OpStats(); after.Read != before.Read {
+				t.Fatalf("files stored ahead were read through the daemon: %d READs, want %d", after.Read, before.Read)
+			}
+		})
+	}
+}
+
+// A following file whose block fails verification is not stored ahead: its
+// read gets EIO, never the corrupt bytes.
+func TestMountCorruptFollowingFileNotStored(t *testing.T) {
+	zostest.RequiresFUSE(t)
+	good, bad := flisttest.Random(70, 4000), flisttest.Random(71, 4000)
+	fx := newFixture(t, func(d string) {
+		os.WriteFile(filepath.Join(d, "a"), good, 0o644)
+		os.WriteFile(filepath.Join(d, "b"), bad, 0o644)
+	}, 0)
+	ctx := context.Background()
+	f, _ := flist.Open(ctx, fx.fl)
+	tree, _ := f.Tree(ctx)
+	f.Close()
+	for ino, bl := range tree.Blocks {
+		if tree.Inodes[ino].Name == "b" {
+			p := fx.store.s.Path(bl[0].ID)
+			raw, _ := os.ReadFile(p)
+			raw[10] ^= 0xff
+			os.WriteFile(p, raw, 0o644)
+		}
+	}
+	m, mp := fx.mount(t, mount.Options{})
+	if _, err := os.ReadDir(mp); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mp, "a")); err != nil || !bytes.Equal(got, good) {
+		t.Fatalf("a: %v", err)
+	}
+	zostest.WaitFor(t, 10*time.Second, func() error {
+		if fx.store.gets.Load() < 2 {
+			return errors.New("b not fetched ahead yet")
+		}
+		return nil
+	})
+	if s := settledStats(m); s.Stored != 0 {
+		t.Fatalf("%d files stored ahead, want none (b is corrupt)", s.Stored)
+	}
+	if got, err := os.ReadFile(filepath.Join(mp, "b")); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read of a corrupt file = %d bytes, %v; want EIO", len(got), err)
+	}
+}
+
 // Directory listings and entries are cached by the kernel: walking the
 // tree a second time costs no lookup in the daemon.
 func TestMountSecondWalkNoLookups(t *testing.T) {
