@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -36,7 +37,7 @@ func newFlistMountCmd() *cobra.Command {
 		execVerify, debug, noPT        bool
 		noOpen                         string
 		allowOther                     bool
-		readAhead                      int
+		readAhead, procs               int
 	)
 	cmd := &cobra.Command{
 		Use:   "mount X.fl MOUNTPOINT",
@@ -56,6 +57,12 @@ and block cache counters (what benchmarks and debugging look at).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if procs < 0 {
+				return fmt.Errorf("--procs %d: want 0 (4 per CPU, at least 8) or more", procs)
+			}
+			if cmd.Flags().Changed("procs") || os.Getenv("GOMAXPROCS") == "" {
+				runtime.GOMAXPROCS(mountProcs(procs, runtime.NumCPU()))
+			}
 			size, err := parseSize(cacheSize)
 			if err != nil {
 				return err
@@ -141,7 +148,8 @@ and block cache counters (what benchmarks and debugging look at).`,
 	fl := cmd.Flags()
 	fl.StringVar(&cacheDir, "cache", defaultCacheDir(), "block cache directory, shared by every mount")
 	fl.StringVar(&cacheSize, "cache-size", "10G", "cache size bound (least recently used blocks are evicted)")
-	fl.IntVar(&readAhead, "read-ahead", 4, "blocks fetched ahead of sequential reads (0: default, -1: off)")
+	fl.IntVar(&readAhead, "read-ahead", 4, "blocks fetched ahead of sequential reads, and files ahead of a walk through the tree (0: default, -1: off)")
+	fl.IntVar(&procs, "procs", 0, "threads that may run the daemon's Go code at once (GOMAXPROCS; 0 = 4 per CPU, at least 8): its requests block in disk reads")
 	fl.BoolVar(&execVerify, "exec-verify", false, "refuse execve of anything but fully verified executables of the signed flist")
 	fl.BoolVar(&noPT, "no-passthrough", false, "serve every read through the daemon (no FUSE passthrough)")
 	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
@@ -173,4 +181,17 @@ func newFlistUmountCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// mountProcs is the GOMAXPROCS of a mount daemon for --procs n on a
+// machine with cpus CPUs. A request the daemon serves often blocks in a
+// disk read (a cache file whose pages were dropped): with one P per CPU,
+// the Ps of blocked threads sat idle until the runtime took them back.
+// Measured on 2 CPUs reading /usr/share through a mount (bench/flist),
+// 8 instead of 2 read 6-13% faster cold and 3-13% warm.
+func mountProcs(n, cpus int) int {
+	if n > 0 {
+		return n
+	}
+	return max(8, 4*cpus)
 }
