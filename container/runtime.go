@@ -521,7 +521,7 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	if starttrace.Enabled() {
 		p.LogLevel = starttrace.LibcontainerLogLevel
 	}
-	err = lc.Start(p)
+	err = startOneP(func() error { return lc.Start(p) })
 	mark("libcontainer init ready (namespaces, rootfs, cgroups), waits on exec fifo")
 	if err == nil {
 		err = lc.Exec()
@@ -556,6 +556,20 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	}
 	log.Info("container started", "pid", pid)
 	return run, nil
+}
+
+// startOneP runs start (libcontainer's Start) with GOMAXPROCS=1 in this
+// process's environment, which libcontainer gives its init: that process
+// only sets the container up and execs zos init, and started on one P it
+// creates fewer threads, each a clone at its start and a kill and wait at
+// its exec (startgc says more). A GOMAXPROCS of the user is left alone.
+func startOneP(start func() error) error {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		return start()
+	}
+	os.Setenv("GOMAXPROCS", "1")
+	defer os.Unsetenv("GOMAXPROCS")
+	return start()
 }
 
 // prepareImage returns the lower directory of a container, mounting its
