@@ -38,7 +38,7 @@ func main() {
 		// command tree (every command's flags) it does not use.
 		err = runInit(ctx, initArgs, os.Stdout, os.Stderr)
 	} else {
-		err = newRootCmd().ExecuteContext(ctx)
+		err = newRootCmd(os.Args[1:]).ExecuteContext(ctx)
 	}
 	stop()
 	if err != nil {
