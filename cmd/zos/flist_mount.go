@@ -60,9 +60,6 @@ and block cache counters (what benchmarks and debugging look at).`,
 			if procs < 0 {
 				return fmt.Errorf("--procs %d: want 0 (4 per CPU, at least 8) or more", procs)
 			}
-			if cmd.Flags().Changed("procs") || os.Getenv("GOMAXPROCS") == "" {
-				runtime.GOMAXPROCS(mountProcs(procs, runtime.NumCPU()))
-			}
 			size, err := parseSize(cacheSize)
 			if err != nil {
 				return err
@@ -115,6 +112,11 @@ and block cache counters (what benchmarks and debugging look at).`,
 				return err
 			}
 			f.Close()
+			if cmd.Flags().Changed("procs") || os.Getenv("GOMAXPROCS") == "" {
+				// Only now: more Ps at start only made more threads
+				// (a container's cold start waits for the mount).
+				runtime.GOMAXPROCS(mountProcs(procs, runtime.NumCPU()))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s at %s (hash %s)\n", args[0], args[1], m.Hash())
 			done := make(chan struct{})
 			usr1 := make(chan os.Signal, 1)
