@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,8 @@ type Cache struct {
 	Backoff  time.Duration
 
 	stats CacheStats
+
+	warm warmFiles // opened ahead of their read
 }
 
 // CacheStats counts cache activity.
@@ -217,7 +220,10 @@ func (c *Cache) roomFor(n int64) bool {
 
 // Close counts this process's last changes in the directory's shared total
 // (see usageFile). Call it when no mount uses the cache any more.
-func (c *Cache) Close() error { return c.usage.close() }
+func (c *Cache) Close() error {
+	c.warm.closeAll()
+	return c.usage.close()
+}
 
 // Dir returns the cache directory.
 func (c *Cache) Dir() string { return c.dir }
@@ -335,10 +341,11 @@ func (fd fdChunk) Close() error { return unix.Close(int(fd)) }
 // *os.File was one system call of six. Anything else (unknown, not yet
 // verified, gone) goes the way of openCachedFile.
 func (c *Cache) openVerifiedFD(b flist.Block) (int, bool) {
-	if _, verified := c.touch(b.ID); !verified {
+	e, verified := c.touch(b.ID)
+	if !verified {
 		return -1, false
 	}
-	fd, err := regfile.OpenFD(c.path(b.ID))
+	fd, _, err := c.openCacheFD(b.ID, e)
 	if err != nil {
 		return -1, false
 	}
@@ -348,15 +355,98 @@ func (c *Cache) openVerifiedFD(b flist.Block) (int, bool) {
 	return fd, true
 }
 
-// willNeed starts reading id's cache file into the page cache, for a read
-// soon (which still checks it as usual).
+// willNeed opens id's cache file and starts reading it into the page
+// cache, for a read soon, which takes the open file (openCacheFD) and
+// checks it as usual: the daemon opens it once, not twice.
 func (c *Cache) willNeed(id flist.ID) {
+	e, verified := c.touch(id)
 	fd, err := regfile.OpenFD(c.path(id))
 	if err != nil {
 		return
 	}
 	unix.Fadvise(fd, 0, 0, unix.FADV_WILLNEED)
-	unix.Close(fd)
+	if !verified {
+		e = nil
+	}
+	c.warm.put(id, warmFile{fd: fd, verified: e})
+}
+
+// openCacheFD opens id's cache file, or takes it from willNeed. With
+// verified (the entry this process verified), the file is only taken if it
+// was opened after that entry's verification: a file opened before (a
+// corrupt one since dropped and fetched again) is not that entry's.
+// taken says whether the file came from willNeed.
+func (c *Cache) openCacheFD(id flist.ID, verified *entry) (fd int, taken bool, err error) {
+	if w, ok := c.warm.take(id); ok {
+		if verified == nil || w.verified == verified {
+			return w.fd, true, nil
+		}
+		unix.Close(w.fd)
+	}
+	fd, err = regfile.OpenFD(c.path(id))
+	return fd, false, err
+}
+
+// warmFiles holds the last maxWarmFiles cache files willNeed opened, until
+// their read takes them.
+type warmFiles struct {
+	mu    sync.Mutex
+	files map[flist.ID]warmFile
+	order []flist.ID // oldest first; may name files taken since
+}
+
+// warmFile is a cache file willNeed opened, and the entry this process had
+// verified when it was opened, if any.
+type warmFile struct {
+	fd       int
+	verified *entry
+}
+
+const maxWarmFiles = 1024
+
+func (w *warmFiles) put(id flist.ID, f warmFile) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.files == nil {
+		w.files = map[flist.ID]warmFile{}
+	}
+	if old, ok := w.files[id]; ok {
+		unix.Close(old.fd)
+	}
+	for len(w.files) >= maxWarmFiles {
+		oldest := w.order[0]
+		w.order = w.order[1:]
+		if old, ok := w.files[oldest]; ok {
+			unix.Close(old.fd)
+			delete(w.files, oldest)
+		}
+	}
+	w.files[id] = f
+	w.order = append(w.order, id)
+	if len(w.order) > 4*maxWarmFiles { // mostly taken: keep the live ones
+		w.order = slices.DeleteFunc(w.order, func(id flist.ID) bool { _, ok := w.files[id]; return !ok })
+	}
+}
+
+func (w *warmFiles) take(id flist.ID) (warmFile, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, ok := w.files[id]
+	if ok {
+		delete(w.files, id)
+	}
+	return f, ok
+}
+
+// closeAll closes the files no read took.
+func (w *warmFiles) closeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, f := range w.files {
+		unix.Close(f.fd)
+		delete(w.files, id)
+	}
+	w.order = nil
 }
 
 // touch moves id's entry, if this process knows it, to the front of the
@@ -405,13 +495,18 @@ func (c *Cache) openCached(b flist.Block) (*os.File, bool) {
 func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool) {
 	e, verified := c.touch(b.ID)
 	known := e != nil
-	f, err := regfile.Open(c.path(b.ID))
+	var trusted *entry // checked below if nil: any file taken will do
+	if verified {
+		trusted = e
+	}
+	fd, taken, err := c.openCacheFD(b.ID, trusted)
 	if err != nil {
 		if known {
 			c.drop(b.ID)
 		}
 		return nil, nil, false
 	}
+	f = os.NewFile(uintptr(fd), c.path(b.ID))
 	if !known {
 		// Another process sharing the cache directory may have fetched
 		// it: adopt the file, checked below like any other.
@@ -428,7 +523,9 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 			e = &entry{id: b.ID, size: st.Size()}
 			c.entries[b.ID] = c.lru.PushFront(e)
 		}
-		verified = e.verified
+		// A file willNeed opened before another reader verified the
+		// entry may be one dropped since: check it.
+		verified = e.verified && !taken
 		c.mu.Unlock()
 	}
 	if !verified {
