@@ -592,9 +592,11 @@ func TestMountWarmRemountPassthrough(t *testing.T) {
 	}
 }
 
-// Opening a file cold fetches the first block of the files that follow it
-// in its directory, in the background; the next reads need no fetch.
-func TestMountPrefetchFollowingFiles(t *testing.T) {
+// A cold miss brings the files that follow in the directory ahead, in the
+// background: their blocks are fetched once, and if the kernel knows them
+// (the directory was listed) their verified content is stored in its page
+// cache, so that their reads reach the daemon with no request at all.
+func TestMountBringsFollowingFilesAhead(t *testing.T) {
 	zostest.RequiresFUSE(t)
 	zostest.CheckLeaks(t)
 	files := map[string][]byte{}
@@ -606,78 +608,50 @@ func TestMountPrefetchFollowingFiles(t *testing.T) {
 		}
 	}, 0)
 	for _, noOpen := range []bool{false, true} {
-		t.Run(fmt.Sprint("noOpen=", noOpen), func(t *testing.T) {
-			c, err := mount.NewCache(t.TempDir(), 0, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fx.cache = c
-			fx.store.gets.Store(0)
-			_, mp := fx.mount(t, mount.Options{NoOpen: noOpen})
-			if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
-				t.Fatalf("f0: %v", err)
-			}
-			zostest.WaitFor(t, 10*time.Second, func() error {
+		for _, listed := range []bool{false, true} {
+			t.Run(fmt.Sprint("noOpen=", noOpen, ",listed=", listed), func(t *testing.T) {
+				c, err := mount.NewCache(t.TempDir(), 0, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fx.cache = c
+				fx.store.gets.Store(0)
+				m, mp := fx.mount(t, mount.Options{NoOpen: noOpen})
+				if listed {
+					if _, err := os.ReadDir(mp); err != nil { // the kernel learns the files
+						t.Fatal(err)
+					}
+				}
+				if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
+					t.Fatalf("f0: %v", err)
+				}
+				wantStored := int64(0)
+				if listed {
+					wantStored = 3
+				}
+				zostest.WaitFor(t, 10*time.Second, func() error {
+					if n := fx.store.gets.Load(); n != 4 {
+						return fmt.Errorf("%d blocks fetched, want 4", n)
+					}
+					if s := m.OpStats(); s.Stored != wantStored {
+						return fmt.Errorf("%d files stored ahead, want %d", s.Stored, wantStored)
+					}
+					return nil
+				})
+				before := settledStats(m)
+				for _, name := range []string{"f1", "f2", "f3"} {
+					if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
+						t.Fatalf("%s: %v", name, err)
+					}
+				}
 				if n := fx.store.gets.Load(); n != 4 {
-					return fmt.Errorf("%d blocks fetched, want 4", n)
+					t.Fatalf("%d fetches for 4 one-block files, want 4", n)
 				}
-				return nil
+				if after := m.OpStats(); listed && after.Read != before.Read {
+					t.Fatalf("files stored ahead were read through the daemon: %d READs, want %d", after.Read, before.Read)
+				}
 			})
-			for _, name := range []string{"f1", "f2", "f3"} {
-				if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
-					t.Fatalf("%s: %v", name, err)
-				}
-			}
-			if n := fx.store.gets.Load(); n != 4 {
-				t.Fatalf("%d fetches for 4 one-block files, want 4", n)
-			}
-		})
-	}
-}
-
-// A miss brings the following files of a listed directory into the
-// kernel's page cache, verified: they are then read without a request.
-func TestMountStoresFollowingFiles(t *testing.T) {
-	zostest.RequiresFUSE(t)
-	zostest.CheckLeaks(t)
-	files := map[string][]byte{}
-	fx := newFixture(t, func(d string) {
-		for i := range 4 {
-			name := fmt.Sprintf("f%d", i)
-			files[name] = flisttest.Random(uint64(60+i), 5000+i)
-			os.WriteFile(filepath.Join(d, name), files[name], 0o644)
 		}
-	}, 0)
-	for _, noOpen := range []bool{false, true} {
-		t.Run(fmt.Sprint("noOpen=", noOpen), func(t *testing.T) {
-			c, err := mount.NewCache(t.TempDir(), 0, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fx.cache = c
-			m, mp := fx.mount(t, mount.Options{NoOpen: noOpen})
-			if _, err := os.ReadDir(mp); err != nil { // the kernel learns the files
-				t.Fatal(err)
-			}
-			if b, err := os.ReadFile(filepath.Join(mp, "f0")); err != nil || !bytes.Equal(b, files["f0"]) {
-				t.Fatalf("f0: %v", err)
-			}
-			zostest.WaitFor(t, 10*time.Second, func() error {
-				if s := m.OpStats(); s.Stored != 3 || s.StoredBytes != 5001+5002+5003 {
-					return fmt.Errorf("%d files (%d bytes) stored ahead, want 3", s.Stored, s.StoredBytes)
-				}
-				return nil
-			})
-			before := settledStats(m)
-			for _, name := range []string{"f1", "f2", "f3"} {
-				if b, err := os.ReadFile(filepath.Join(mp, name)); err != nil || !bytes.Equal(b, files[name]) {
-					t.Fatalf("%s: %v", name, err)
-				}
-			}
-			if after := m.OpStats(); after.Read != before.Read {
-				t.Fatalf("files stored ahead were read through the daemon: %d READs, want %d", after.Read, before.Read)
-			}
-		})
 	}
 }
 
