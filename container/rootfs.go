@@ -152,21 +152,63 @@ func usernsFD(base uint32) (*os.File, error) {
 	return f, nil
 }
 
+// pendingUserns is the user namespace of an id map, made in the background
+// (usernsFD starts and kills a child: a few ms) while the image is
+// prepared.
+type pendingUserns struct {
+	base uint32
+	done chan struct{}
+	f    *os.File
+	err  error
+}
+
+func startUserns(base uint32) *pendingUserns {
+	p := &pendingUserns{base: base, done: make(chan struct{})}
+	go func() {
+		// The child is traced by the thread that starts it (Ptrace).
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		p.f, p.err = usernsFD(base)
+		close(p.done)
+	}()
+	return p
+}
+
+// take waits for the namespace; the caller closes it.
+func (p *pendingUserns) take() (*os.File, error) {
+	<-p.done
+	f := p.f
+	p.f = nil
+	return f, p.err
+}
+
+// close lets go of a namespace nobody took.
+func (p *pendingUserns) close() {
+	if p == nil {
+		return
+	}
+	<-p.done
+	if p.f != nil {
+		p.f.Close()
+	}
+}
+
 // idmapMount makes target a view of src in which every uid/gid k appears as
-// base+k (so the lower layer's root-owned files belong to container root).
-func idmapMount(src, target string, base uint32, readonly bool) error {
-	ns, err := usernsFD(base)
+// base+k (so the lower layer's root-owned files belong to container root),
+// through the user namespace ns of that map.
+func idmapMount(src, target string, ns *pendingUserns, readonly bool) error {
+	nsf, err := ns.take()
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer nsf.Close()
 	starttrace.Mark("cli", "user namespace for the id map ready")
 	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		return fmt.Errorf("container: open_tree %s: %w", src, err)
 	}
 	defer unix.Close(fd)
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(nsf.Fd())}
 	if readonly {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
@@ -180,8 +222,9 @@ func idmapMount(src, target string, base uint32, readonly bool) error {
 }
 
 // mountOverlay mounts the container's root: upper/work under dir, the lower
-// layer (id-mapped when base != 0) below.
-func mountOverlay(dir, lower string, base uint32) (rootfs string, err error) {
+// layer (id-mapped when base != 0, through ns, made by startUserns(base))
+// below.
+func mountOverlay(dir, lower string, base uint32, ns *pendingUserns) (rootfs string, err error) {
 	rootfs = filepath.Join(dir, "rootfs")
 	upper, work, lowerView := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "lower")
 	for _, d := range []string{rootfs, upper, work, lowerView} {
@@ -200,7 +243,11 @@ func mountOverlay(dir, lower string, base uint32) (rootfs string, err error) {
 	}
 	if base != 0 {
 		if !mounted(lowerView) {
-			if err := idmapMount(lower, lowerView, base, true); err != nil {
+			if ns == nil {
+				ns = startUserns(base)
+				defer ns.close()
+			}
+			if err := idmapMount(lower, lowerView, ns, true); err != nil {
 				return "", err
 			}
 			starttrace.Mark("cli", "id-mapped lower mounted")

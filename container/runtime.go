@@ -417,6 +417,11 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	}
 	run.logs = lw
 	mark("supervise: locked, config and log ready")
+	var ns *pendingUserns
+	if c.IDBase != 0 && !mounted(filepath.Join(r.dir(id), "lower")) {
+		ns = startUserns(c.IDBase) // meanwhile: the image, the volumes
+		defer ns.close()
+	}
 	lower, policy, err := r.prepareImage(ctx, c)
 	if err != nil {
 		return nil, err
@@ -453,7 +458,7 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 		return nil, err
 	}
 	mark("volumes mounted")
-	rootfs, err := mountOverlay(r.dir(id), lower, c.IDBase)
+	rootfs, err := mountOverlay(r.dir(id), lower, c.IDBase, ns)
 	if err != nil {
 		return nil, err
 	}
