@@ -402,7 +402,9 @@ type warmFile struct {
 	verified *entry
 }
 
-const maxWarmFiles = 1024
+// maxWarmFiles bounds the files held open ahead of their read: an evicted
+// file's space is only freed once it is closed.
+const maxWarmFiles = 256
 
 func (w *warmFiles) put(id flist.ID, f warmFile) {
 	w.mu.Lock()
@@ -789,6 +791,9 @@ func (c *Cache) evictLocked(total int64) {
 		delete(c.entries, e.id)
 		c.stats.Evictions++
 		c.trust.forget(trustKey{e.id, e.whole})
+		if w, ok := c.warm.take(e.id); ok {
+			unix.Close(w.fd)
+		}
 		if t, ok := c.remove(c.entryPath(e), e.size); ok {
 			total = t
 		} else if t, err := c.usage.total(); err == nil {
