@@ -1,7 +1,12 @@
 package container
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -122,4 +127,29 @@ func containsEq(s string) bool {
 		}
 	}
 	return false
+}
+
+// The runtime warns when the binary's directory and the state directory are
+// inside one another (libcontainer then copies the binary at every start).
+func TestNewWarnsOfOverlappingBinaryAndState(t *testing.T) {
+	dir := t.TempDir()
+	self := filepath.Join(dir, "zos")
+	if err := os.WriteFile(self, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		root string
+		warn bool
+	}{
+		{filepath.Join(dir, "state"), true},
+		{filepath.Join(t.TempDir(), "state"), false},
+	} {
+		var logs bytes.Buffer
+		if _, err := New(tc.root, self, slog.New(slog.NewTextHandler(&logs, nil)), nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "copies the binary"); got != tc.warn {
+			t.Errorf("state %s, binary %s: warned %v, want %v\n%s", tc.root, self, got, tc.warn, logs.String())
+		}
+	}
 }

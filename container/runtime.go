@@ -67,7 +67,23 @@ func New(root, self string, log *slog.Logger, images ImageProvider) (*Runtime, e
 	if err := os.Chmod(abs, 0o711); err != nil {
 		return nil, fmt.Errorf("container: state dir: %w", err)
 	}
-	return &Runtime{root: abs, self: self, init: initBinary(self), log: log.With("component", "container"), images: images}, nil
+	r := &Runtime{root: abs, self: self, init: initBinary(self), log: log.With("component", "container"), images: images}
+	if real, err := filepath.EvalSymlinks(self); err == nil && pathsOverlap(filepath.Dir(real), r.lcRoot()) {
+		// libcontainer seals the binary it re-executes with a read-only
+		// overlay of the binary's directory and the container's state
+		// directory; the kernel refuses lower layers inside one another,
+		// and libcontainer falls back to copying the whole binary into
+		// a memfd at every start (measured: tens of ms).
+		r.log.Warn("the zos binary's directory and the state directory are inside one another: every container start copies the binary; keep them apart",
+			"binary", real, "state", abs)
+	}
+	return r, nil
+}
+
+// pathsOverlap reports whether clean absolute paths a and b are the same
+// or one is inside the other.
+func pathsOverlap(a, b string) bool {
+	return a == b || strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/") || a == "/" || b == "/"
 }
 
 // initBinary is the program mounted into containers as their init:
