@@ -103,6 +103,35 @@ func (fx *fixture) mount(t *testing.T, opts mount.Options) (*mount.Mount, string
 	return m, mp
 }
 
+// corruptStored flips a byte of the stored blocks that pick returns for
+// each file (by name) of the fixture's flist.
+func (fx *fixture) corruptStored(t *testing.T, pick func(name string, blocks []flist.Block) []flist.Block) {
+	t.Helper()
+	ctx := context.Background()
+	f, err := flist.Open(ctx, fx.fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := f.Tree(ctx)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ino, bl := range tree.Blocks {
+		for _, b := range pick(tree.Inodes[ino].Name, bl) {
+			p := fx.store.s.Path(b.ID)
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw[10] ^= 0xff
+			if err := os.WriteFile(p, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // cacheFiles lists the chunk and whole-file entries of a cache directory
 // (not its verification records, which sit at the top).
 func cacheFiles(t *testing.T, dir string) []string {
@@ -253,19 +282,9 @@ func TestMountCorruptBlockEIO(t *testing.T) {
 		os.WriteFile(filepath.Join(d, "victim"), data, 0o644)
 		os.WriteFile(filepath.Join(d, "small"), []byte("tiny"), 0o644)
 	}, 0)
-	ctx := context.Background()
-	f, _ := flist.Open(ctx, fx.fl)
-	tree, _ := f.Tree(ctx)
-	f.Close()
-	for ino, bl := range tree.Blocks {
-		name := tree.Inodes[ino].Name
-		id := bl[len(bl)-1].ID
-		// Corrupt the last block of each file in the store.
-		b, _ := os.ReadFile(fx.store.s.Path(id))
-		b[10] ^= 0xff
-		os.WriteFile(fx.store.s.Path(id), b, 0o644)
-		_ = name
-	}
+	fx.corruptStored(t, func(_ string, bl []flist.Block) []flist.Block {
+		return bl[len(bl)-1:] // the last block of each file
+	})
 	_, mp := fx.mount(t, mount.Options{ReadAhead: -1})
 	got, err := os.ReadFile(filepath.Join(mp, "victim"))
 	if !errors.Is(err, syscall.EIO) {
@@ -664,18 +683,12 @@ func TestMountCorruptFollowingFileNotStored(t *testing.T) {
 		os.WriteFile(filepath.Join(d, "a"), good, 0o644)
 		os.WriteFile(filepath.Join(d, "b"), bad, 0o644)
 	}, 0)
-	ctx := context.Background()
-	f, _ := flist.Open(ctx, fx.fl)
-	tree, _ := f.Tree(ctx)
-	f.Close()
-	for ino, bl := range tree.Blocks {
-		if tree.Inodes[ino].Name == "b" {
-			p := fx.store.s.Path(bl[0].ID)
-			raw, _ := os.ReadFile(p)
-			raw[10] ^= 0xff
-			os.WriteFile(p, raw, 0o644)
+	fx.corruptStored(t, func(name string, bl []flist.Block) []flist.Block {
+		if name == "b" {
+			return bl
 		}
-	}
+		return nil
+	})
 	m, mp := fx.mount(t, mount.Options{})
 	if _, err := os.ReadDir(mp); err != nil {
 		t.Fatal(err)
