@@ -72,6 +72,17 @@ func ledgerHeight(t *testing.T, api string) int64 {
 // TestLedgerFourValidators: four validators on loopback commit
 // transactions; with one killed the other three keep committing; the
 // killed one, restarted, replays its blocks and catches up to the same state.
+// waitHeight waits until the ledger at api has applied block h.
+func waitHeight(t *testing.T, api string, h int64) {
+	t.Helper()
+	zostest.WaitFor(t, 30*time.Second, func() error {
+		if got := ledgerHeight(t, api); got < h {
+			return fmt.Errorf("%s at height %d, want %d", api, got, h)
+		}
+		return nil
+	})
+}
+
 func TestLedgerFourValidators(t *testing.T) {
 	dir := t.TempDir()
 	alice := filepath.Join(dir, "alice.key")
@@ -108,10 +119,12 @@ func TestLedgerFourValidators(t *testing.T) {
 	vals[3].done <- nil
 	h0 := ledgerHeight(t, api(0))
 	// First the chain must go on without it: three of four validators
-	// still commit, after a few rounds whose proposer was the dead one.
-	// Waiting here tells a halt apart from a lost transaction, and does
-	// not submit into the rounds that time out (30 s of them under CI
-	// load once failed the submit below).
+	// still commit. Waiting here also lets validator 0 apply the block of
+	// the twin transaction sent through validator 1: a client takes its
+	// next nonce from the node it submits to, and a node a block behind
+	// hands out a used one; that transaction passes the node's check,
+	// is dropped from its mempool when the block lands, and its submit
+	// waits 30 s for nothing (how this test failed in CI).
 	zostest.WaitFor(t, 60*time.Second, func() error {
 		for i := range 3 {
 			if h := ledgerHeight(t, api(i)); h < h0+2 {
@@ -122,6 +135,7 @@ func TestLedgerFourValidators(t *testing.T) {
 	})
 	h0 = ledgerHeight(t, api(0))
 	mustZos(t, "farm", "create", "--key", alice, "--ledger", api(0), "--name", "farm1", "--ip", "185.69.166.10/24@185.69.166.1")
+	waitHeight(t, api(2), ledgerHeight(t, api(0))) // the same, for the farm's block
 	mustZos(t, "contract", "create", "--key", alice, "--ledger", api(2), "--name", "web")
 	zostest.WaitFor(t, 30*time.Second, func() error {
 		for i := range 3 {
