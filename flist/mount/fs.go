@@ -550,12 +550,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		m.readFollowingAhead(n)
 	}
 	h := &handle{m: m, node: n, ino: n.ino, blocks: blocks, size: in.Size, last: -1, ra: -1}
-	h.passthrough = !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
-	// Executables are always passed through: they are mapped rather than
-	// read, and an execve served by the daemon from the daemon's own
-	// process (tests, an embedding program) would wait on itself. The rule
-	// depends only on the inode, so every open of an inode agrees (the
-	// kernel refuses to mix passthrough and cached opens of one inode).
+	h.passthrough = m.passedThrough(in)
 	passthrough := h.passthrough
 	if len(blocks) == 1 && passthrough {
 		f, err := m.opts.Cache.Open(ctx, blocks[0], m.opts.Store)
@@ -645,6 +640,7 @@ const (
 // starting, filepath.WalkDir).
 type walkOrder struct {
 	files []uint64       // inodes (as in Children) of files with content
+	sizes []uint64       // their sizes
 	pos   map[uint64]int // index in files, by inode
 }
 
@@ -663,9 +659,14 @@ func newWalkOrder(t *flist.Tree) *walkOrder {
 				visit(c)
 				continue
 			}
-			if len(t.Blocks[c]) > 0 || len(t.Blocks[t.HardLinks[c]]) > 0 {
+			st := c
+			if target, ok := t.HardLinks[c]; ok {
+				st = target
+			}
+			if len(t.Blocks[st]) > 0 {
 				w.pos[c] = len(w.files)
 				w.files = append(w.files, c)
+				w.sizes = append(w.sizes, t.Inodes[st].Size)
 			}
 		}
 	}
@@ -676,11 +677,63 @@ func newWalkOrder(t *flist.Tree) *walkOrder {
 // aheadWindow is the part of the walk order being brought ahead.
 type aheadWindow struct {
 	mu      sync.Mutex
-	start   int // index in walkOrder.files where the window starts
-	next    int // index of the next file to bring
-	end     int // bring the files before this index
-	size    int // current window size
-	workers int // running bringAhead workers
+	start   int    // index in walkOrder.files where the window starts
+	next    int    // index of the next file to bring
+	end     int    // bring the files before this index
+	size    int    // current window size
+	pending uint64 // bytes of the files from next to end
+	workers int    // running bringAhead workers
+}
+
+// miss moves the window for a miss of file i (an index in the walk order
+// whose file sizes are sizes) and returns how many more workers to start.
+func (a *aheadWindow) miss(i int, sizes []uint64) (start int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.size > 0 && i+1 < a.start && i+1 >= a.start-maxAhead:
+		// A reader behind others: the files after it are being read or
+		// were brought already.
+		return 0
+	case a.size > 0 && i+1 >= a.start && i+1 <= a.end+minAhead:
+		// The reader walks the tree and caught up with the files being
+		// brought: bring more, further ahead.
+		a.size = min(2*a.size, maxAhead)
+		for ; a.next <= i && a.next < a.end; a.next++ { // skip what it read
+			a.pending -= sizes[a.next]
+		}
+		if a.next <= i { // past the window: nothing is pending
+			a.next, a.end = i+1, i+1
+		}
+	default:
+		a.size = minAhead
+		a.next, a.end, a.pending = i+1, i+1, 0
+	}
+	a.start = i + 1
+	for ; a.end < len(sizes) && a.end-a.start < a.size && a.pending < maxAheadBytes; a.end++ {
+		a.pending += sizes[a.end]
+	}
+	start = min(aheadWorkers, a.end-a.next) - a.workers
+	if start < 0 {
+		return 0
+	}
+	a.workers += start
+	return start
+}
+
+// take gives a worker the next file of the window to bring; false (the
+// worker ends) when the window is done or stop is set.
+func (a *aheadWindow) take(sizes []uint64, stop bool) (int, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if stop || a.next >= a.end {
+		a.workers--
+		return 0, false
+	}
+	j := a.next
+	a.next++
+	a.pending -= sizes[j]
+	return j, true
 }
 
 // readFollowingAhead is called when the kernel misses file n: on a READ at
@@ -710,34 +763,7 @@ func (m *Mount) readFollowingAhead(n *node) {
 	if !ok {
 		return
 	}
-	a := &m.ahead
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case a.size > 0 && i+1 < a.start && i+1 >= a.start-maxAhead:
-		// A reader behind others: the files after it are being read or
-		// were brought already.
-		return
-	case a.size > 0 && i+1 >= a.start && i+1 <= a.end+minAhead:
-		// The reader walks the tree and caught up with the files being
-		// brought: bring more, further ahead.
-		a.size = min(2*a.size, maxAhead)
-		a.next = max(a.next, i+1)
-	default:
-		a.size = minAhead
-		a.next = i + 1
-		a.end = i + 1
-	}
-	a.start = i + 1
-	var bytes uint64
-	for j := a.next; j < a.end; j++ {
-		bytes += m.tree.Inodes[m.stable(w.files[j])].Size
-	}
-	for a.end = max(a.end, a.next); a.end < len(w.files) && a.end-a.start < a.size && bytes < maxAheadBytes; a.end++ {
-		bytes += m.tree.Inodes[m.stable(w.files[a.end])].Size
-	}
-	for a.workers < aheadWorkers && a.workers < a.end-a.next {
-		a.workers++
+	for range m.ahead.miss(i, w.sizes) {
 		m.bg.Add(1)
 		go m.aheadWorker(w)
 	}
@@ -747,23 +773,14 @@ func (m *Mount) readFollowingAhead(n *node) {
 // until the window is done.
 func (m *Mount) aheadWorker(w *walkOrder) {
 	defer m.bg.Done()
-	a := &m.ahead
 	dirs := map[uint64]*fs.Inode{}
-	for m.ctx.Err() == nil {
-		a.mu.Lock()
-		if a.next >= a.end {
-			a.workers--
-			a.mu.Unlock()
+	for {
+		j, ok := m.ahead.take(w.sizes, m.ctx.Err() != nil)
+		if !ok {
 			return
 		}
-		j := a.next
-		a.next++
-		a.mu.Unlock()
 		m.bringAhead(w.files[j], dirs)
 	}
-	a.mu.Lock()
-	a.workers--
-	a.mu.Unlock()
 }
 
 // kernelDir returns the go-fuse inode of directory dir if the kernel knows
@@ -814,11 +831,17 @@ func (m *Mount) bringAhead(ino uint64, dirs map[uint64]*fs.Inode) {
 // pageCached reports whether the kernel serves file in from its page cache
 // (READs the daemon answers), rather than by passthrough to a cache file.
 func (m *Mount) pageCached(in *flist.Inode) bool {
-	if m.opts.NoOpen || m.opts.NoPassthrough {
-		return true
-	}
-	// The rule of Open.
-	return int64(in.Size) < m.opts.PassthroughMin && in.Mode&0o111 == 0
+	return m.opts.NoOpen || !m.passedThrough(in)
+}
+
+// passedThrough is whether Open passes file in through to its cache file.
+// Executables are always passed through: they are mapped rather than
+// read, and an execve served by the daemon from the daemon's own process
+// (tests, an embedding program) would wait on itself. The rule depends
+// only on the inode, so every open of an inode agrees (the kernel refuses
+// to mix passthrough and cached opens of one inode).
+func (m *Mount) passedThrough(in *flist.Inode) bool {
+	return !m.opts.NoPassthrough && (int64(in.Size) >= m.opts.PassthroughMin || in.Mode&0o111 != 0)
 }
 
 // storePages reads the verified content of a one-block file and stores it
