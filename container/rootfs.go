@@ -156,14 +156,13 @@ func usernsFD(base uint32) (*os.File, error) {
 // (usernsFD starts and kills a child: a few ms) while the image is
 // prepared.
 type pendingUserns struct {
-	base uint32
 	done chan struct{}
 	f    *os.File
 	err  error
 }
 
 func startUserns(base uint32) *pendingUserns {
-	p := &pendingUserns{base: base, done: make(chan struct{})}
+	p := &pendingUserns{done: make(chan struct{})}
 	go func() {
 		// The child is traced by the thread that starts it (Ptrace).
 		runtime.LockOSThread()
@@ -222,8 +221,8 @@ func idmapMount(src, target string, ns *pendingUserns, readonly bool) error {
 }
 
 // mountOverlay mounts the container's root: upper/work under dir, the lower
-// layer (id-mapped when base != 0, through ns, made by startUserns(base))
-// below.
+// layer (id-mapped when base != 0, through ns, made by startUserns(base);
+// the caller closes it) below.
 func mountOverlay(dir, lower string, base uint32, ns *pendingUserns) (rootfs string, err error) {
 	rootfs = filepath.Join(dir, "rootfs")
 	upper, work, lowerView := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "lower")
@@ -243,10 +242,6 @@ func mountOverlay(dir, lower string, base uint32, ns *pendingUserns) (rootfs str
 	}
 	if base != 0 {
 		if !mounted(lowerView) {
-			if ns == nil {
-				ns = startUserns(base)
-				defer ns.close()
-			}
 			if err := idmapMount(lower, lowerView, ns, true); err != nil {
 				return "", err
 			}

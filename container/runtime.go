@@ -434,7 +434,7 @@ func (r *Runtime) startOrAdopt(ctx context.Context, c *Config, opt SuperviseOpti
 	run.logs = lw
 	mark("supervise: locked, config and log ready")
 	var ns *pendingUserns
-	if c.IDBase != 0 && !mounted(filepath.Join(r.dir(id), "lower")) {
+	if c.IDBase != 0 {
 		ns = startUserns(c.IDBase) // meanwhile: the image, the volumes
 		defer ns.close()
 	}
