@@ -112,11 +112,9 @@ and block cache counters (what benchmarks and debugging look at).`,
 				return err
 			}
 			f.Close()
-			if cmd.Flags().Changed("procs") || os.Getenv("GOMAXPROCS") == "" {
-				// Only now: more Ps at start only made more threads
-				// (a container's cold start waits for the mount).
-				runtime.GOMAXPROCS(mountProcs(procs, runtime.NumCPU()))
-			}
+			// Only now: more Ps at start only made more threads (a
+			// container's cold start waits for the mount).
+			setProcs(cmd, mountProcs(procs, runtime.GOMAXPROCS(0)))
 			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s at %s (hash %s)\n", args[0], args[1], m.Hash())
 			done := make(chan struct{})
 			usr1 := make(chan os.Signal, 1)

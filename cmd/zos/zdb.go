@@ -65,9 +65,7 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 			if procs < 0 {
 				return fmt.Errorf("--procs %d: want 0 (half the CPUs) or more", procs)
 			}
-			if cmd.Flags().Changed("procs") || os.Getenv("GOMAXPROCS") == "" {
-				runtime.GOMAXPROCS(zdbProcs(procs, runtime.GOMAXPROCS(0)))
-			}
+			setProcs(cmd, zdbProcs(procs, runtime.GOMAXPROCS(0)))
 			out := io.Writer(os.Stderr)
 			if logfile != "" {
 				f, err := os.OpenFile(logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -180,6 +178,14 @@ The server logs "zdb ready" when it accepts clients and stops cleanly on SIGTERM
 	f.MarkHidden("cpuprofile")
 	cmd.AddCommand(newZdbCheckCmd(), newZdbCompactCmd())
 	return cmd
+}
+
+// setProcs sets GOMAXPROCS to n for a command's --procs flag, unless the
+// flag was left at its default and the user set GOMAXPROCS.
+func setProcs(cmd *cobra.Command, n int) {
+	if cmd.Flags().Changed("procs") || os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(n)
+	}
 }
 
 // zdbProcs is the GOMAXPROCS for --procs n on a machine where the Go
