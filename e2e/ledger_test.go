@@ -72,12 +72,14 @@ func ledgerHeight(t *testing.T, api string) int64 {
 // TestLedgerFourValidators: four validators on loopback commit
 // transactions; with one killed the other three keep committing; the
 // killed one, restarted, replays its blocks and catches up to the same state.
-// waitHeight waits until the ledger at api has applied block h.
-func waitHeight(t *testing.T, api string, h int64) {
+// waitHeight waits until the ledger at each of apis has applied block h.
+func waitHeight(t *testing.T, timeout time.Duration, h int64, apis ...string) {
 	t.Helper()
-	zostest.WaitFor(t, 30*time.Second, func() error {
-		if got := ledgerHeight(t, api); got < h {
-			return fmt.Errorf("%s at height %d, want %d", api, got, h)
+	zostest.WaitFor(t, timeout, func() error {
+		for _, api := range apis {
+			if got := ledgerHeight(t, api); got < h {
+				return fmt.Errorf("ledger %s at height %d, want %d", api, got, h)
+			}
 		}
 		return nil
 	})
@@ -101,14 +103,7 @@ func TestLedgerFourValidators(t *testing.T) {
 	for i := range vals {
 		waitTCP(t, vals[i], api(i))
 	}
-	zostest.WaitFor(t, 60*time.Second, func() error {
-		for i := range vals {
-			if h := ledgerHeight(t, api(i)); h < 3 {
-				return fmt.Errorf("validator %d at height %d", i, h)
-			}
-		}
-		return nil
-	})
+	waitHeight(t, 60*time.Second, 3, api(0), api(1), api(2), api(3))
 	mustZos(t, "twin", "create", "--key", alice, "--ledger", api(1))
 
 	// Kill validator 3 outright: no clean shutdown.
@@ -125,38 +120,18 @@ func TestLedgerFourValidators(t *testing.T) {
 	// hands out a used one; that transaction passes the node's check,
 	// is dropped from its mempool when the block lands, and its submit
 	// waits 30 s for nothing (how this test failed in CI).
-	zostest.WaitFor(t, 60*time.Second, func() error {
-		for i := range 3 {
-			if h := ledgerHeight(t, api(i)); h < h0+2 {
-				return fmt.Errorf("chain halted without validator 3? validator %d at height %d, want %d", i, h, h0+2)
-			}
-		}
-		return nil
-	})
+	waitHeight(t, 60*time.Second, h0+2, api(0), api(1), api(2))
 	h0 = ledgerHeight(t, api(0))
 	mustZos(t, "farm", "create", "--key", alice, "--ledger", api(0), "--name", "farm1", "--ip", "185.69.166.10/24@185.69.166.1")
-	waitHeight(t, api(2), ledgerHeight(t, api(0))) // the same, for the farm's block
+	waitHeight(t, 30*time.Second, ledgerHeight(t, api(0)), api(2)) // the same, for the farm's block
 	mustZos(t, "contract", "create", "--key", alice, "--ledger", api(2), "--name", "web")
-	zostest.WaitFor(t, 30*time.Second, func() error {
-		for i := range 3 {
-			if h := ledgerHeight(t, api(i)); h < h0+5 {
-				return fmt.Errorf("validator %d at height %d, want %d", i, h, h0+5)
-			}
-		}
-		return nil
-	})
+	waitHeight(t, 30*time.Second, h0+5, api(0), api(1), api(2))
 
 	// Bring it back: it replays its own blocks, fetches the rest from its
 	// peers and reaches the others' state.
 	start(3)
 	waitTCP(t, vals[3], api(3))
-	target := ledgerHeight(t, api(0))
-	zostest.WaitFor(t, 60*time.Second, func() error {
-		if h := ledgerHeight(t, api(3)); h < target {
-			return fmt.Errorf("returned validator at %d, others at %d", h, target)
-		}
-		return nil
-	})
+	waitHeight(t, 60*time.Second, ledgerHeight(t, api(0)), api(3))
 	var f0, f3 []map[string]any
 	if err := ledgerQuery(t, api(0), "/farms", &f0); err != nil {
 		t.Fatal(err)
@@ -186,13 +161,7 @@ func TestLedgerFourValidators(t *testing.T) {
 	})
 	// And it votes again: the chain still commits with validator 0 gone.
 	vals[0].stop(t)
-	h1 := ledgerHeight(t, api(1))
-	zostest.WaitFor(t, 30*time.Second, func() error {
-		if h := ledgerHeight(t, api(3)); h < h1+3 {
-			return fmt.Errorf("height %d, want %d", h, h1+3)
-		}
-		return nil
-	})
+	waitHeight(t, 30*time.Second, ledgerHeight(t, api(1))+3, api(3))
 }
 
 // TestLedgerCLI walks a user's path on one embedded validator: twins, a
