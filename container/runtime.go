@@ -116,67 +116,43 @@ func (r *Runtime) Create(ctx context.Context, c Config) error {
 		}
 		return fmt.Errorf("container: %w", err)
 	}
-	if !c.NoUserNS {
-		base, err := r.allocIDBase(c.ID)
-		if err != nil {
-			os.RemoveAll(dir)
-			return err
-		}
-		c.IDBase = base
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+	if err := r.create(dir, &c); err != nil {
 		os.RemoveAll(dir)
-		return fmt.Errorf("container: %w", err)
-	}
-	if c.Corex != "" {
-		var b [24]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			os.RemoveAll(dir)
-			return fmt.Errorf("container: %w", err)
-		}
-		if err := os.WriteFile(r.CorexTokenPath(c.ID), []byte(hex.EncodeToString(b[:])+"\n"), 0o600); err != nil {
-			os.RemoveAll(dir)
-			return fmt.Errorf("container: %w", err)
-		}
-	}
-	if err := r.writeStatus(c.ID, Status{State: StateCreated}); err != nil {
-		os.RemoveAll(dir)
-		return err
-	}
-	if err := writeJSON(r.configPath(c.ID), c); err != nil {
-		os.RemoveAll(dir)
+		r.releaseIDBase(c.IDBase, c.ID)
 		return err
 	}
 	return nil
 }
 
+// create fills the new container directory dir.
+func (r *Runtime) create(dir string, c *Config) error {
+	if !c.NoUserNS {
+		base, err := r.allocIDBase(c.ID)
+		if err != nil {
+			return err
+		}
+		c.IDBase = base
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+		return fmt.Errorf("container: %w", err)
+	}
+	if c.Corex != "" {
+		var b [24]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("container: %w", err)
+		}
+		if err := os.WriteFile(r.CorexTokenPath(c.ID), []byte(hex.EncodeToString(b[:])+"\n"), 0o600); err != nil {
+			return fmt.Errorf("container: %w", err)
+		}
+	}
+	if err := r.writeStatus(c.ID, Status{State: StateCreated}); err != nil {
+		return err
+	}
+	return writeJSON(r.configPath(c.ID), c)
+}
+
 // CorexTokenPath is the file holding the container's corex API token.
 func (r *Runtime) CorexTokenPath(id string) string { return filepath.Join(r.dir(id), "corex.token") }
-
-// allocIDBase picks the lowest free range of 65536 ids above 2^20, so no
-// two containers share host ids.
-func (r *Runtime) allocIDBase(id string) (uint32, error) {
-	used := map[uint32]bool{}
-	ids, err := r.ids()
-	if err != nil {
-		return 0, err
-	}
-	for _, other := range ids {
-		if other == id {
-			continue
-		}
-		if c, err := r.loadConfig(other); err == nil && c.IDBase != 0 {
-			used[c.IDBase] = true
-		}
-	}
-	for slot := uint32(16); slot < 65000; slot++ {
-		base := slot * idRange
-		if !used[base] {
-			return base, nil
-		}
-	}
-	return 0, errors.New("container: no free uid range")
-}
 
 func (r *Runtime) ids() ([]string, error) {
 	ents, err := os.ReadDir(filepath.Join(r.root, "c"))
@@ -907,6 +883,7 @@ func (r *Runtime) Remove(ctx context.Context, id string, force bool) error {
 	if err := os.RemoveAll(r.dir(id)); err != nil {
 		return fmt.Errorf("container: remove %s: %w", id, err)
 	}
+	r.releaseIDBase(c.IDBase, id)
 	if c.Lower == "" && r.images != nil && !r.imageInUse(c) {
 		if err := r.images.Release(ctx, c.Image, c.ImageArgs); err != nil {
 			return fmt.Errorf("container: release image %s: %w", c.Image, err)
