@@ -355,6 +355,8 @@ func (n *Node) Submit(ctx context.Context, tx []byte) (query.SubmitResult, error
 				return txResult(ev.Block.Height, hash, ev.ResultFinalizeBlock.TxResults[i]), nil
 			}
 			if res, gone, err := n.dropped(tx, key, hash, ev.Block.Height); gone {
+				n.log.Info("transaction left the mempool without a block", "hash", hash, "height", ev.Block.Height,
+					"code", res.Code, "log", res.Log, "err", err)
 				return res, err
 			}
 		}
