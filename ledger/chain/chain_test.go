@@ -225,7 +225,8 @@ type holdBack struct {
 	held sync.Map // types.TxKey → struct{}
 }
 
-func (h *holdBack) hold(tx []byte) { h.held.Store(types.Tx(tx).Key(), struct{}{}) }
+func (h *holdBack) hold(tx []byte)    { h.held.Store(types.Tx(tx).Key(), struct{}{}) }
+func (h *holdBack) release(tx []byte) { h.held.Delete(types.Tx(tx).Key()) }
 
 func (h *holdBack) PrepareProposal(ctx context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	resp, err := h.App.PrepareProposal(ctx, req)
@@ -239,15 +240,24 @@ func (h *holdBack) PrepareProposal(ctx context.Context, req *abci.PrepareProposa
 	return resp, nil
 }
 
-// TestSubmitDroppedTx: a transaction that passed CheckTx but whose nonce
-// another transaction used before a block took it (the stale-node race),
-// or that the mempool evicted, ends its Submit at the next block with the
-// reason instead of waiting for a block that never comes.
-func TestSubmitDroppedTx(t *testing.T) {
+// TestSubmitHeldTxs holds transactions out of the blocks, in the mempool:
+// one whose nonce another transaction then uses (the stale-node race), or
+// that the mempool evicts, ends its Submit at the next block with the
+// reason instead of waiting for a block that never comes; many submits
+// waiting at once all end with their block once released.
+func TestSubmitHeldTxs(t *testing.T) {
 	home := t.TempDir()
 	alice, bob := seedKey(t, "alice"), seedKey(t, "bob")
-	g := ledger.Genesis{ChainID: "zos-drop", Params: ledger.DefaultParams(), Treasury: seedKey(t, "treasury").Public(),
+	g := ledger.Genesis{ChainID: "zos-held", Params: ledger.DefaultParams(), Treasury: seedKey(t, "treasury").Public(),
 		Balances: []ledger.GenesisBalance{{Account: alice.Public(), Amount: 1_000_000_000}}}
+	// More signers than CometBFT's broadcast-commit took waiting at once
+	// from one client (max_subscriptions_per_client, 5).
+	var many []key.Private
+	for i := range 8 {
+		k := seedKey(t, fmt.Sprint("signer", i))
+		many = append(many, k)
+		g.Balances = append(g.Balances, ledger.GenesisBalance{Account: k.Public(), Amount: 10 * ledger.DefaultTxFee})
+	}
 	if err := Init(home, InitOptions{Genesis: g, Settings: testSettings()}); err != nil {
 		t.Fatal(err)
 	}
@@ -293,13 +303,13 @@ func TestSubmitDroppedTx(t *testing.T) {
 		case o := <-out:
 			return o
 		case <-ctx.Done():
-			t.Fatal("Submit still waits for a transaction that can no longer be committed")
+			t.Fatal("Submit still waits")
 			return outcome{}
 		}
 	}
-	newTx := func(nonce, amount uint64) []byte {
+	newTx := func(k key.Private, nonce, amount uint64) []byte {
 		t.Helper()
-		tx, err := ledger.NewTx(g.ChainID, alice, nonce, &ledger.Transfer{To: bob.Public(), Amount: amount})
+		tx, err := ledger.NewTx(g.ChainID, k, nonce, &ledger.Transfer{To: bob.Public(), Amount: amount})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +318,7 @@ func TestSubmitDroppedTx(t *testing.T) {
 
 	// Two transactions signed with the same nonce: the winner commits, the
 	// loser learns its nonce was used.
-	loser, winner := newTx(0, 1), newTx(0, 2)
+	loser, winner := newTx(alice, 0, 1), newTx(alice, 0, 2)
 	lost := submitHeld(loser)
 	won, err := n.Submit(ctx, winner)
 	if err != nil || won.Code != 0 || won.Height == 0 || won.Hash != fmt.Sprintf("%X", sha256.Sum256(winner)) {
@@ -327,12 +337,29 @@ func TestSubmitDroppedTx(t *testing.T) {
 	}
 
 	// A transaction evicted from the mempool with its nonce still unused.
-	evicted := newTx(1, 3)
+	evicted := newTx(alice, 1, 3)
 	out := submitHeld(evicted)
 	if err := n.node.Mempool().RemoveTxByKey(types.Tx(evicted).Key()); err != nil {
 		t.Fatal(err)
 	}
 	if o := wait(out); !errors.Is(o.err, ErrDropped) {
 		t.Fatalf("evicted: %+v %v", o.res, o.err)
+	}
+
+	// All waiting at once, then all let into the next block.
+	var txs [][]byte
+	var outs []<-chan outcome
+	for _, k := range many {
+		tx := newTx(k, 0, 1)
+		txs = append(txs, tx)
+		outs = append(outs, submitHeld(tx))
+	}
+	for _, tx := range txs {
+		app.release(tx)
+	}
+	for i, out := range outs {
+		if o := wait(out); o.err != nil || o.res.Code != 0 || o.res.Height == 0 {
+			t.Errorf("signer %d: %+v %v", i, o.res, o.err)
+		}
 	}
 }
