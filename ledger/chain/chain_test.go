@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/types"
+
 	"github.com/zosgrid/zos/internal/zostest"
 	"github.com/zosgrid/zos/key"
 	"github.com/zosgrid/zos/ledger"
@@ -210,6 +213,153 @@ func TestResultData(t *testing.T) {
 		}{c})
 		if got := resultData(c); !bytes.Equal(got, want) {
 			t.Errorf("%d: %s, want %s (the bytes are in CometBFT's results hash)", c, got, want)
+		}
+	}
+}
+
+// holdBack is the application with a proposer that leaves out the
+// transactions held: they stay in the mempool until the mempool lets them
+// go, as on a validator whose proposals were built before they arrived.
+type holdBack struct {
+	*App
+	held sync.Map // types.TxKey → struct{}
+}
+
+func (h *holdBack) hold(tx []byte)    { h.held.Store(types.Tx(tx).Key(), struct{}{}) }
+func (h *holdBack) release(tx []byte) { h.held.Delete(types.Tx(tx).Key()) }
+
+func (h *holdBack) PrepareProposal(ctx context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
+	resp, err := h.App.PrepareProposal(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Txs = slices.DeleteFunc(resp.Txs, func(tx []byte) bool {
+		_, held := h.held.Load(types.Tx(tx).Key())
+		return held
+	})
+	return resp, nil
+}
+
+// TestSubmitHeldTxs holds transactions out of the blocks, in the mempool:
+// one whose nonce another transaction then uses (the stale-node race), or
+// that the mempool evicts, ends its Submit at the next block with the
+// reason instead of waiting for a block that never comes; many submits
+// waiting at once all end with their block once released.
+func TestSubmitHeldTxs(t *testing.T) {
+	home := t.TempDir()
+	alice, bob := seedKey(t, "alice"), seedKey(t, "bob")
+	g := ledger.Genesis{ChainID: "zos-held", Params: ledger.DefaultParams(), Treasury: seedKey(t, "treasury").Public(),
+		Balances: []ledger.GenesisBalance{{Account: alice.Public(), Amount: 1_000_000_000}}}
+	// More signers than CometBFT's broadcast-commit took waiting at once
+	// from one client (max_subscriptions_per_client, 5).
+	var many []key.Private
+	for i := range 8 {
+		k := seedKey(t, fmt.Sprint("signer", i))
+		many = append(many, k)
+		g.Balances = append(g.Balances, ledger.GenesisBalance{Account: k.Public(), Amount: 10 * ledger.DefaultTxFee})
+	}
+	if err := Init(home, InitOptions{Genesis: g, Settings: testSettings()}); err != nil {
+		t.Fatal(err)
+	}
+	// Generous: the old Submit waited CometBFT's 30 s for such a transaction.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, _ := LoadSettings(home)
+	s.P2P, s.HTTP = "tcp://127.0.0.1:0", ""
+	var app *holdBack
+	n, err := start(ctx, home, s, nil, func(a *App) abci.Application {
+		app = &holdBack{App: a}
+		return app
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	type outcome struct {
+		res query.SubmitResult
+		err error
+	}
+	// submitHeld submits a transaction no block will take and returns once
+	// the mempool holds it.
+	submitHeld := func(tx []byte) <-chan outcome {
+		t.Helper()
+		app.hold(tx)
+		out := make(chan outcome, 1)
+		go func() {
+			r, err := n.Submit(ctx, tx)
+			out <- outcome{r, err}
+		}()
+		zostest.WaitFor(t, 10*time.Second, func() error {
+			if !n.inMempool(types.Tx(tx).Key()) {
+				return errors.New("tx not in the mempool yet")
+			}
+			return nil
+		})
+		return out
+	}
+	wait := func(out <-chan outcome) outcome {
+		t.Helper()
+		select {
+		case o := <-out:
+			return o
+		case <-ctx.Done():
+			t.Fatal("Submit still waits")
+			return outcome{}
+		}
+	}
+	newTx := func(k key.Private, nonce, amount uint64) []byte {
+		t.Helper()
+		tx, err := ledger.NewTx(g.ChainID, k, nonce, &ledger.Transfer{To: bob.Public(), Amount: amount})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+
+	// Two transactions signed with the same nonce: the winner commits, the
+	// loser learns its nonce was used.
+	loser, winner := newTx(alice, 0, 1), newTx(alice, 0, 2)
+	lost := submitHeld(loser)
+	won, err := n.Submit(ctx, winner)
+	if err != nil || won.Code != 0 || won.Height == 0 || won.Hash != fmt.Sprintf("%X", sha256.Sum256(winner)) {
+		t.Fatalf("winner: %+v %v", won, err)
+	}
+	if b, _ := n.node.BlockStore().LoadBlock(won.Height); b == nil || b.Txs.Index(winner) < 0 {
+		t.Fatalf("winner's block %d does not hold it", won.Height)
+	}
+	o := wait(lost)
+	if o.err != nil || o.res.Code != ledger.Code(ledger.ErrBadNonce) || o.res.Height != 0 ||
+		!strings.Contains(o.res.Log, "another transaction") || o.res.Hash != fmt.Sprintf("%X", sha256.Sum256(loser)) {
+		t.Fatalf("loser: %+v %v", o.res, o.err)
+	}
+	if a, _ := n.Machine().Account(bob.Public()); a.Balance != 2 {
+		t.Fatalf("bob has %d, want the winner's 2", a.Balance)
+	}
+
+	// A transaction evicted from the mempool with its nonce still unused.
+	evicted := newTx(alice, 1, 3)
+	out := submitHeld(evicted)
+	if err := n.node.Mempool().RemoveTxByKey(types.Tx(evicted).Key()); err != nil {
+		t.Fatal(err)
+	}
+	if o := wait(out); !errors.Is(o.err, ErrDropped) {
+		t.Fatalf("evicted: %+v %v", o.res, o.err)
+	}
+
+	// All waiting at once, then all let into the next block.
+	var txs [][]byte
+	var outs []<-chan outcome
+	for _, k := range many {
+		tx := newTx(k, 0, 1)
+		txs = append(txs, tx)
+		outs = append(outs, submitHeld(tx))
+	}
+	for _, tx := range txs {
+		app.release(tx)
+	}
+	for i, out := range outs {
+		if o := wait(out); o.err != nil || o.res.Code != 0 || o.res.Height == 0 {
+			t.Errorf("signer %d: %+v %v", i, o.res, o.err)
 		}
 	}
 }

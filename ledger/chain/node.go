@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	nm "github.com/cometbft/cometbft/node"
@@ -88,12 +90,6 @@ func cometConfig(home string, s Settings) (*cfg.Config, error) {
 	c.Mempool.Size = s.MempoolSize
 	c.Instrumentation.Prometheus = false
 	c.TxIndex.Indexer = "kv"
-	// Submit waits for the block that includes a tx through the in-process
-	// client (no HTTP write deadline applies). CometBFT's 10 s default is
-	// shorter than a few failed rounds when a validator is down and the
-	// machine is busy: the client would report a failure for a tx that
-	// commits a moment later.
-	c.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
 	tc, err := time.ParseDuration(s.TimeoutCommit)
 	if err != nil {
 		return nil, fmt.Errorf("chain: timeout_commit %q: %w", s.TimeoutCommit, err)
@@ -218,6 +214,9 @@ type Node struct {
 	http   *http.Server
 	ln     net.Listener
 	log    *slog.Logger
+	// submits numbers Submit's event subscriptions: CometBFT's event bus
+	// takes one subscription per subscriber and query.
+	submits atomic.Uint64
 	// startHeight is the height the ledger state was loaded at (its
 	// snapshot's, 0 from genesis); CometBFT replayed the blocks after it.
 	startHeight int64
@@ -225,6 +224,12 @@ type Node struct {
 
 // Start starts the validator in HOME and its HTTP query API.
 func Start(ctx context.Context, home string, s Settings, log *slog.Logger) (*Node, error) {
+	return start(ctx, home, s, log, nil)
+}
+
+// start is Start; wrap, if not nil, wraps the application CometBFT calls,
+// so a test can decide what the validator's block proposals carry.
+func start(ctx context.Context, home string, s Settings, log *slog.Logger, wrap func(*App) abci.Application) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -249,7 +254,11 @@ func Start(ctx context.Context, home string, s Settings, log *slog.Logger) (*Nod
 		return nil, fmt.Errorf("chain: %w", err)
 	}
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
-	n, err := nm.NewNode(ctx, c, pv, nk, proxy.NewConnSyncLocalClientCreator(app), nm.DefaultGenesisDocProviderFunc(c),
+	var abciApp abci.Application = app
+	if wrap != nil {
+		abciApp = wrap(app)
+	}
+	n, err := nm.NewNode(ctx, c, pv, nk, proxy.NewConnSyncLocalClientCreator(abciApp), nm.DefaultGenesisDocProviderFunc(c),
 		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(c.Instrumentation), cometLogger{log})
 	if err != nil {
 		return nil, fmt.Errorf("chain: %w", err)
@@ -292,23 +301,108 @@ func (n *Node) HTTPAddr() string {
 	return n.ln.Addr().String()
 }
 
-// Submit implements query.Submitter: it broadcasts a transaction and waits
-// until a block includes it (or the mempool refuses it).
+// ErrDropped is returned by Submit when the mempool let a transaction go
+// without a block including it, and the ledger gives no reason (it was
+// evicted): it may be submitted again.
+var ErrDropped = errors.New("chain: transaction dropped from the mempool")
+
+// blockEventBuffer is how many new-block events may wait for a Submit
+// before CometBFT cancels its subscription; one a block is read at a time.
+const blockEventBuffer = 16
+
+// Submit implements query.Submitter: it hands a transaction to the mempool
+// (CheckTx) and waits for the block that includes it. It does not wait for
+// a transaction that can no longer be committed: at each new block it looks
+// whether the transaction is still in the mempool and its nonce still
+// unused; once either is gone (another transaction of the signer used the
+// nonce, a recheck or an eviction dropped it) it returns the ledger's reason
+// (ErrBadNonce's code when the nonce was used) or ErrDropped.
 func (n *Node) Submit(ctx context.Context, tx []byte) (query.SubmitResult, error) {
-	r, err := n.client.BroadcastTxCommit(ctx, tx)
+	// Subscribe before the broadcast: every block that can include the
+	// transaction comes after it.
+	bus := n.node.EventBus()
+	subscriber := fmt.Sprintf("zos-submit-%d", n.submits.Add(1))
+	sub, err := bus.Subscribe(ctx, subscriber, types.EventQueryNewBlock, blockEventBuffer)
+	if err != nil {
+		return query.SubmitResult{}, fmt.Errorf("chain: subscribe to new blocks: %w", err)
+	}
+	defer func() { _ = bus.UnsubscribeAll(context.Background(), subscriber) }()
+	r, err := n.client.BroadcastTxSync(ctx, tx)
 	if err != nil {
 		return query.SubmitResult{}, fmt.Errorf("chain: broadcast: %w", err)
 	}
-	if r.CheckTx.Code != 0 {
-		return query.SubmitResult{Code: r.CheckTx.Code, Log: r.CheckTx.Log, Hash: r.Hash.String()}, nil
+	hash := r.Hash.String()
+	if r.Code != 0 {
+		return query.SubmitResult{Code: r.Code, Log: r.Log, Hash: hash}, nil
 	}
-	res := query.SubmitResult{Code: r.TxResult.Code, Log: r.TxResult.Log, Height: r.Height, Hash: r.Hash.String()}
+	key := types.Tx(tx).Key()
+	for {
+		select {
+		case <-ctx.Done():
+			return query.SubmitResult{}, fmt.Errorf("chain: waiting for tx %s: %w", hash, ctx.Err())
+		case <-sub.Canceled():
+			reason := sub.Err()
+			if reason == nil {
+				reason = errors.New("node stopped")
+			}
+			return query.SubmitResult{}, fmt.Errorf("chain: waiting for tx %s: %w", hash, reason)
+		case msg := <-sub.Out():
+			ev, ok := msg.Data().(types.EventDataNewBlock)
+			if !ok {
+				continue
+			}
+			if i := ev.Block.Txs.Index(tx); i >= 0 && i < len(ev.ResultFinalizeBlock.TxResults) {
+				return txResult(ev.Block.Height, hash, ev.ResultFinalizeBlock.TxResults[i]), nil
+			}
+			if res, gone, err := n.dropped(tx, key, hash, ev.Block.Height); gone {
+				n.log.Info("transaction left the mempool without a block", "hash", hash, "height", ev.Block.Height,
+					"code", res.Code, "log", res.Log, "err", err)
+				return res, err
+			}
+		}
+	}
+}
+
+func txResult(height int64, hash string, r *abci.ExecTxResult) query.SubmitResult {
+	res := query.SubmitResult{Code: r.Code, Log: r.Log, Height: height, Hash: hash}
 	var data struct {
 		Created uint64 `json:"created"`
 	}
-	_ = json.Unmarshal(r.TxResult.Data, &data)
+	_ = json.Unmarshal(r.Data, &data)
 	res.Created = data.Created
-	return res, nil
+	return res
+}
+
+// dropped reports whether tx, which no block up to height included, can no
+// longer be committed, and why. While the machine is past height it gives
+// no verdict: the next block, which may hold tx, is being applied, and its
+// event follows. That block moves the machine's height before it uses a
+// nonce or empties the mempool of what it included, so the height is read
+// last.
+func (n *Node) dropped(tx []byte, key types.TxKey, hash string, height int64) (query.SubmitResult, bool, error) {
+	_, err := n.app.m.CheckTx(tx)
+	used := errors.Is(err, ledger.ErrBadNonce)
+	if !used && n.inMempool(key) {
+		return query.SubmitResult{}, false, nil
+	}
+	if n.app.m.Height() > height {
+		return query.SubmitResult{}, false, nil
+	}
+	switch {
+	case used:
+		return query.SubmitResult{Code: ledger.Code(err), Hash: hash,
+			Log: err.Error() + ": another transaction of the signer used the nonce while this one waited in the mempool"}, true, nil
+	case err != nil:
+		return query.SubmitResult{Code: ledger.Code(err), Hash: hash, Log: "dropped from the mempool: " + err.Error()}, true, nil
+	}
+	return query.SubmitResult{}, true, fmt.Errorf("%w: tx %s, at height %d", ErrDropped, hash, height)
+}
+
+// inMempool reports whether the mempool holds the transaction; a mempool
+// that cannot tell is taken to hold it (only a used nonce ends the wait).
+func (n *Node) inMempool(key types.TxKey) bool {
+	mp, ok := n.node.Mempool().(interface{ InMempool(types.TxKey) bool })
+	return !ok || mp.InMempool(key)
 }
 
 // Close stops the query API and the validator.

@@ -68,23 +68,37 @@ func (c *Client) do(req *http.Request, out any) error {
 	return nil
 }
 
+// sendAttempts bounds how often Send signs a message anew after the ledger
+// said its nonce was used.
+const sendAttempts = 4
+
 // Send signs msg with k (next nonce from the ledger), submits it and waits
 // for its block. A refused transaction returns ErrTx with the ledger's
-// reason, and the result.
+// reason, and the result. A node a block behind hands out a nonce that
+// block used, and another transaction of k may use it first: when the
+// ledger answers that the nonce was wrong, Send reads the account again and
+// signs with the new nonce, a few times. A wrong nonce has no effect on the
+// ledger (not even the fee), so the message never applies twice.
 func (c *Client) Send(ctx context.Context, k key.Private, msg ledger.Msg) (SubmitResult, error) {
 	var st Status
 	if err := c.Get(ctx, "/status", &st); err != nil {
 		return SubmitResult{}, err
 	}
-	var acct AccountView
-	if err := c.Get(ctx, "/accounts/"+k.Public().String(), &acct); err != nil {
-		return SubmitResult{}, err
+	badNonce := ledger.Code(ledger.ErrBadNonce)
+	for attempt := 1; ; attempt++ {
+		var acct AccountView
+		if err := c.Get(ctx, "/accounts/"+k.Public().String(), &acct); err != nil {
+			return SubmitResult{}, err
+		}
+		tx, err := ledger.NewTx(st.ChainID, k, acct.Nonce, msg)
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		res, err := c.SendRaw(ctx, tx)
+		if res.Code != badNonce || attempt == sendAttempts {
+			return res, err
+		}
 	}
-	tx, err := ledger.NewTx(st.ChainID, k, acct.Nonce, msg)
-	if err != nil {
-		return SubmitResult{}, err
-	}
-	return c.SendRaw(ctx, tx)
 }
 
 // SendRaw submits an already signed transaction.

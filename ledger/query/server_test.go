@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/zosgrid/zos/grid"
@@ -111,4 +112,82 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("read-only server took a tx: %d", resp.StatusCode)
 	}
 	resp.Body.Close()
+}
+
+// racingSubmitter applies, before each of the first races transactions it
+// is given, another transaction of k with the same nonce: the one given
+// finds its nonce used, as when it was signed with a nonce from a node a
+// block behind.
+type racingSubmitter struct {
+	applySubmitter
+	k     key.Private
+	mu    sync.Mutex
+	races int
+	txs   int
+}
+
+func (r *racingSubmitter) Submit(ctx context.Context, tx []byte) (SubmitResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.txs++
+	if r.txs <= r.races {
+		a, _ := r.m.Account(r.k.Public())
+		other, err := ledger.NewTx(r.m.ChainID(), r.k, a.Nonce, &ledger.Transfer{To: seedKey("t").Public(), Amount: 1})
+		if err != nil {
+			return SubmitResult{}, err
+		}
+		if res, err := r.applySubmitter.Submit(ctx, other); err != nil || res.Code != 0 {
+			return SubmitResult{}, fmt.Errorf("competing tx: %+v %v", res, err)
+		}
+	}
+	return r.applySubmitter.Submit(ctx, tx)
+}
+
+func (r *racingSubmitter) submitted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.txs
+}
+
+// TestSendRetriesUsedNonce: Send signs again with a fresh nonce when its
+// nonce was used, a bounded number of times; SendRaw, whose transaction is
+// signed already, does not.
+func TestSendRetriesUsedNonce(t *testing.T) {
+	alice := seedKey("alice")
+	m, err := ledger.New(ledger.Genesis{ChainID: "q", Params: ledger.DefaultParams(), Treasury: seedKey("t").Public(),
+		Balances: []ledger.GenesisBalance{{Account: alice.Public(), Amount: 100_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := &racingSubmitter{applySubmitter: applySubmitter{m}, k: alice, races: 1}
+	srv := httptest.NewServer(NewHandler(m, sub, nil))
+	defer srv.Close()
+	c := NewClient(srv.URL)
+	ctx := context.Background()
+
+	res, err := c.Send(ctx, alice, &ledger.TwinCreate{})
+	if err != nil || res.Code != 0 || res.Created != 1 || sub.submitted() != 2 {
+		t.Fatalf("send after a used nonce: %+v %v, %d submissions", res, err, sub.submitted())
+	}
+	if a, _ := m.Account(alice.Public()); a.Nonce != 2 {
+		t.Fatalf("alice nonce %d, want 2 (the competing tx and the twin)", a.Nonce)
+	}
+
+	sub.mu.Lock()
+	sub.races, sub.txs = 1000, 0
+	sub.mu.Unlock()
+	_, err = c.Send(ctx, alice, &ledger.FarmCreate{Name: "f"})
+	if !errors.Is(err, ErrTx) || !strings.Contains(err.Error(), "wrong nonce") || sub.submitted() != sendAttempts {
+		t.Fatalf("send with every nonce used: %v after %d submissions, want %d", err, sub.submitted(), sendAttempts)
+	}
+
+	a, _ := m.Account(alice.Public())
+	tx, err := ledger.NewTx("q", alice, a.Nonce, &ledger.FarmCreate{Name: "f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sub.submitted()
+	if _, err := c.SendRaw(ctx, tx); !errors.Is(err, ErrTx) || sub.submitted() != before+1 {
+		t.Fatalf("send raw with its nonce used: %v after %d submissions, want 1", err, sub.submitted()-before)
+	}
 }
