@@ -569,6 +569,32 @@ func startOneP(start func() error) error {
 	return start()
 }
 
+// PrepareAhead starts making a provided image available (an flist mount:
+// a process to start) while the caller goes on validating and creating the
+// container, so that the container's start finds it ready or under way
+// (the provider serialises Prepare per image). Call done once with whether
+// a container of the image was created: if not, and no other container
+// uses the image, it is released again.
+func (r *Runtime) PrepareAhead(ctx context.Context, ref string, args []string) (done func(created bool)) {
+	if r.images == nil {
+		return func(bool) {}
+	}
+	prepared := make(chan struct{})
+	go func() {
+		defer close(prepared)
+		// Its error, if any, comes again from the container's start.
+		r.images.Prepare(ctx, ref, args)
+	}()
+	return func(created bool) {
+		<-prepared
+		if !created && !r.imageInUse(Config{Image: ref, ImageArgs: args}) {
+			if err := r.images.Release(context.WithoutCancel(ctx), ref, args); err != nil {
+				r.log.Warn("release an image no container uses", "image", ref, "err", err)
+			}
+		}
+	}
+}
+
 // prepareImage returns the lower directory of a container, mounting its
 // image through the ImageProvider when it is not a plain directory.
 func (r *Runtime) prepareImage(ctx context.Context, c *Config) (string, *ExecPolicy, error) {

@@ -410,6 +410,18 @@ dd if=/dev/zero of=/dev/null bs=128M count=1 2>/dev/null && echo survived`)
 		}
 	})
 
+	t.Run("refused container releases its image", func(t *testing.T) {
+		// run mounts the image while it checks and records the container;
+		// a container refused meanwhile leaves no mount (no other container
+		// uses the image now).
+		if _, errOut, code := h.run(t, []string{"--rm", "-w", "relative"}, h.busybox); code == 0 || !strings.Contains(errOut, "absolute") {
+			t.Errorf("relative workdir: exit %d %q, want a refusal", code, errOut)
+		}
+		if b, _ := os.ReadFile("/proc/thread-self/mountinfo"); strings.Contains(string(b), h.root) {
+			t.Errorf("mounts left under %s by a refused container", h.root)
+		}
+	})
+
 	// Nothing is left: no container, mount, loop device, cgroup or process.
 	if out, _, _ := h.z(t, "ps", "-a"); strings.Count(out, "\n") != 1 {
 		t.Errorf("ps -a after rm:\n%s", out)

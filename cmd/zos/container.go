@@ -92,6 +92,7 @@ applies).`,
 			}
 			ctx := cmd.Context()
 			created := func() {}
+			made := false // the container was created
 			var img container.Rootfs
 			if strings.HasPrefix(args[0], "http://") || strings.HasPrefix(args[0], "https://") {
 				var done func(bool)
@@ -121,6 +122,10 @@ applies).`,
 				if cacheDir != "" {
 					c.ImageArgs = append(c.ImageArgs, "--cache", cacheDir)
 				}
+				// The mount process starts while the image config is
+				// read and the container recorded.
+				ahead := r.PrepareAhead(ctx, abs, c.ImageArgs)
+				defer func() { ahead(made) }()
 				if img.Image, err = (flistImages{root: r.Root()}).Image(ctx, abs, c.ImageArgs); err != nil {
 					return err
 				}
@@ -167,6 +172,7 @@ applies).`,
 				return err
 			}
 			created()
+			made = true
 			starttrace.Mark("cli", "container created (image config read, state written)")
 			if detach {
 				if err := r.Start(ctx, c.ID); err != nil {
