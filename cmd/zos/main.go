@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/zosgrid/zos/container"
+	_ "github.com/zosgrid/zos/internal/startmap"
 	"github.com/zosgrid/zos/internal/startgc"
 	"github.com/zosgrid/zos/internal/starttrace"
 )

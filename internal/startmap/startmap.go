@@ -1,0 +1,101 @@
+package startmap
+
+/*
+#define _GNU_SOURCE
+#include <link.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define ZOS_PAGE 4096UL
+#define ZOS_DOWN(a) ((a) & ~(ZOS_PAGE - 1))
+#define ZOS_UP(a) ZOS_DOWN((a) + ZOS_PAGE - 1)
+
+// zos_startmap_segments maps the main program's loaded segments: the
+// read-only ones (text, rodata) from the page cache, and the file-backed
+// part of the writable one (.data, past RELRO, which is read-only by now)
+// as private copies. Errors are ignored: the pages then fault in as usual.
+static int zos_startmap_segments(struct dl_phdr_info *info, size_t size, void *arg) {
+	unsigned long relro = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+		if (p->p_type == PT_GNU_RELRO)
+			relro = info->dlpi_addr + p->p_vaddr + p->p_memsz;
+	}
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+		if (p->p_type != PT_LOAD)
+			continue;
+		unsigned long start = info->dlpi_addr + p->p_vaddr;
+		if (!(p->p_flags & PF_W)) {
+			unsigned long end = ZOS_UP(start + p->p_memsz);
+			madvise((void *)ZOS_DOWN(start), end - ZOS_DOWN(start), MADV_POPULATE_READ);
+			continue;
+		}
+		unsigned long end = ZOS_UP(start + p->p_filesz);
+		if (relro > start)
+			start = relro;
+		start = ZOS_UP(start);
+		if (end > start)
+			madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+	}
+	return 1; // the first object is the main program: stop there
+}
+
+static void zos_startmap(void) {
+	dl_iterate_phdr(zos_startmap_segments, 0);
+}
+
+// zos_startmap_unmap_segments drops the page table entries of the
+// read-only segments (the pages stay in the page cache and fault in again
+// when used). Never the writable one: its private copies would be lost.
+static int zos_startmap_unmap_segments(struct dl_phdr_info *info, size_t size, void *arg) {
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+		if (p->p_type != PT_LOAD || (p->p_flags & PF_W))
+			continue;
+		unsigned long start = ZOS_DOWN(info->dlpi_addr + p->p_vaddr);
+		unsigned long end = ZOS_UP(info->dlpi_addr + p->p_vaddr + p->p_memsz);
+		madvise((void *)start, end - start, MADV_DONTNEED);
+	}
+	return 1;
+}
+
+static void zos_startmap_release(void) {
+	dl_iterate_phdr(zos_startmap_unmap_segments, 0);
+}
+
+__attribute__((constructor)) static void zos_startmap_early(void) {
+	// In libcontainer's re-executed init, nsenter's constructor clones the
+	// process into the one that goes on; a child does not inherit the page
+	// table entries of file mappings, so that one maps them (init below).
+	if (getenv("_LIBCONTAINER_INITPIPE"))
+		return;
+	zos_startmap();
+}
+*/
+import "C"
+
+import (
+	"syscall"
+	"time"
+)
+
+// releaseAfter is when a process still running gives back the mappings it
+// did not use: past its start, a long-running zos (a zdb server, a
+// container's supervisor, an flist mount) shows in RSS the pages it uses,
+// not the whole binary.
+const releaseAfter = 2 * time.Second
+
+func init() {
+	if _, ok := syscall.Getenv("_LIBCONTAINER_INITPIPE"); ok {
+		C.zos_startmap()
+	}
+	time.AfterFunc(releaseAfter, func() { C.zos_startmap_release() })
+}
