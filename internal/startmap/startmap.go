@@ -4,7 +4,9 @@ package startmap
 #define _GNU_SOURCE
 #include <link.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -71,14 +73,24 @@ static void zos_startmap_release(void) {
 	dl_iterate_phdr(zos_startmap_unmap_segments, 0);
 }
 
+// zos_startmap_done says whether the constructor mapped the segments.
+static int zos_startmap_done;
+
 __attribute__((constructor)) static void zos_startmap_early(void) {
 	// In libcontainer's re-executed init, nsenter's constructor clones the
-	// process into the one that goes on; a child does not inherit the page
-	// table entries of file mappings, so that one maps them (init below).
-	if (getenv("_LIBCONTAINER_INITPIPE"))
-		return;
+	// process into the one that goes on (named runc:[2:INIT]); a child does
+	// not inherit the page table entries of file mappings. Constructors run
+	// in link order: before nsenter's, leave it to the Go init below.
+	if (getenv("_LIBCONTAINER_INITPIPE")) {
+		char name[17] = {0};
+		if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0 || strcmp(name, "runc:[2:INIT]") != 0)
+			return;
+	}
 	zos_startmap();
+	zos_startmap_done = 1;
 }
+
+static int zos_startmap_mapped(void) { return zos_startmap_done; }
 */
 import "C"
 
@@ -94,8 +106,10 @@ import (
 const releaseAfter = 2 * time.Second
 
 func init() {
-	if _, ok := syscall.Getenv("_LIBCONTAINER_INITPIPE"); ok {
-		C.zos_startmap()
+	if C.zos_startmap_mapped() == 0 {
+		if _, ok := syscall.Getenv("_LIBCONTAINER_INITPIPE"); ok {
+			C.zos_startmap()
+		}
 	}
 	time.AfterFunc(releaseAfter, func() { C.zos_startmap_release() })
 }
