@@ -35,6 +35,15 @@ type client struct {
 	waits     uint32          // blocking waits, for the periodic yield
 	mirroring bool            // written to by other clients (MIRROR)
 	keys      [][]byte        // prefetch's scratch
+
+	// The event loop's non-blocking socket calls go through raw (which
+	// keeps the descriptor from being closed under them) with these
+	// functions, bound once: a closure made per call would be allocated
+	// per request.
+	rawRead, rawWrite func(fd uintptr) bool
+	io                []byte // the buffer of the call under way
+	ioN               int
+	ioErr             error
 }
 
 type pendingWrite struct {
@@ -45,6 +54,14 @@ type pendingWrite struct {
 func (s *Server) newClient(conn net.Conn) *client {
 	c := &client{s: s, conn: conn, w: resp.NewWriter(conn), admin: s.cfg.Admin == ""}
 	c.r = resp.NewReader(loopRead{c})
+	c.rawRead = func(fd uintptr) bool {
+		c.ioN, c.ioErr = unix.Read(int(fd), c.io)
+		return true
+	}
+	c.rawWrite = func(fd uintptr) bool {
+		c.ioN, c.ioErr = unix.Write(int(fd), c.io)
+		return true
+	}
 	c.ns, _ = s.db.Namespace(zdb.DefaultNamespace)
 	c.writable = !(s.cfg.Protect && s.cfg.Admin != "")
 	if sc, ok := conn.(syscall.Conn); ok {

@@ -271,13 +271,11 @@ func (l *eventLoop) finishTurn(turn []*client) {
 		if c == nil || c.w.Len() == 0 {
 			continue
 		}
-		b := c.w.Bytes()
-		var n int
-		var werr error
-		if err := c.raw.Write(func(fd uintptr) bool {
-			n, werr = unix.Write(int(fd), b)
-			return true
-		}); err != nil {
+		c.io = c.w.Bytes()
+		err := c.raw.Write(c.rawWrite)
+		n, werr := c.ioN, c.ioErr
+		c.io, c.ioErr = nil, nil
+		if err != nil {
 			werr = err
 		}
 		if n > 0 {
@@ -332,12 +330,11 @@ func (r loopRead) Read(p []byte) (int, error) {
 	if !c.inLoop {
 		return c.conn.Read(p)
 	}
-	var n int
-	var err error
-	if cerr := c.raw.Read(func(fd uintptr) bool {
-		n, err = unix.Read(int(fd), p)
-		return true
-	}); cerr != nil {
+	c.io = p
+	cerr := c.raw.Read(c.rawRead)
+	n, err := c.ioN, c.ioErr
+	c.io, c.ioErr = nil, nil
+	if cerr != nil {
 		return 0, cerr
 	}
 	switch {
