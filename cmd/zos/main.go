@@ -10,8 +10,11 @@ import (
 	"syscall"
 
 	"github.com/zosgrid/zos/container"
-	_ "github.com/zosgrid/zos/internal/startmap"
 	"github.com/zosgrid/zos/internal/startgc"
+	// Their inits map the heap and the binary's pages the start touches
+	// in a few system calls rather than a page fault per page.
+	_ "github.com/zosgrid/zos/internal/startheap"
+	_ "github.com/zosgrid/zos/internal/startmap"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
