@@ -15,11 +15,13 @@
 // zos-init, PID 1 of every container, does not import it: there it saved
 // 72 faults (about 1 ms) for 0.7 MB more per container.
 //
+// Again does the same later, for libcontainer's init, which execs.
+//
 // It works from its package init, which runs before every package that
 // allocates much: it imports nothing but syscall and unsafe, so it is
-// initialised as soon as syscall is. Import it for that effect only
-// (a blank import in a main package). Without MADV_POPULATE_WRITE (Linux
-// before 5.14) it does nothing.
+// initialised as soon as syscall is; importing it from a main package is
+// all it takes. Without MADV_POPULATE_WRITE (Linux before 5.14) it does
+// nothing.
 //
 // May import: syscall and unsafe only (more would move its init later).
 // Must never be imported by: anything but main packages.
