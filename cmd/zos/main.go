@@ -11,10 +11,7 @@ import (
 
 	"github.com/zosgrid/zos/container"
 	"github.com/zosgrid/zos/internal/startgc"
-	// startheap's and startmap's inits map the heap and the binary's pages
-	// the start touches in a few system calls, not a page fault per page.
-	"github.com/zosgrid/zos/internal/startheap"
-	_ "github.com/zosgrid/zos/internal/startmap"
+	"github.com/zosgrid/zos/internal/startmap"
 	"github.com/zosgrid/zos/internal/starttrace"
 )
 
@@ -30,9 +27,9 @@ func main() {
 	// Re-executed by libcontainer to become a container's first process.
 	if container.IsLibcontainerInit() {
 		starttrace.MarkLibcontainerInit("go main (runtime and package init done)")
-		// startheap's init mapped the heap the package inits used; this
+		// startmap's init mapped the heap the package inits used; this
 		// process execs, so the heap mapped for its setup is not kept.
-		startheap.Again()
+		startmap.HeapAgain()
 		container.LibcontainerInit() // never returns
 	}
 	if len(os.Args) > 1 {

@@ -106,6 +106,7 @@ import (
 const releaseAfter = 2 * time.Second
 
 func init() {
+	populate(ahead) // first: the heap the package inits are about to touch
 	if C.zos_startmap_mapped() == 0 {
 		if _, ok := syscall.Getenv("_LIBCONTAINER_INITPIPE"); ok {
 			C.zos_startmap()
