@@ -28,7 +28,8 @@
 // the lowest page it has touched below its frontier to 1 MB past it: the
 // pages the allocator hands out next (lowest address first), most of which
 // the start would have touched anyway. Measured on top of the segments:
-// `zos version` 559 -> 335 page faults, 29.0 -> 23.7 ms of CPU. Its cost
+// `zos version` about 560 -> 320 to 500 page faults (the count moves with
+// the page cache's state of the binary), 1.5 ms less CPU. Its cost
 // is memory: the runtime counts fresh heap pages as released, so pages
 // mapped ahead stay in a process's RSS, uncounted by the runtime and never
 // returned by its scavenger, until later allocations use them (+0.46 MB
