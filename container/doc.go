@@ -43,7 +43,7 @@
 //	<root>/c/<id>/rootfs       the overlay mount point (the container's /)
 //	<root>/c/<id>/logs/        stdout+stderr, rotated: current.log, current.log.1 ...
 //	<root>/c/<id>/disks/       sparse virtual disk images of the container's volumes
-//	<root>/uids/<base>.<id>    the container's claim on its host id range (flock on uids/ to claim)
+//	<root>/uids/<base>.<id>    the container's claim on its host id range (made under an flock of uids/.lock)
 //
 // A container is supervised by exactly one process (the foreground `zos
 // container run` or a detached `zos container shim`), recorded with its pid

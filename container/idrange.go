@@ -15,7 +15,7 @@ import (
 // to a range of its own, and no two containers may share one (a root of one
 // would own the files of the other). A range is claimed by an empty file
 // named BASE.ID in the claims directory (root/uids), made under an flock
-// of that directory, so that containers created at the same time, by
+// there (uids/.lock), so that containers created at the same time, by
 // several zos processes, get different ranges; and picking a range reads
 // one directory instead of every container's config.
 //
@@ -50,11 +50,11 @@ func parseClaim(name string) (base uint32, id string, ok bool) {
 // container id and returns its first id.
 func (r *Runtime) allocIDBase(id string) (uint32, error) {
 	dir := r.claimsDir()
-	unlock, err := lockDir(dir)
+	lock, err := lockIn(dir, 0o700, unix.LOCK_EX)
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer lock.Close()
 	if _, err := os.Stat(filepath.Join(dir, claimsComplete)); errors.Is(err, os.ErrNotExist) {
 		if err := r.claimConfiguredRanges(dir); err != nil {
 			return 0, err
@@ -123,27 +123,4 @@ func (r *Runtime) claimConfiguredRanges(dir string) error {
 		return fmt.Errorf("container: id ranges: %w", err)
 	}
 	return f.Close()
-}
-
-// lockDir creates dir if needed and takes an exclusive flock on it,
-// waiting for other holders.
-func lockDir(dir string) (unlock func(), err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("container: %w", err)
-	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("container: open %s: %w", dir, err)
-	}
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("container: lock %s: %w", dir, err)
-	}
-	return func() { unix.Close(fd) }, nil
 }

@@ -98,16 +98,22 @@ func (r *Runtime) fetch(ctx context.Context, url string) (string, error) {
 // lockImages takes the lock of the downloads: shared while a download
 // waits for its container to be created, exclusive to remove downloads.
 func (r *Runtime) lockImages(how int) (*os.File, error) {
-	if err := os.MkdirAll(r.imagesDir(), 0o711); err != nil {
+	return lockIn(r.imagesDir(), 0o711, how)
+}
+
+// lockIn takes an flock (how: unix.LOCK_SH or unix.LOCK_EX) on dir/.lock,
+// making dir (with perm) and the file if needed. Closing the file lets go.
+func lockIn(dir string, perm os.FileMode, how int) (*os.File, error) {
+	if err := os.MkdirAll(dir, perm); err != nil {
 		return nil, fmt.Errorf("container: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(r.imagesDir(), ".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("container: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("container: lock images: %w", err)
+		return nil, fmt.Errorf("container: lock %s: %w", dir, err)
 	}
 	return f, nil
 }
