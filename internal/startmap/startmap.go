@@ -19,11 +19,15 @@ package startmap
 #define ZOS_DOWN(a) ((a) & ~(ZOS_PAGE - 1))
 #define ZOS_UP(a) ZOS_DOWN((a) + ZOS_PAGE - 1)
 
-// zos_startmap_segments maps the main program's loaded segments: the
-// read-only ones (text, rodata) from the page cache, and the file-backed
-// part of the writable one (.data, past RELRO, which is read-only by now)
-// as private copies. Errors are ignored: the pages then fault in as usual.
+// zos_startmap_segments applies *(int *)arg to the main program's
+// read-only loaded segments (text, rodata): MADV_POPULATE_READ maps them
+// from the page cache, MADV_DONTNEED drops their page table entries again
+// (the pages stay cached and fault in when used). When populating, the
+// file-backed part of the writable segment (.data, past RELRO, which is
+// read-only by now) is also mapped, as private copies; it is never dropped,
+// which would lose them. Errors are ignored: pages then fault as usual.
 static int zos_startmap_segments(struct dl_phdr_info *info, size_t size, void *arg) {
+	int advice = *(int *)arg;
 	unsigned long relro = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
@@ -37,9 +41,11 @@ static int zos_startmap_segments(struct dl_phdr_info *info, size_t size, void *a
 		unsigned long start = info->dlpi_addr + p->p_vaddr;
 		if (!(p->p_flags & PF_W)) {
 			unsigned long end = ZOS_UP(start + p->p_memsz);
-			madvise((void *)ZOS_DOWN(start), end - ZOS_DOWN(start), MADV_POPULATE_READ);
+			madvise((void *)ZOS_DOWN(start), end - ZOS_DOWN(start), advice);
 			continue;
 		}
+		if (advice != MADV_POPULATE_READ)
+			continue;
 		unsigned long end = ZOS_UP(start + p->p_filesz);
 		if (relro > start)
 			start = relro;
@@ -51,26 +57,13 @@ static int zos_startmap_segments(struct dl_phdr_info *info, size_t size, void *a
 }
 
 static void zos_startmap(void) {
-	dl_iterate_phdr(zos_startmap_segments, 0);
-}
-
-// zos_startmap_unmap_segments drops the page table entries of the
-// read-only segments (the pages stay in the page cache and fault in again
-// when used). Never the writable one: its private copies would be lost.
-static int zos_startmap_unmap_segments(struct dl_phdr_info *info, size_t size, void *arg) {
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-		if (p->p_type != PT_LOAD || (p->p_flags & PF_W))
-			continue;
-		unsigned long start = ZOS_DOWN(info->dlpi_addr + p->p_vaddr);
-		unsigned long end = ZOS_UP(info->dlpi_addr + p->p_vaddr + p->p_memsz);
-		madvise((void *)start, end - start, MADV_DONTNEED);
-	}
-	return 1;
+	int advice = MADV_POPULATE_READ;
+	dl_iterate_phdr(zos_startmap_segments, &advice);
 }
 
 static void zos_startmap_release(void) {
-	dl_iterate_phdr(zos_startmap_unmap_segments, 0);
+	int advice = MADV_DONTNEED;
+	dl_iterate_phdr(zos_startmap_segments, &advice);
 }
 
 // zos_startmap_done says whether the constructor mapped the segments.
