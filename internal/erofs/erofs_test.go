@@ -270,7 +270,11 @@ func checkDir(t *testing.T, path string, names []string) {
 	want := slices.Clone(names)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Errorf("readdir %s: %d names %.10q..., want %d names %.10q...", path, len(got), got, len(want), want)
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Errorf("readdir %s: %d names, want %d; they differ at #%d: %q, want %q", path, len(got), len(want), i, got[i:min(i+3, len(got))], want[i:min(i+3, len(want))])
 	}
 	// Lookups of absent names around every present one must fail cleanly:
 	// they exercise the binary searches over blocks and within a block.
