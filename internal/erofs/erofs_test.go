@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -142,6 +143,11 @@ func TestDefaultRoot(t *testing.T) {
 	if err != nil || !bytes.Equal(got, make([]byte, 3)) {
 		t.Errorf("f: %q, %v; want 3 zeros", got, err)
 	}
+
+	mnt = mountImage(t, writeImage(t, nil))
+	if des, err := os.ReadDir(mnt); err != nil || len(des) != 0 {
+		t.Errorf("image of no entries: readdir %v, %v; want an empty root", des, err)
+	}
 }
 
 // checkTree compares what the kernel shows under mnt with entries.
@@ -226,7 +232,13 @@ func checkTree(t *testing.T, mnt string, entries []erofs.Entry) {
 				t.Errorf("readlink %q: %d bytes, %v; want %d bytes", e.Path, len(got), err, len(o.Target))
 			}
 		case dir:
-			checkDir(t, path, children[e.Path])
+			checkDir(t, path, children[e.Path], func(name string) uint32 {
+				p := name
+				if e.Path != "" {
+					p = e.Path + "/" + name
+				}
+				return byPath[owner(p)].Mode & unix.S_IFMT
+			})
 		}
 		checkXattrs(t, path, o.Xattrs)
 	}
@@ -256,7 +268,7 @@ func checkZeros(t *testing.T, path string, size uint64) {
 	}
 }
 
-func checkDir(t *testing.T, path string, names []string) {
+func checkDir(t *testing.T, path string, names []string, fileType func(name string) uint32) {
 	t.Helper()
 	des, err := os.ReadDir(path)
 	if err != nil {
@@ -266,6 +278,9 @@ func checkDir(t *testing.T, path string, names []string) {
 	got := make([]string, len(des))
 	for i, d := range des {
 		got[i] = d.Name()
+		if want := modeType[fileType(d.Name())]; d.Type() != want {
+			t.Errorf("readdir %s: %q has type %v, want %v", path, d.Name(), d.Type(), want)
+		}
 	}
 	want := slices.Clone(names)
 	slices.Sort(want)
@@ -298,6 +313,12 @@ func checkDir(t *testing.T, path string, names []string) {
 			t.Errorf("lstat absent %q in %s: %v, want ENOENT", n, path, err)
 		}
 	}
+}
+
+// modeType maps st_mode types to the types readdir reports.
+var modeType = map[uint32]fs.FileMode{
+	reg: 0, dir: fs.ModeDir, lnk: fs.ModeSymlink, unix.S_IFCHR: fs.ModeDevice | fs.ModeCharDevice,
+	unix.S_IFBLK: fs.ModeDevice, unix.S_IFIFO: fs.ModeNamedPipe, unix.S_IFSOCK: fs.ModeSocket,
 }
 
 func checkXattrs(t *testing.T, path string, xs []erofs.Xattr) {
