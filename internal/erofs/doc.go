@@ -17,15 +17,20 @@
 //     0xE0F5E1E2, blkszbits 12, meta_blkaddr 0, root_nid, inos, blocks,
 //     feature_compat SB_CHKSUM with the crc32c of bytes 1024..4095,
 //     feature_incompat CHUNKED_FILE when a regular file is not empty).
-//     epoch (the old build_time) is the root directory's mtime and the uuid
-//     is derived from the image's bytes, so that an image is a pure function
-//     of its entries.
+//     epoch and fixed_nsec (the old build_time and build_time_nsec) are the
+//     mtime most inodes have, the earliest among equals, and the uuid is
+//     derived from the image's bytes, so that an image is a pure function of
+//     its entries.
 //   - The metadata area follows the superblock, meta_blkaddr being 0: an
 //     inode's nid is its byte offset / 32, so the root's nid is 36. Inodes
 //     are laid out breadth first (siblings' inodes sit together, as ls -l
-//     reads them), a hard-linked inode once. Every inode is the 64-byte
-//     extended form (full 32-bit uid/gid, 64-bit mtime and its nanoseconds,
-//     32-bit nlink), followed by its xattrs, then by its layout's tail:
+//     reads them), a hard-linked inode once. An inode whose mtime is the
+//     epoch, with uid, gid and nlink below 65536 and a size below 4 GiB, is
+//     the 32-byte compact form, its i_mtime 0 (kernels before 6.15 read no
+//     i_mtime and take the epoch; later ones add i_mtime to it, so both
+//     agree). Every other inode is the 64-byte extended form (32-bit
+//     uid/gid, 64-bit mtime and its nanoseconds, 32-bit nlink). The inode
+//     is followed by its xattrs, then by its layout's tail:
 //   - xattrs are stored in the inode body: a 12-byte header (no shared
 //     xattrs, no name filter) then entries {name_len u8, name_index u8,
 //     value_size u16, name suffix, value} padded to 4 bytes, the name index

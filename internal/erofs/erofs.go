@@ -44,6 +44,7 @@ const (
 	superOffset = 1024
 	superSize   = 128
 	inodeSize   = 64 // the extended on-disk inode
+	compactSize = 32 // the compact on-disk inode
 	slotBits    = 5  // nid = metadata offset >> slotBits
 	direntSize  = 12
 	xattrHeader = 12
@@ -82,10 +83,11 @@ type dirent struct {
 
 // inode is one on-disk inode: an entry, or several hard-linked entries.
 type inode struct {
-	entry  int32 // index of the entry whose attributes the inode takes
-	mode   uint32
-	nlink  uint32
-	layout uint8
+	entry   int32 // index of the entry whose attributes the inode takes
+	mode    uint32
+	nlink   uint32
+	compact bool // the 32-byte form holds this inode exactly
+	layout  uint8
 	// xattrs is the size of the xattr body (header included), 0 for none.
 	xattrs int
 	size   uint64
@@ -117,6 +119,10 @@ type builder struct {
 	order   []int32   // inodes in layout order
 	chunked bool
 	blocks  uint32
+	// Compact inodes have no time of their own: they take the image's
+	// epoch, chosen as the most common mtime.
+	epoch     int64
+	epochNsec uint32
 }
 
 // Write writes an EROFS image of entries to w.
@@ -424,6 +430,7 @@ func (b *builder) layout() error {
 		}
 	}
 
+	b.chooseEpoch()
 	off := superOffset + superSize
 	for _, k := range b.order {
 		in := &b.inodes[k]
@@ -453,7 +460,9 @@ func (b *builder) layout() error {
 			tail = in.chunks * blockMapEntry
 			b.chunked = true
 		}
-		rec := inodeSize + in.xattrs
+		in.compact = e.UID <= math.MaxUint16 && e.GID <= math.MaxUint16 && in.nlink <= math.MaxUint16 &&
+			in.size <= math.MaxUint32 && e.Mtime == b.epoch && e.MtimeNsec == b.epochNsec
+		rec := in.isize() + in.xattrs
 		if content {
 			if rec+int(in.size) <= blockSize {
 				in.layout = layoutFlatInline
@@ -488,6 +497,34 @@ func (b *builder) layout() error {
 	return nil
 }
 
+// chooseEpoch picks the mtime most inodes have (the earliest among equals),
+// so that most inodes can be compact.
+func (b *builder) chooseEpoch() {
+	type mtime struct {
+		sec  int64
+		nsec uint32
+	}
+	count := make(map[mtime]int)
+	best, bestN := mtime{}, 0
+	for k := range b.inodes {
+		e := b.entry(b.inodes[k].entry)
+		m := mtime{e.Mtime, e.MtimeNsec}
+		n := count[m] + 1
+		count[m] = n
+		if n > bestN || n == bestN && (m.sec < best.sec || m.sec == best.sec && m.nsec < best.nsec) {
+			best, bestN = m, n
+		}
+	}
+	b.epoch, b.epochNsec = best.sec, best.nsec
+}
+
+func (in *inode) isize() int {
+	if in.compact {
+		return compactSize
+	}
+	return inodeSize
+}
+
 // splitDir splits a directory's sorted names into content blocks and sets
 // the directory's size.
 func (in *inode) splitDir() {
@@ -511,12 +548,28 @@ func (b *builder) encode() []byte {
 		in := &b.inodes[k]
 		e := b.entry(in.entry)
 		p := img[in.nid<<slotBits:]
-		le.PutUint16(p[0:], 1|uint16(in.layout)<<1) // extended inode
 		if in.xattrs > 0 {
 			le.PutUint16(p[2:], uint16((in.xattrs-xattrHeader)/4+1))
 		}
 		le.PutUint16(p[4:], uint16(in.mode))
-		le.PutUint64(p[8:], in.size)
+		le.PutUint32(p[20:], uint32(seq+1))
+		if in.compact {
+			// i_mtime at 12 stays 0: kernels before 6.15 ignore it and take
+			// the epoch, later ones add it to the epoch.
+			le.PutUint16(p[0:], uint16(in.layout)<<1)
+			le.PutUint16(p[6:], uint16(in.nlink))
+			le.PutUint32(p[8:], uint32(in.size))
+			le.PutUint16(p[24:], uint16(e.UID))
+			le.PutUint16(p[26:], uint16(e.GID))
+		} else {
+			le.PutUint16(p[0:], 1|uint16(in.layout)<<1)
+			le.PutUint64(p[8:], in.size)
+			le.PutUint32(p[24:], e.UID)
+			le.PutUint32(p[28:], e.GID)
+			le.PutUint64(p[32:], uint64(e.Mtime))
+			le.PutUint32(p[40:], e.MtimeNsec)
+			le.PutUint32(p[44:], in.nlink)
+		}
 		switch {
 		case in.layout == layoutChunked:
 			le.PutUint16(p[16:], uint16(in.chunkBits-blockBits))
@@ -525,14 +578,8 @@ func (b *builder) encode() []byte {
 		default:
 			le.PutUint32(p[16:], in.startBlk)
 		}
-		le.PutUint32(p[20:], uint32(seq+1))
-		le.PutUint32(p[24:], e.UID)
-		le.PutUint32(p[28:], e.GID)
-		le.PutUint64(p[32:], uint64(e.Mtime))
-		le.PutUint32(p[40:], e.MtimeNsec)
-		le.PutUint32(p[44:], in.nlink)
 
-		q := p[inodeSize:]
+		q := p[in.isize():]
 		if in.xattrs > 0 {
 			at := xattrHeader
 			for _, x := range b.xattrs[in.entry] {
@@ -574,9 +621,8 @@ func (b *builder) encode() []byte {
 	sb[12] = blockBits
 	le.PutUint16(sb[14:], uint16(b.inodes[b.ino[b.root]].nid))
 	le.PutUint64(sb[16:], uint64(len(b.inodes)))
-	root := b.entry(b.root)
-	le.PutUint64(sb[24:], uint64(root.Mtime))
-	le.PutUint32(sb[32:], root.MtimeNsec)
+	le.PutUint64(sb[24:], uint64(b.epoch))
+	le.PutUint32(sb[32:], b.epochNsec)
 	le.PutUint32(sb[36:], b.blocks)
 	// meta_blkaddr and xattr_blkaddr stay 0.
 	sum := sha256.Sum256(img[superOffset+superSize:])
