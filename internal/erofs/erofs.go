@@ -333,6 +333,9 @@ func (b *builder) checkEntry(i int32, e *Entry) error {
 		}
 		xs[k] = v
 	}
+	if n := xattrBodySize(xs); n > xattrHeader+4*(math.MaxUint16-1) {
+		return invalid("%q: %d bytes of xattrs exceed the inode's %d", e.Path, n, xattrHeader+4*(math.MaxUint16-1))
+	}
 	b.xattrs[i] = xs
 	return nil
 }

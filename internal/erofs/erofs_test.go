@@ -72,6 +72,8 @@ func variedTree() []erofs.Entry {
 			{Name: "security.capability", Value: []byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 			{Name: "system.posix_acl_access", Value: acl}}},
 		{Path: "big", Mode: dir | 0o755},
+		{Path: "hugex", Mode: reg | 0o644, Size: 1, Xattrs: []erofs.Xattr{ // an inode of many blocks
+			{Name: "user.h1", Value: bytes.Repeat([]byte{1}, 65535)}, {Name: "trusted.h2", Value: bytes.Repeat([]byte{2}, 65535)}}},
 	}
 	// 5000 names of 1..255 bytes, with bytes sorting before "." and after
 	// ASCII, some of them directories.
@@ -446,6 +448,9 @@ func TestWriteRejects(t *testing.T) {
 		{"acl suffix", []erofs.Entry{withX("system.posix_acl_accessx")}, "unknown namespace"},
 		{"duplicate xattr", []erofs.Entry{withX("user.a", "user.a")}, "duplicate xattr"},
 		{"huge xattr", []erofs.Entry{{Path: "x", Mode: reg, Xattrs: []erofs.Xattr{{Name: "user.a", Value: make([]byte, 1<<16)}}}}, "exceeds"},
+		{"xattrs beyond an inode", []erofs.Entry{{Path: "x", Mode: reg, Xattrs: []erofs.Xattr{{Name: "user.a", Value: make([]byte, 65535)},
+			{Name: "user.b", Value: make([]byte, 65535)}, {Name: "user.c", Value: make([]byte, 65535)},
+			{Name: "user.d", Value: make([]byte, 65535)}, {Name: "user.e", Value: make([]byte, 65535)}}}}, "exceed the inode"},
 		{"root not dir", []erofs.Entry{file("")}, "root is not a directory"},
 		{"no type", []erofs.Entry{{Path: "a", Mode: 0o644}}, "unknown file type"},
 		{"empty symlink", []erofs.Entry{{Path: "a", Mode: lnk | 0o777}}, "symlink target"},
