@@ -1,6 +1,7 @@
 package erofs
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -82,31 +83,24 @@ type dirent struct {
 }
 
 // inode is one on-disk inode: an entry, or several hard-linked entries.
+// Its fields are ordered by size to keep 100k of them small.
 type inode struct {
-	entry   int32 // index of the entry whose attributes the inode takes
-	mode    uint32
-	nlink   uint32
-	compact bool // the 32-byte form holds this inode exactly
-	layout  uint8
-	// xattrs is the size of the xattr body (header included), 0 for none.
-	xattrs int
-	size   uint64
+	size uint64
+	nid  uint64
 	// dirents of a directory, "." and ".." included, sorted by name;
 	// blockStart[i] is the index of the first dirent of content block i.
 	dirents    []dirent
 	blockStart []int32
-	chunkBits  uint8 // chunked files: log2 of the chunk size
-	chunks     int   // chunked files: entries of the block map
-	nid        uint64
+	entry      int32 // index of the entry whose attributes the inode takes
+	mode       uint32
+	nlink      uint32
+	xattrs     int32  // size of the xattr body (header included), 0 for none
+	chunks     int32  // chunked files: entries of the block map
 	startBlk   uint32 // FLAT_PLAIN content: first data block
+	chunkBits  uint8  // chunked files: log2 of the chunk size
+	layout     uint8
+	compact    bool // the 32-byte form holds this inode exactly
 	placed     bool
-}
-
-// xattr is a validated Xattr: its name index and the name after the prefix.
-type xattr struct {
-	index  uint8
-	suffix string
-	value  []byte
 }
 
 type builder struct {
@@ -114,9 +108,8 @@ type builder struct {
 	rootDef Entry // the default root, used when entries has none
 	root    int32
 	inodes  []inode
-	ino     []int32   // entry index -> inode index
-	xattrs  [][]xattr // entry index -> validated xattrs
-	order   []int32   // inodes in layout order
+	ino     []int32 // entry index -> inode index
+	order   []int32 // inodes in layout order
 	chunked bool
 	blocks  uint32
 	// Compact inodes have no time of their own: they take the image's
@@ -211,18 +204,18 @@ func (b *builder) build() error {
 	}
 
 	b.ino = make([]int32, total)
-	b.xattrs = make([][]xattr, total)
 	b.inodes = make([]inode, 0, total)
 	for i := int32(0); i < int32(total); i++ {
 		if owner[i] != i || (int(i) == n && b.root != int32(n)) {
 			continue
 		}
 		e := b.entry(i)
-		if err := b.checkEntry(i, e); err != nil {
+		xattrs, err := checkEntry(e)
+		if err != nil {
 			return err
 		}
 		b.ino[i] = int32(len(b.inodes))
-		b.inodes = append(b.inodes, inode{entry: i, mode: e.Mode})
+		b.inodes = append(b.inodes, inode{entry: i, mode: e.Mode, xattrs: int32(xattrs)})
 	}
 	for i := range b.entries {
 		if owner[i] != int32(i) {
@@ -234,15 +227,19 @@ func (b *builder) build() error {
 		return invalid("the root is not a directory (mode %#o)", rootIno.mode)
 	}
 
-	// Directory contents: every entry but the root is a name in its parent.
+	// Directory contents: every entry but the root is a name in its
+	// parent. The names are counted first so that all directories share
+	// one exactly sized array.
+	parentIno := make([]int32, n)
+	size := make([]int32, len(b.inodes))
 	for i := range b.entries {
 		e := &b.entries[i]
 		if e.Path == "" {
 			continue
 		}
-		parent, name := "", e.Path
+		parent := ""
 		if k := strings.LastIndexByte(e.Path, '/'); k >= 0 {
-			parent, name = e.Path[:k], e.Path[k+1:]
+			parent = e.Path[:k]
 		}
 		p := b.root
 		if parent != "" {
@@ -251,12 +248,31 @@ func (b *builder) build() error {
 				return invalid("%q: missing parent directory %q", e.Path, parent)
 			}
 		}
-		dir := &b.inodes[b.ino[p]]
-		if dir.mode&unix.S_IFMT != unix.S_IFDIR {
+		if b.inodes[b.ino[p]].mode&unix.S_IFMT != unix.S_IFDIR {
 			return invalid("%q: parent %q is not a directory", e.Path, parent)
 		}
+		parentIno[i] = b.ino[p]
+		size[b.ino[p]]++
+	}
+	total = 0
+	for k := range b.inodes {
+		if b.inodes[k].mode&unix.S_IFMT == unix.S_IFDIR {
+			size[k] += 2 // "." and ".."
+			total += int(size[k])
+		}
+	}
+	arena := make([]dirent, total)
+	for k := range b.inodes {
+		b.inodes[k].dirents, arena = arena[:0:size[k]], arena[size[k]:]
+	}
+	for i := range b.entries {
+		e := &b.entries[i]
+		if e.Path == "" {
+			continue
+		}
+		dir := &b.inodes[parentIno[i]]
 		child := b.ino[i]
-		dir.dirents = append(dir.dirents, dirent{name: name, ino: child})
+		dir.dirents = append(dir.dirents, dirent{name: e.Path[strings.LastIndexByte(e.Path, '/')+1:], ino: child})
 		c := &b.inodes[child]
 		c.nlink++
 		if c.mode&unix.S_IFMT == unix.S_IFDIR {
@@ -293,51 +309,57 @@ func checkPath(p string) error {
 	return nil
 }
 
-// checkEntry validates the attributes of an entry that owns an inode.
-func (b *builder) checkEntry(i int32, e *Entry) error {
+// checkEntry validates the attributes of an entry that owns an inode and
+// returns the size of its xattr body.
+func checkEntry(e *Entry) (int, error) {
 	if e.Mode&^0xFFFF != 0 {
-		return invalid("%q: mode %#o has bits beyond 16", e.Path, e.Mode)
+		return 0, invalid("%q: mode %#o has bits beyond 16", e.Path, e.Mode)
 	}
 	switch e.Mode & unix.S_IFMT {
 	case unix.S_IFDIR, unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK:
 	case unix.S_IFLNK:
 		if e.Target == "" || len(e.Target) > symlinkMax || strings.IndexByte(e.Target, 0) >= 0 {
-			return invalid("%q: symlink target must be 1..%d bytes without NUL", e.Path, symlinkMax)
+			return 0, invalid("%q: symlink target must be 1..%d bytes without NUL", e.Path, symlinkMax)
 		}
 	case unix.S_IFCHR, unix.S_IFBLK:
 		if unix.Major(e.Rdev) >= 1<<12 || unix.Minor(e.Rdev) >= 1<<20 {
-			return invalid("%q: device %d:%d does not fit 32 bits", e.Path, unix.Major(e.Rdev), unix.Minor(e.Rdev))
+			return 0, invalid("%q: device %d:%d does not fit 32 bits", e.Path, unix.Major(e.Rdev), unix.Minor(e.Rdev))
 		}
 	default:
-		return invalid("%q: unknown file type in mode %#o", e.Path, e.Mode)
+		return 0, invalid("%q: unknown file type in mode %#o", e.Path, e.Mode)
 	}
 	if e.MtimeNsec >= 1e9 {
-		return invalid("%q: mtime nanoseconds %d out of range", e.Path, e.MtimeNsec)
+		return 0, invalid("%q: mtime nanoseconds %d out of range", e.Path, e.MtimeNsec)
 	}
 	if e.Size > math.MaxInt64 {
-		return invalid("%q: size %d out of range", e.Path, e.Size)
+		return 0, invalid("%q: size %d out of range", e.Path, e.Size)
 	}
 	if len(e.Xattrs) == 0 {
-		return nil
+		return 0, nil
 	}
-	xs := make([]xattr, len(e.Xattrs))
+	n := xattrHeader
 	for k, x := range e.Xattrs {
-		v, err := checkXattr(e.Path, x)
-		if err != nil {
-			return err
+		if len(x.Name) > nameMax || strings.IndexByte(x.Name, 0) >= 0 {
+			return 0, invalid("%q: xattr name %q too long or contains NUL", e.Path, x.Name)
+		}
+		if len(x.Value) > math.MaxUint16 {
+			return 0, invalid("%q: xattr %q value of %d bytes exceeds %d", e.Path, x.Name, len(x.Value), math.MaxUint16)
+		}
+		_, suffix, ok := splitXattr(x.Name)
+		if !ok {
+			return 0, invalid("%q: xattr %q has an unknown namespace", e.Path, x.Name)
 		}
 		for _, prev := range e.Xattrs[:k] {
 			if prev.Name == x.Name {
-				return invalid("%q: duplicate xattr %q", e.Path, x.Name)
+				return 0, invalid("%q: duplicate xattr %q", e.Path, x.Name)
 			}
 		}
-		xs[k] = v
+		n += align(4+len(suffix)+len(x.Value), 4)
 	}
-	if n := xattrBodySize(xs); n > xattrHeader+4*(math.MaxUint16-1) {
-		return invalid("%q: %d bytes of xattrs exceed the inode's %d", e.Path, n, xattrHeader+4*(math.MaxUint16-1))
+	if n > xattrHeader+4*(math.MaxUint16-1) {
+		return 0, invalid("%q: %d bytes of xattrs exceed the inode's %d", e.Path, n, xattrHeader+4*(math.MaxUint16-1))
 	}
-	b.xattrs[i] = xs
-	return nil
+	return n, nil
 }
 
 // xattrPrefixes are the kernel's predefined name indexes. A prefix that
@@ -353,15 +375,10 @@ var xattrPrefixes = []struct {
 	{"security.", 6},
 }
 
-func checkXattr(path string, x Xattr) (xattr, error) {
-	if len(x.Name) > nameMax || strings.IndexByte(x.Name, 0) >= 0 {
-		return xattr{}, invalid("%q: xattr name %q too long or contains NUL", path, x.Name)
-	}
-	if len(x.Value) > math.MaxUint16 {
-		return xattr{}, invalid("%q: xattr %q value of %d bytes exceeds %d", path, x.Name, len(x.Value), math.MaxUint16)
-	}
+// splitXattr returns the name index of an xattr name and the rest of it.
+func splitXattr(name string) (index uint8, suffix string, ok bool) {
 	for _, p := range xattrPrefixes {
-		suffix, ok := strings.CutPrefix(x.Name, p.prefix)
+		suffix, ok := strings.CutPrefix(name, p.prefix)
 		if !ok {
 			continue
 		}
@@ -369,20 +386,9 @@ func checkXattr(path string, x Xattr) (xattr, error) {
 		if whole && suffix != "" || !whole && suffix == "" {
 			continue
 		}
-		return xattr{index: p.index, suffix: suffix, value: x.Value}, nil
+		return p.index, suffix, true
 	}
-	return xattr{}, invalid("%q: xattr %q has an unknown namespace", path, x.Name)
-}
-
-func xattrBodySize(xs []xattr) int {
-	if len(xs) == 0 {
-		return 0
-	}
-	n := xattrHeader
-	for _, x := range xs {
-		n += align(4+len(x.suffix)+len(x.value), 4)
-	}
-	return n
+	return 0, "", false
 }
 
 func align(n, a int) int { return (n + a - 1) &^ (a - 1) }
@@ -438,7 +444,6 @@ func (b *builder) layout() error {
 	for _, k := range b.order {
 		in := &b.inodes[k]
 		e := b.entry(in.entry)
-		in.xattrs = xattrBodySize(b.xattrs[in.entry])
 		var tail int // bytes after the xattrs
 		content := false
 		switch in.mode & unix.S_IFMT {
@@ -459,13 +464,13 @@ func (b *builder) layout() error {
 			for in.chunkBits < blockBits+chunkBitsMax && uint64(1)<<in.chunkBits < in.size {
 				in.chunkBits++
 			}
-			in.chunks = int((in.size-1)>>in.chunkBits) + 1
-			tail = in.chunks * blockMapEntry
+			in.chunks = int32((in.size-1)>>in.chunkBits) + 1
+			tail = int(in.chunks) * blockMapEntry
 			b.chunked = true
 		}
 		in.compact = e.UID <= math.MaxUint16 && e.GID <= math.MaxUint16 && in.nlink <= math.MaxUint16 &&
 			in.size <= math.MaxUint32 && e.Mtime == b.epoch && e.MtimeNsec == b.epochNsec
-		rec := in.isize() + in.xattrs
+		rec := in.isize() + int(in.xattrs)
 		if content {
 			if rec+int(in.size) <= blockSize {
 				in.layout = layoutFlatInline
@@ -507,16 +512,28 @@ func (b *builder) chooseEpoch() {
 		sec  int64
 		nsec uint32
 	}
-	count := make(map[mtime]int)
-	best, bestN := mtime{}, 0
+	cmpTime := func(x, y mtime) int {
+		if c := cmp.Compare(x.sec, y.sec); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.nsec, y.nsec)
+	}
+	times := make([]mtime, len(b.inodes))
 	for k := range b.inodes {
 		e := b.entry(b.inodes[k].entry)
-		m := mtime{e.Mtime, e.MtimeNsec}
-		n := count[m] + 1
-		count[m] = n
-		if n > bestN || n == bestN && (m.sec < best.sec || m.sec == best.sec && m.nsec < best.nsec) {
-			best, bestN = m, n
+		times[k] = mtime{e.Mtime, e.MtimeNsec}
+	}
+	slices.SortFunc(times, cmpTime)
+	best, bestN := mtime{}, 0
+	for i := 0; i < len(times); {
+		j := i + 1
+		for j < len(times) && times[j] == times[i] {
+			j++
 		}
+		if j-i > bestN {
+			best, bestN = times[i], j-i
+		}
+		i = j
 	}
 	b.epoch, b.epochNsec = best.sec, best.nsec
 }
@@ -585,12 +602,13 @@ func (b *builder) encode() []byte {
 		q := p[in.isize():]
 		if in.xattrs > 0 {
 			at := xattrHeader
-			for _, x := range b.xattrs[in.entry] {
-				q[at] = uint8(len(x.suffix))
-				q[at+1] = x.index
-				le.PutUint16(q[at+2:], uint16(len(x.value)))
-				n := copy(q[at+4:], x.suffix)
-				n += copy(q[at+4+n:], x.value)
+			for _, x := range e.Xattrs {
+				index, suffix, _ := splitXattr(x.Name)
+				q[at] = uint8(len(suffix))
+				q[at+1] = index
+				le.PutUint16(q[at+2:], uint16(len(x.Value)))
+				n := copy(q[at+4:], suffix)
+				n += copy(q[at+4+n:], x.Value)
 				at += align(4+n, 4)
 			}
 			q = q[in.xattrs:]
