@@ -569,3 +569,28 @@ func TestCompactInodes(t *testing.T) {
 		checkTree(t, mountImage(t, writeImage(t, tree(true))), tree(true))
 	}
 }
+
+// FuzzWrite: any entries give an error or an image of whole blocks, never a
+// panic.
+func FuzzWrite(f *testing.F) {
+	f.Add("a", uint32(reg|0o644), "a/b", "", "user.x", []byte("v"), uint64(1), "t")
+	f.Add("d", uint32(dir|0o755), "d/l", "d", "trusted.overlay.redirect", []byte("/x"), uint64(1<<40), "")
+	f.Add("s", uint32(lnk|0o777), "h", "s", "system.posix_acl_access", []byte{2, 0, 0, 0}, uint64(0), "../s")
+	f.Fuzz(func(t *testing.T, p1 string, mode uint32, p2, link, xname string, xval []byte, size uint64, target string) {
+		entries := []erofs.Entry{
+			{Path: p1, Mode: mode, Size: size, Target: target, Xattrs: []erofs.Xattr{{Name: xname, Value: xval}}},
+			{Path: p2, LinkTo: link},
+			{Path: p1 + "/" + p2, Mode: mode &^ unix.S_IFMT | reg, Target: target},
+		}
+		var buf bytes.Buffer
+		if err := erofs.Write(&buf, entries); err != nil {
+			if !errors.Is(err, erofs.ErrInvalid) || buf.Len() != 0 {
+				t.Fatalf("Write: %v after %d bytes", err, buf.Len())
+			}
+			return
+		}
+		if buf.Len() == 0 || buf.Len()%4096 != 0 {
+			t.Fatalf("image of %d bytes", buf.Len())
+		}
+	})
+}
