@@ -44,7 +44,10 @@
 //     the xattrs, in the inode's block) when inode, xattrs and content fit
 //     in one block, else FLAT_PLAIN with the content in data blocks after
 //     the metadata area. An inode with inline content never crosses a block
-//     boundary; other inodes may, as the kernel allows.
+//     boundary, and an inline directory is followed by at least one NUL
+//     unless it ends its block (lookups read a block's last name up to a
+//     NUL or the block's end); other inodes may cross blocks, as the kernel
+//     allows.
 //   - Directory content: blocks of dirents {nid u64, nameoff u16,
 //     file_type u8, reserved u8} then their names (no NUL); names, "." and
 //     ".." included, are sorted by bytes across the whole directory, and

@@ -480,11 +480,18 @@ func (b *builder) layout() error {
 			}
 		}
 		rec += tail
-		if in.layout == layoutFlatInline && off%blockSize+rec > blockSize {
-			off = align(off, blockSize) // inline content must not cross a block
+		next := rec
+		if in.layout == layoutFlatInline {
+			if off%blockSize+rec > blockSize {
+				off = align(off, blockSize) // inline content must not cross a block
+			}
+			// Lookups read a block's last name up to a NUL or the block's
+			// end; kernels that read an inline directory straight from the
+			// metadata block would run into the next inode without this NUL.
+			next++
 		}
 		in.nid = uint64(off) >> slotBits
-		off += align(rec, 1<<slotBits)
+		off += align(next, 1<<slotBits)
 	}
 
 	blk := uint64(align(off, blockSize) / blockSize)

@@ -580,7 +580,7 @@ func FuzzWrite(f *testing.F) {
 		entries := []erofs.Entry{
 			{Path: p1, Mode: mode, Size: size, Target: target, Xattrs: []erofs.Xattr{{Name: xname, Value: xval}}},
 			{Path: p2, LinkTo: link},
-			{Path: p1 + "/" + p2, Mode: mode &^ unix.S_IFMT | reg, Target: target},
+			{Path: p1 + "/" + p2, Mode: mode&^unix.S_IFMT | reg, Target: target},
 		}
 		var buf bytes.Buffer
 		if err := erofs.Write(&buf, entries); err != nil {
