@@ -212,7 +212,7 @@ func checkTree(t *testing.T, mnt string, entries []erofs.Entry) {
 			nlink          uint64
 			rdev           uint64
 		}{o.Mode, o.UID, o.GID, o.Mtime, int64(o.MtimeNsec), nlink[o.Path], 0}
-		if t := o.Mode & unix.S_IFMT; t == unix.S_IFCHR || t == unix.S_IFBLK {
+		if typ := o.Mode & unix.S_IFMT; typ == unix.S_IFCHR || typ == unix.S_IFBLK {
 			want.rdev = o.Rdev
 		}
 		got := want
