@@ -61,6 +61,8 @@ type Cache struct {
 	stats CacheStats
 
 	warm warmFiles // opened ahead of their read
+
+	pins pinSet // entries kernel mounts use: never evicted (see pinsDir)
 }
 
 // CacheStats counts cache activity.
@@ -125,8 +127,14 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (_ *Cache, err er
 	var all []found
 	live := map[trustKey]stamp{}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
 			return err
+		}
+		if d.IsDir() {
+			if p == filepath.Join(dir, pinsDir) {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		id, perr := flist.ParseID(d.Name())
 		if perr != nil {
@@ -154,6 +162,7 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (_ *Cache, err er
 			c.log.Warn("cannot compact cache verification records", "err", err)
 		}
 	}
+	c.cleanPins()
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime.After(all[j].mtime) })
 	var size int64
 	for _, f := range all {
@@ -782,23 +791,39 @@ func (c *Cache) place(f *os.File, tmp, p string, k trustKey, size int64) (total 
 
 // evictLocked removes least recently used files, as this process knows
 // them, while the directory's total is over the bound, always keeping the
-// most recent one.
+// most recent one and the files kernel mounts use (pinned).
 func (c *Cache) evictLocked(total int64) {
-	for c.max > 0 && total > c.max && c.lru.Len() > 1 {
-		el := c.lru.Back()
-		e := el.Value.(*entry)
-		c.lru.Remove(el)
-		delete(c.entries, e.id)
-		c.stats.Evictions++
-		c.trust.forget(trustKey{e.id, e.whole})
-		if w, ok := c.warm.take(e.id); ok {
-			unix.Close(w.fd)
+	if c.max <= 0 || total <= c.max {
+		return
+	}
+	err := c.withPinsLock(unix.LOCK_SH, func(lock *os.File) error {
+		pinned := c.pinnedLocked(lock)
+		for el := c.lru.Back(); el != nil && el != c.lru.Front() && total > c.max; {
+			e := el.Value.(*entry)
+			prev := el.Prev()
+			if pinned[e.id] {
+				el = prev
+				continue
+			}
+			c.lru.Remove(el)
+			el = prev
+			delete(c.entries, e.id)
+			c.stats.Evictions++
+			c.trust.forget(trustKey{e.id, e.whole})
+			if w, ok := c.warm.take(e.id); ok {
+				unix.Close(w.fd)
+			}
+			if t, ok := c.remove(c.entryPath(e), e.size); ok {
+				total = t
+			} else if t, err := c.usage.total(); err == nil {
+				total = t // evicted by another process meanwhile
+			}
 		}
-		if t, ok := c.remove(c.entryPath(e), e.size); ok {
-			total = t
-		} else if t, err := c.usage.total(); err == nil {
-			total = t // evicted by another process meanwhile
-		}
+		return nil
+	})
+	if err != nil {
+		// Evicting without knowing the pins could break a kernel mount.
+		c.log.Warn("cache over its bound, not evicting", "err", err)
 	}
 }
 
