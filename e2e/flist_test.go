@@ -20,6 +20,17 @@ func flistMounted(mp string) bool {
 	return strings.Contains(string(b), " "+mp+" ")
 }
 
+// mountType is the file system type of the mount at mp ("" if none).
+func mountType(mp string) string {
+	b, _ := os.ReadFile("/proc/self/mounts")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == mp {
+			return f[2]
+		}
+	}
+	return ""
+}
+
 func TestFlistCLI(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -80,21 +91,46 @@ func TestFlistCLI(t *testing.T) {
 		if flistMounted(mp) {
 			t.Fatal("still mounted after SIGTERM")
 		}
-		// umount command path.
-		startZos(t, "flist", "mount", fl, mp, "--insecure", "--cache", filepath.Join(dir, "cache"))
+		// Every file is cached now: the next mount is the kernel's
+		// (overlayfs over an EROFS image), same tree; the umount command
+		// ends it and its process.
+		svc = startZos(t, "flist", "mount", fl, mp, "--insecure", "--cache", filepath.Join(dir, "cache"))
+		zostest.WaitFor(t, 30*time.Second, func() error {
+			if !strings.Contains(svc.logs.String(), "mounted ") {
+				return errors.New("not mounted yet")
+			}
+			return nil
+		})
+		if out := svc.logs.String(); !strings.Contains(out, "served by the kernel") || !strings.Contains(mountType(mp), "overlay") {
+			t.Fatalf("cached flist not mounted by the kernel (%s): %s", mountType(mp), out)
+		}
+		flisttest.Compare(t, flisttest.Scan(t, src, true), flisttest.Scan(t, mp, true))
+		mustZos(t, "flist", "umount", mp)
+		select {
+		case err := <-svc.done:
+			if err != nil {
+				t.Fatalf("mount process after umount: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("mount process still running 10 s after umount")
+		}
+		if flistMounted(mp) {
+			t.Fatal("still mounted after umount")
+		}
+		// --kernel=false keeps FUSE.
+		svc = startZos(t, "flist", "mount", fl, mp, "--insecure", "--kernel=false", "--cache", filepath.Join(dir, "cache"))
 		zostest.WaitFor(t, 30*time.Second, func() error {
 			if !flistMounted(mp) {
 				return errors.New("not mounted yet")
 			}
 			return nil
 		})
-		mustZos(t, "flist", "umount", mp)
-		zostest.WaitFor(t, 10*time.Second, func() error {
-			if flistMounted(mp) {
-				return errors.New("still mounted")
-			}
-			return nil
-		})
+		if typ := mountType(mp); !strings.HasPrefix(typ, "fuse") {
+			t.Fatalf("--kernel=false mounted %s", typ)
+		}
+		if err := svc.stop(t); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	// Tags change the metadata: signatures are dropped and mount refuses.

@@ -158,7 +158,10 @@ func (p flistImages) prepare(ctx context.Context, ref string, args []string, dir
 		return policy, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(p.self, append([]string{"flist", "mount", ref, dir}, args...)...)
+	// FUSE even when the image is all cached: containers with a user
+	// namespace see the image through an id-mapped mount, and an overlayfs
+	// mount (the kernel mount) cannot be id-mapped (EINVAL on 6.18).
+	cmd := exec.Command(p.self, append([]string{"flist", "mount", ref, dir, "--kernel=false"}, args...)...)
 	cmd.Env = startgc.Environ(os.Environ())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

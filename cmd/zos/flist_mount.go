@@ -35,7 +35,7 @@ func newFlistMountCmd() *cobra.Command {
 		cacheDir, cacheSize, ptMinFlag string
 		cpuProfile                     string
 		execVerify, debug, noPT        bool
-		noOpen                         string
+		noOpen, kernel                 string
 		allowOther                     bool
 		readAhead, procs               int
 	)
@@ -93,6 +93,10 @@ and block cache counters (what benchmarks and debugging look at).`,
 			default:
 				return fmt.Errorf("--no-open: %q is not true, false or auto", noOpen)
 			}
+			kernelMode, err := parseKernelMode(kernel)
+			if err != nil {
+				return err
+			}
 			f, r, err := src.open(ctx, args[0], cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -106,7 +110,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 			defer cache.Close()
 			m, err := mount.New(ctx, f, args[1], mount.Options{
 				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
-				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpenOpt, AutoNoOpen: autoNoOpen, AllowOther: allowOther, Debug: debug, Logger: logger,
+				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpenOpt, AutoNoOpen: autoNoOpen, AllowOther: allowOther, Debug: debug, Logger: logger, Kernel: kernelMode,
 			})
 			if err != nil {
 				return err
@@ -115,7 +119,11 @@ and block cache counters (what benchmarks and debugging look at).`,
 			// Only now: more Ps at start only made more threads (a
 			// container's cold start waits for the mount).
 			setProcs(cmd, mountProcs(procs, runtime.GOMAXPROCS(0)))
-			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s at %s (hash %s)\n", args[0], args[1], m.Hash())
+			by := "FUSE"
+			if m.Kernel() {
+				by = "the kernel, every file cached"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "mounted %s at %s (hash %s, served by %s)\n", args[0], args[1], m.Hash(), by)
 			done := make(chan struct{})
 			usr1 := make(chan os.Signal, 1)
 			signal.Notify(usr1, syscall.SIGUSR1)
@@ -155,6 +163,8 @@ and block cache counters (what benchmarks and debugging look at).`,
 	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
 	fl.StringVar(&noOpen, "no-open", "auto", "true: open files without a round trip to the daemon (page cache kept, no passthrough; with --exec-verify, executables are verified whole on first read); auto: when the flist's files average under 64 KiB; false: every open asks the daemon (passthrough of cached files)")
 	fl.Lookup("no-open").NoOptDefVal = "true"
+	fl.StringVar(&kernel, "kernel", "auto", "auto: when every file of the flist is in the cache, mount it with the kernel (overlayfs over a metadata image, reading cache files directly: local disk speed, no daemon in the path; needs root and Linux 6.8+) and FUSE otherwise; true: kernel or fail; false: always FUSE")
+	fl.Lookup("kernel").NoOptDefVal = "true"
 	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the mount process to this file (go tool pprof)")
@@ -181,6 +191,21 @@ func newFlistUmountCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func parseKernelMode(s string) (mount.KernelMode, error) {
+	switch s {
+	case "auto":
+		if os.Geteuid() != 0 {
+			return mount.KernelOff, nil // overlayfs xattrs need root
+		}
+		return mount.KernelAuto, nil
+	case "true":
+		return mount.KernelOnly, nil
+	case "false":
+		return mount.KernelOff, nil
+	}
+	return 0, fmt.Errorf("--kernel: %q is not true, false or auto", s)
 }
 
 // mountProcs is the GOMAXPROCS of a mount daemon for --procs n on a
