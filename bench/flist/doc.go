@@ -10,14 +10,13 @@
 //     caches dropped) on the same mount and after a remount (cached files
 //     trusted on their verification records, or re-hashed) vs local disk
 //     with caches dropped; hot after the remount vs local files read
-//     again. A second table counts the FUSE requests each zos read cost
-//     (the mount's SIGUSR1 stats) and the cached files a new mount had to
-//     hash again.
-//     Changed from the earlier layout: the row "after remount" is now
-//     "warm after remount" and has caches dropped and a local baseline
-//     with caches dropped (it was compared with warm local files), the
-//     old "warm (remounted, read again)" row is "hot after remount", and
-//     "warm, same mount" is new;
+//     again. The remount is done twice: served by the FUSE daemon
+//     (--kernel=false), then by the kernel (--kernel=true: every file is
+//     cached, so overlayfs over an EROFS image of the metadata reads the
+//     cache files itself), with the time each took to mount. A second
+//     table counts the FUSE requests each zos read cost (the mount's
+//     SIGUSR1 stats; none for the kernel mount) and the cached files a
+//     new mount had to hash again;
 //   - time to first byte of a 100 MiB file in a cold mount vs unpacking the
 //     whole tree first (what a `docker pull` costs);
 //   - store growth when a second, mostly identical tree is packed to the
