@@ -41,53 +41,79 @@ type kernelMount struct {
 	done  chan struct{} // closed once unmounted and unpinned
 }
 
-// kernelFile is a regular file's content in the cache: the entry to pin
-// and its path relative to the cache directory.
+// kernelFile is a regular file's content in the cache: the entry that
+// holds it (a chunk, or the whole-file entry of a multi-block file) and
+// its path relative to the cache directory.
 type kernelFile struct {
-	id    flist.ID
-	rel   string
-	check func() bool // opens and verifies the cache file
+	id     flist.ID
+	whole  bool
+	rel    string
+	blocks []flist.Block
+	size   uint64
 }
 
 // kernelFiles lists the cache entries that hold the content of every
 // regular file of t, by inode.
-func (c *Cache) kernelFiles(t *flist.Tree) map[uint64]kernelFile {
+func kernelFiles(t *flist.Tree) map[uint64]kernelFile {
 	files := map[uint64]kernelFile{}
 	for ino, in := range t.Inodes {
 		if _, link := t.HardLinks[ino]; link || !in.IsRegular() || in.Size == 0 {
 			continue
 		}
-		blocks, size := t.Blocks[ino], in.Size
-		if len(blocks) == 1 {
-			b := blocks[0]
-			h := b.ID.String()
-			files[ino] = kernelFile{id: b.ID, rel: h[:2] + "/" + h, check: func() bool {
-				if c.onRecord(trustKey{id: b.ID}, size) {
-					return true
-				}
-				f, _, ok := c.openCachedFile(b)
-				if !ok {
-					return false
-				}
-				defer f.Close()
-				st, err := f.Stat()
-				return err == nil && uint64(st.Size()) == size
-			}}
-			continue
+		f := kernelFile{blocks: t.Blocks[ino], size: in.Size}
+		if len(f.blocks) == 1 {
+			f.id = f.blocks[0].ID
+			h := f.id.String()
+			f.rel = h[:2] + "/" + h
+		} else {
+			f.id, f.whole = flist.ID(flist.DigestOfKeys(f.blocks)), true
+			f.rel = wholeDir + "/" + f.id.String()
 		}
-		d := flist.ID(flist.DigestOfKeys(blocks))
-		files[ino] = kernelFile{id: d, rel: wholeDir + "/" + d.String(), check: func() bool {
-			if c.onRecord(trustKey{d, true}, size) {
-				return true
-			}
-			f, ok := c.OpenWhole(blocks, size)
-			if ok {
-				f.Close()
-			}
-			return ok
-		}}
+		files[ino] = f
 	}
 	return files
+}
+
+// known reports, from memory only, whether f's entry is in the cache or
+// (a multi-block file) can be assembled from it.
+func (c *Cache) known(f kernelFile) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[f.id]; ok {
+		return true
+	}
+	if !f.whole {
+		return false
+	}
+	for _, b := range f.blocks {
+		if _, ok := c.entries[b.ID]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ready verifies that f's cache file is there for the kernel to read:
+// on its verification record, or opened and verified (multi-block files
+// are assembled).
+func (c *Cache) ready(f kernelFile) bool {
+	if c.onRecord(trustKey{f.id, f.whole}, f.size) {
+		return true
+	}
+	if f.whole {
+		w, ok := c.OpenWhole(f.blocks, f.size)
+		if ok {
+			w.Close()
+		}
+		return ok
+	}
+	r, _, ok := c.openCachedFile(f.blocks[0])
+	if !ok {
+		return false
+	}
+	defer r.Close()
+	st, err := r.Stat()
+	return err == nil && uint64(st.Size()) == f.size
 }
 
 // onRecord reports whether the cache file of k is in place, private, of
@@ -124,7 +150,16 @@ func (m *Mount) mountKernel(ctx context.Context, mountpoint string) (*kernelMoun
 			return nil, fmt.Errorf("%w: the flist holds a 0:0 character device", errNotKernel)
 		}
 	}
-	files := c.kernelFiles(t)
+	files := kernelFiles(t)
+	missing := 0
+	for _, f := range files {
+		if !c.known(f) {
+			missing++
+		}
+	}
+	if missing > 0 { // told without a system call: cold mounts lose no time here
+		return nil, fmt.Errorf("%w: %d of %d files are not in the cache", errNotKernel, missing, len(files))
+	}
 	ids := make([]flist.ID, 0, len(files))
 	for _, f := range files {
 		ids = append(ids, f.id)
@@ -140,17 +175,16 @@ func (m *Mount) mountKernel(ctx context.Context, mountpoint string) (*kernelMoun
 		}
 	}()
 	start := time.Now()
-	missing := 0
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if !f.check() {
+		if !c.ready(f) {
 			missing++
 		}
 	}
 	if missing > 0 {
-		return nil, fmt.Errorf("%w: %d of %d files are not in the cache", errNotKernel, missing, len(files))
+		return nil, fmt.Errorf("%w: %d of %d files are not in the cache, or failed their check", errNotKernel, missing, len(files))
 	}
 	checked := time.Since(start)
 	entries, err := kernelEntries(t, files)
