@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -22,6 +23,10 @@ type FList struct {
 	path   string
 	db     *sql.DB
 	tables map[string]bool
+	ro     bool // opened read-only: the metadata hash is computed once
+
+	hashMu sync.Mutex
+	hash   *Hash
 }
 
 // Open opens a .fl file read-only and checks that it has the rfs tables and
@@ -47,7 +52,7 @@ func open(ctx context.Context, path string, ro bool) (*FList, error) {
 		return nil, fmt.Errorf("flist: open: %w", err)
 	}
 	db.SetMaxOpenConns(4)
-	f := &FList{path: path, db: db, tables: map[string]bool{}}
+	f := &FList{path: path, db: db, tables: map[string]bool{}, ro: ro}
 	if err := f.check(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/flist/mount"
+	"github.com/zosgrid/zos/internal/starttrace"
 )
 
 func defaultCacheDir() string {
@@ -103,11 +104,13 @@ and block cache counters (what benchmarks and debugging look at).`,
 			}
 			defer f.Close()
 			defer r.Close()
+			starttrace.Mark("mount", "flist opened (signature checked), stores open")
 			cache, err := mount.NewCache(cacheDir, int64(size), logger)
 			if err != nil {
 				return err
 			}
 			defer cache.Close()
+			starttrace.Mark("mount", "cache open")
 			m, err := mount.New(ctx, f, args[1], mount.Options{
 				Cache: cache, Store: r, ReadAhead: readAhead, ExecVerify: execVerify,
 				NoPassthrough: noPT, PassthroughMin: ptMinOpt, NoOpen: noOpenOpt, AutoNoOpen: autoNoOpen, AllowOther: allowOther, Debug: debug, Logger: logger, Kernel: kernelMode,
@@ -115,6 +118,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 			if err != nil {
 				return err
 			}
+			starttrace.Mark("mount", "mounted")
 			f.Close()
 			// Only now: more Ps at start only made more threads (a
 			// container's cold start waits for the mount).
