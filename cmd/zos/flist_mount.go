@@ -167,7 +167,7 @@ and block cache counters (what benchmarks and debugging look at).`,
 	fl.StringVar(&ptMinFlag, "passthrough-min", "128K", "smallest file passed through to its cache file; smaller ones are served once by the daemon, then from the kernel page cache (0: every file)")
 	fl.StringVar(&noOpen, "no-open", "auto", "true: open files without a round trip to the daemon (page cache kept, no passthrough; with --exec-verify, executables are verified whole on first read); auto: when the flist's files average under 64 KiB; false: every open asks the daemon (passthrough of cached files)")
 	fl.Lookup("no-open").NoOptDefVal = "true"
-	fl.StringVar(&kernel, "kernel", "auto", "auto: when every file of the flist is in the cache, mount it with the kernel (overlayfs over a metadata image, reading cache files directly: local disk speed, no daemon in the path; needs root and Linux 6.8+) and FUSE otherwise; true: kernel or fail; false: always FUSE")
+	fl.StringVar(&kernel, "kernel", "auto", "auto: when every file of the flist is in the cache, mount it with the kernel (overlayfs over a metadata image, reading cache files directly: local disk speed, no daemon in the path; needs root and Linux 6.12+) and FUSE otherwise; true: kernel or fail; false: always FUSE")
 	fl.Lookup("kernel").NoOptDefVal = "true"
 	fl.BoolVar(&allowOther, "allow-other", os.Geteuid() == 0, "let every user read the mount (default when root)")
 	fl.BoolVar(&debug, "debug", false, "log every FUSE request")

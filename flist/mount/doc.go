@@ -82,9 +82,9 @@
 // naming its cache file (the chunk file of a single-block file, the
 // whole-file entry of a longer one). Overlayfs is mounted with the image
 // as its lower layer and the cache directory as its data-only layer
-// (Linux 6.8+: lowerdir+ and datadir+ of the new mount API, so no path of
-// the image or of its EROFS mount is ever visible). Reads and lookups are
-// then local file system operations.
+// (Linux 6.12+: EROFS on a file; lowerdir+ and datadir+ of the new mount
+// API, so no path of the image or of its EROFS mount is ever visible).
+// Reads and lookups are then local file system operations.
 //
 //   - Verified first: every cache file is opened and verified as for
 //     passthrough (below), multi-block files are assembled. If one is
