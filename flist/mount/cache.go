@@ -120,42 +120,13 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (_ *Cache, err er
 		c.log.Warn("cache verification records unavailable, cached files will be re-hashed", "err", err)
 	}
 	c.trust = trust
-	type found struct {
-		e     *entry
-		mtime time.Time
-	}
-	var all []found
-	live := map[trustKey]stamp{}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p == filepath.Join(dir, pinsDir) {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		id, perr := flist.ParseID(d.Name())
-		if perr != nil {
-			if staleTemp(d.Name()) { // left by an interrupted fetch
-				os.Remove(p)
-			}
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		whole := filepath.Base(filepath.Dir(p)) == wholeDir
-		all = append(all, found{&entry{id: id, size: info.Size(), whole: whole}, info.ModTime()})
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			live[trustKey{id, whole}] = stampOf(st)
-		}
-		return nil
-	})
+	all, err := scanCache(dir)
 	if err != nil {
 		return nil, fmt.Errorf("mount: cache scan: %w", err)
+	}
+	live := make(map[trustKey]stamp, len(all))
+	for _, f := range all {
+		live[trustKey{f.e.id, f.e.whole}] = f.stamp
 	}
 	if trust != nil {
 		if err := trust.compact(live); err != nil {
@@ -163,7 +134,7 @@ func NewCache(dir string, maxBytes int64, logger *slog.Logger) (_ *Cache, err er
 		}
 	}
 	c.cleanPins()
-	sort.Slice(all, func(i, j int) bool { return all[i].mtime.After(all[j].mtime) })
+	sort.Slice(all, func(i, j int) bool { return all[i].stamp.mtime > all[j].stamp.mtime })
 	var size int64
 	for _, f := range all {
 		c.entries[f.e.id] = c.lru.PushBack(f.e)
@@ -941,4 +912,82 @@ func (c *Cache) assemble(blocks []flist.Block, digest flist.ID, p string, size u
 
 func (c *Cache) dropWhole(digest flist.ID) {
 	c.forget(trustKey{digest, true})
+}
+
+// scanned is a cache file found by scanCache.
+type scanned struct {
+	e     *entry
+	stamp stamp
+}
+
+// scanWorkers read the cache's subdirectories in parallel: the scan stats
+// every file, and with the kernel's caches cold each stat may wait for the
+// disk, so more of them in flight than CPUs shortens it (43k files: 0.6 s
+// one by one).
+const scanWorkers = 8
+
+// scanCache lists the cache files of dir (<dir>/<xx>/<id> and
+// <dir>/whole/<digest>) with their stat, skipping pinsDir, and removes the
+// temporary files interrupted writers left.
+func scanCache(dir string) ([]scanned, error) {
+	top, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	subdirs := make(chan string, len(top))
+	for _, d := range top {
+		if d.IsDir() && d.Name() != pinsDir {
+			subdirs <- d.Name()
+		}
+	}
+	close(subdirs)
+	var (
+		mu  sync.Mutex
+		all []scanned
+		wg  sync.WaitGroup
+	)
+	for range scanWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []scanned
+			for name := range subdirs {
+				mine = scanDir(filepath.Join(dir, name), name == wholeDir, mine)
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all, nil
+}
+
+// scanDir appends the cache files of one subdirectory to out.
+func scanDir(path string, whole bool, out []scanned) []scanned {
+	f, err := os.Open(path)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(-1)
+	fd := int(f.Fd())
+	for _, name := range names {
+		id, perr := flist.ParseID(name)
+		if perr != nil {
+			if staleTemp(name) { // left by an interrupted fetch
+				unix.Unlinkat(fd, name, 0)
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		out = append(out, scanned{
+			e:     &entry{id: id, size: st.Size, whole: whole},
+			stamp: newStamp(st.Size, st.Ino, st.Mtim.Nano(), st.Ctim.Nano()),
+		})
+	}
+	return out
 }

@@ -44,10 +44,12 @@ type stamp struct {
 }
 
 func stampOf(st *syscall.Stat_t) stamp {
-	return stamp{
-		size: uint64(st.Size), ino: st.Ino,
-		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
-	}
+	return newStamp(st.Size, st.Ino, st.Mtim.Nano(), st.Ctim.Nano())
+}
+
+// newStamp is stampOf for callers with another stat type (x/sys/unix).
+func newStamp(size int64, ino uint64, mtime, ctime int64) stamp {
+	return stamp{size: uint64(size), ino: ino, mtime: mtime, ctime: ctime}
 }
 
 // trustKey names a cache file: a chunk (block id) or a whole file
