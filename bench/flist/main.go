@@ -183,36 +183,33 @@ func run() error {
 	// verification records (flist/mount), re-hashing only the others. First
 	// served by the FUSE daemon, then by the kernel (every file is cached:
 	// overlayfs over an EROFS image of the metadata, see flist/mount).
-	var dMountFuse, dMountKernel time.Duration
-	dMountFuse, err = timed(func() (err error) { m, err = mountFlist(zos, fl, mp, cache, "--kernel=false"); return err })
+	// remount mounts the flist again with extra flags, times it, and reads
+	// the tree warm (caches dropped), then hot; beforeRead runs once mounted.
+	remount := func(label string, beforeRead func() error, extra ...string) (dMount time.Duration, warm, hot float64, err error) {
+		dMount, err = timed(func() (err error) { m, err = mountFlist(zos, fl, mp, cache, extra...); return err })
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer m.stop()
+		if err = beforeRead(); err != nil {
+			return 0, 0, 0, err
+		}
+		if warm, err = measure(m, "warm"+label+" (caches dropped)", true); err != nil {
+			return 0, 0, 0, err
+		}
+		hot, err = measure(m, "hot"+label, false)
+		return dMount, warm, hot, err
+	}
+	var localCold2 float64
+	dMountFuse, warmRemount, hotRemount, err := remount(" after remount", func() error {
+		d, _, err := timedDropped(*src)
+		localCold2 = mibps(n, d)
+		return err
+	}, "--kernel=false")
 	if err != nil {
 		return err
 	}
-	dLocalCold2, _, err := timedDropped(*src)
-	if err != nil {
-		m.stop()
-		return err
-	}
-	localCold2 := mibps(n, dLocalCold2)
-	warmRemount, err := measure(m, "warm (remounted, caches dropped)", true)
-	var hotRemount float64
-	if err == nil {
-		hotRemount, err = measure(m, "hot after remount", false)
-	}
-	m.stop()
-	if err != nil {
-		return err
-	}
-	dMountKernel, err = timed(func() (err error) { m, err = mountFlist(zos, fl, mp, cache, "--kernel=true"); return err })
-	if err != nil {
-		return err
-	}
-	warmKernel, err := measure(m, "warm, kernel mount (caches dropped)", true)
-	var hotKernel float64
-	if err == nil {
-		hotKernel, err = measure(m, "hot, kernel mount", false)
-	}
-	m.stop()
+	dMountKernel, warmKernel, hotKernel, err := remount(", kernel mount", func() error { return nil }, "--kernel=true")
 	if err != nil {
 		return err
 	}

@@ -383,7 +383,7 @@ func (m *Mount) watchKernel(k *kernelMount) {
 			return
 		}
 		fds := []unix.PollFd{{Fd: int32(mi.Fd()), Events: unix.POLLPRI}}
-		if _, err := unix.Poll(fds, 1000); err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := unix.Poll(fds, 10000); err != nil && !errors.Is(err, unix.EINTR) {
 			m.log.Error("cannot watch the mount table", "err", err)
 			<-m.ctx.Done()
 			return
