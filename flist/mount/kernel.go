@@ -214,23 +214,12 @@ const overlayXattr = "trusted.overlay."
 // content are overlayfs metacopy files redirected to their cache file.
 func kernelEntries(t *flist.Tree, files map[uint64]kernelFile) ([]erofs.Entry, error) {
 	paths := make(map[uint64]string, len(t.Inodes))
-	paths[flist.RootIno] = ""
-	order := []uint64{flist.RootIno}
-	for i := 0; i < len(order); i++ {
-		dir := order[i]
-		for _, child := range t.Children[dir] {
-			in := t.Inodes[child]
-			if in == nil {
-				return nil, fmt.Errorf("inode %d missing", child)
-			}
-			p := in.Name
-			if dir != flist.RootIno {
-				p = paths[dir] + "/" + in.Name
-			}
-			paths[child] = p
-			order = append(order, child)
-		}
-	}
+	order := make([]uint64, 0, len(t.Inodes))
+	t.Walk(func(p string, in *flist.Inode) error {
+		paths[in.Ino] = p
+		order = append(order, in.Ino)
+		return nil
+	})
 	entries := make([]erofs.Entry, 0, len(order))
 	for _, ino := range order {
 		in := t.Inodes[ino]
