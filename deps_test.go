@@ -45,6 +45,8 @@ var depRules = []depRule{
 		why: "zos starts several times per container: CometBFT's package init (about 33 ms) stays in cmd/zos-ledger"},
 	{pkgs: []string{"zos/cmd/zos-init"}, deny: []string{"zos/...", "non-std"}, allow: []string{"zos/container/supervise", "zos/internal/...", "golang.org/x/...", "gopkg.in/yaml.v3"},
 		why: "every container start waits for the supervisor's start: it links the supervisor only (see cmd/zos-init)"},
+	{pkgs: []string{"zos/internal/dirlock"}, deny: []string{"zos/...", "non-std"}, allow: []string{"golang.org/x/sys/unix"},
+		why: "the lock helper is leaf code: the standard library and x/sys/unix only"},
 	{pkgs: []string{"zos/internal/erofs"}, deny: []string{"zos/...", "non-std"}, allow: []string{"golang.org/x/sys/unix"},
 		why: "the image writer is leaf code: the standard library and x/sys/unix only"},
 	{pkgs: []string{"zos/ledger"}, deny: []string{"net", "os/...", "time", "math/rand/...", "crypto/rand", "syscall"}, direct: true,

@@ -60,7 +60,7 @@
 // thread (runtime.LockOSThread in an init function), see cmd/zos/main.go.
 //
 // May import: the standard library, runc's libcontainer, runtime-spec, x/sys,
-// container/guard, internal/starttrace and internal/atomicfile.
+// container/guard, internal/starttrace, internal/atomicfile and internal/dirlock.
 // Must never be imported by: grid, resp, ledger, flist (engines talk to it
 // through interfaces they declare).
 package container

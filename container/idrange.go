@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/zosgrid/zos/internal/dirlock"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,9 +51,9 @@ func parseClaim(name string) (base uint32, id string, ok bool) {
 // container id and returns its first id.
 func (r *Runtime) allocIDBase(id string) (uint32, error) {
 	dir := r.claimsDir()
-	lock, err := lockIn(dir, 0o700, unix.LOCK_EX)
+	lock, err := dirlock.Take(dir, 0o700, unix.LOCK_EX)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("container: %w", err)
 	}
 	defer lock.Close()
 	if _, err := os.Stat(filepath.Join(dir, claimsComplete)); errors.Is(err, os.ErrNotExist) {

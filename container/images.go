@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zosgrid/zos/internal/dirlock"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,22 +99,9 @@ func (r *Runtime) fetch(ctx context.Context, url string) (string, error) {
 // lockImages takes the lock of the downloads: shared while a download
 // waits for its container to be created, exclusive to remove downloads.
 func (r *Runtime) lockImages(how int) (*os.File, error) {
-	return lockIn(r.imagesDir(), 0o711, how)
-}
-
-// lockIn takes an flock (how: unix.LOCK_SH or unix.LOCK_EX) on dir/.lock,
-// making dir (with perm) and the file if needed. Closing the file lets go.
-func lockIn(dir string, perm os.FileMode, how int) (*os.File, error) {
-	if err := os.MkdirAll(dir, perm); err != nil {
-		return nil, fmt.Errorf("container: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	f, err := dirlock.Take(r.imagesDir(), 0o711, how)
 	if err != nil {
 		return nil, fmt.Errorf("container: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("container: lock %s: %w", dir, err)
 	}
 	return f, nil
 }

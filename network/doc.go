@@ -28,7 +28,7 @@
 // the device sockets, wall.json and overlay-attachments.json.
 //
 // May import: network/wg, network/internal/netnsx, the standard library,
-// netlink, netns, nftables, internal/atomicfile.
+// netlink, netns, nftables, internal/atomicfile, internal/dirlock.
 // Must never be imported by: grid, provision (it declares its own interface),
 // or any shared package.
 package network

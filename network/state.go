@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/zosgrid/zos/internal/atomicfile"
+	"github.com/zosgrid/zos/internal/dirlock"
 
 	"golang.org/x/sys/unix"
 )
@@ -98,18 +99,11 @@ func (m *Manager) states() ([]state, error) {
 // lock takes the host-wide lock of the state directory, so concurrent
 // `zos network` commands do not interleave.
 func (m *Manager) lock() (func(), error) {
-	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
+	f, err := dirlock.Take(m.cfg.StateDir, 0o700, unix.LOCK_EX)
+	if err != nil {
 		return nil, fmt.Errorf("network: state dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(m.cfg.StateDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("network: lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("network: lock: %w", err)
-	}
-	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	return func() { f.Close() }, nil
 }
 
 var errNotExist = os.ErrNotExist

@@ -187,8 +187,9 @@
 // programs it writes itself (package managers, JITs) is deployed without
 // exec verification; the deployment says which.
 //
-// May import: the standard library, flist, internal/atomicfile, internal/regfile, internal/erofs, go-fuse,
-// x/sync, x/sys/unix.
+// May import: the standard library, flist, internal/atomicfile,
+// internal/regfile, internal/erofs, internal/dirlock, go-fuse, x/sync,
+// x/sys/unix.
 // Must never be imported by: flist, flist/store, flist/pack, provision
 // (provision declares its own Mounter interface).
 package mount

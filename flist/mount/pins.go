@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/internal/dirlock"
 )
 
 // pinsDir holds one file per kernel mount (see kernel.go) that lists the
@@ -21,14 +22,13 @@ import (
 // evict them while the mount exists. A pin file is a header line
 // ("zos-flist-pins 1 MNTID TARGET"), then the 32-byte ids.
 //
-// pinsLock (in pinsDir) is locked exclusively to add or remove a pin and
+// The pins lock (internal/dirlock, in pinsDir) is locked exclusively to add or remove a pin and
 // shared by an eviction for as long as it removes files, so that a pin
 // written before its mount checks its files keeps every one of them. Its
 // first 8 bytes count the changes: an evicting process re-reads the pins
 // only when the count moved.
 const (
 	pinsDir    = "pins"
-	pinsLock   = ".lock"
 	pinsHeader = "zos-flist-pins 1"
 )
 
@@ -48,19 +48,11 @@ type pin struct {
 
 // withPinsLock runs fn with pinsLock locked (how: LOCK_SH or LOCK_EX).
 func (c *Cache) withPinsLock(how int, fn func(lock *os.File) error) error {
-	dir := filepath.Join(c.dir, pinsDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("mount: pins: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, pinsLock), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := dirlock.Take(filepath.Join(c.dir, pinsDir), 0o700, how)
 	if err != nil {
 		return fmt.Errorf("mount: pins: %w", err)
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), how); err != nil {
-		return fmt.Errorf("mount: pins: lock: %w", err)
-	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 	return fn(lock)
 }
 

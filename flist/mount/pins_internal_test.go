@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zosgrid/zos/flist"
+	"github.com/zosgrid/zos/internal/dirlock"
 )
 
 // A pin outlives its process only while its mount exists: opening the
@@ -53,7 +54,7 @@ func TestCleanPins(t *testing.T) {
 			t.Errorf("pin %s: kept %v, want %v", filepath.Base(p.path), err == nil, want)
 		}
 	}
-	lock, err := os.Open(filepath.Join(dir, pinsDir, pinsLock))
+	lock, err := os.Open(filepath.Join(dir, pinsDir, dirlock.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
