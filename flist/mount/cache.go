@@ -498,13 +498,7 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 			return nil, nil, false
 		}
 		c.mu.Lock()
-		if el, ok := c.entries[b.ID]; ok {
-			c.lru.MoveToFront(el)
-			e = el.Value.(*entry)
-		} else {
-			e = &entry{id: b.ID, size: st.Size()}
-			c.entries[b.ID] = c.lru.PushFront(e)
-		}
+		e = c.adoptLocked(trustKey{id: b.ID}, st.Size())
 		// A file willNeed opened before another reader verified the
 		// entry may be one dropped since: check it.
 		verified = e.verified && !taken
@@ -530,6 +524,30 @@ func (c *Cache) openCachedFile(b flist.Block) (f *os.File, plain []byte, ok bool
 	c.stats.Hits++
 	c.mu.Unlock()
 	return f, plain, true
+}
+
+// adoptLocked returns k's entry, made most recent, adding it (of size
+// bytes) if this process did not know it: another process sharing the
+// directory put the file there since the scan. The caller holds c.mu.
+func (c *Cache) adoptLocked(k trustKey, size int64) *entry {
+	if el, ok := c.entries[k.id]; ok {
+		c.lru.MoveToFront(el)
+		return el.Value.(*entry)
+	}
+	e := &entry{id: k.id, size: size, whole: k.whole}
+	c.entries[k.id] = c.lru.PushFront(e)
+	return e
+}
+
+// allCachedLocked reports whether every block is in the cache (as this
+// process knows it). The caller holds c.mu.
+func (c *Cache) allCachedLocked(blocks []flist.Block) bool {
+	for _, b := range blocks {
+		if _, ok := c.entries[b.ID]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // verifyFile decides whether the open cache file f, not yet verified by
@@ -816,13 +834,9 @@ func (c *Cache) OpenWhole(blocks []flist.Block, size uint64) (f *os.File, ok boo
 	el, cached := c.entries[digest]
 	if cached {
 		c.lru.MoveToFront(el)
-	} else {
-		for _, b := range blocks {
-			if _, ok := c.entries[b.ID]; !ok {
-				c.mu.Unlock()
-				return nil, false
-			}
-		}
+	} else if !c.allCachedLocked(blocks) {
+		c.mu.Unlock()
+		return nil, false
 	}
 	c.mu.Unlock()
 	if cached {

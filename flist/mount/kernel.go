@@ -82,15 +82,7 @@ func (c *Cache) known(f kernelFile) bool {
 	if _, ok := c.entries[f.id]; ok {
 		return true
 	}
-	if !f.whole {
-		return false
-	}
-	for _, b := range f.blocks {
-		if _, ok := c.entries[b.ID]; !ok {
-			return false
-		}
-	}
-	return true
+	return f.whole && c.allCachedLocked(f.blocks)
 }
 
 // ready verifies that f's cache file is there for the kernel to read:
@@ -128,12 +120,7 @@ func (c *Cache) onRecord(k trustKey, size uint64) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[k.id]; ok {
-		c.lru.MoveToFront(el)
-		el.Value.(*entry).verified = true
-	} else { // put there by another process since the scan
-		c.entries[k.id] = c.lru.PushFront(&entry{id: k.id, size: st.Size, verified: true, whole: k.whole})
-	}
+	c.adoptLocked(k, st.Size).verified = true
 	c.stats.Hits++
 	c.stats.Trusted++
 	return true
